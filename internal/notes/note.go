@@ -1,0 +1,93 @@
+// Package notes is the sample resource: plain types, validation rules and the
+// storage contract. Adapters live elsewhere: internal/database implements Store
+// with bun, internal/cache adds a read-through cache, internal/server speaks HTTP.
+package notes
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits a client can rely on; they are part of the API contract and documented in README.md.
+const (
+	MaxTitleLen = 200   // characters
+	MaxBodyLen  = 10000 // characters
+)
+
+// Note is one stored note. Version starts at 1 and grows by one on every update;
+// it is the ETag clients send back in If-Match for optimistic concurrency.
+type Note struct {
+	ID        string    `json:"id"`
+	Title     string    `json:"title"`
+	Body      string    `json:"body"`
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Input is what a client may set on create or update.
+type Input struct {
+	Title string `json:"title"`
+	Body  string `json:"body"`
+}
+
+// FieldError names one invalid field, for the problem+json "errors" list.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Validate returns every problem with in, not just the first.
+func (in Input) Validate() []FieldError {
+	var errs []FieldError
+	switch n := utf8.RuneCountInString(in.Title); {
+	case strings.TrimSpace(in.Title) == "":
+		errs = append(errs, FieldError{"title", "is required"})
+	case n > MaxTitleLen:
+		errs = append(errs, FieldError{"title", "must be at most 200 characters"})
+	}
+	if utf8.RuneCountInString(in.Body) > MaxBodyLen {
+		errs = append(errs, FieldError{"body", "must be at most 10000 characters"})
+	}
+	if !utf8.ValidString(in.Title) || !utf8.ValidString(in.Body) {
+		errs = append(errs, FieldError{"title/body", "must be valid UTF-8"})
+	}
+	return errs
+}
+
+// Page is one page of a listing. NextCursor is empty on the last page.
+type Page struct {
+	Items      []Note `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Errors a Store returns; the HTTP layer maps them to 404 and 412.
+var (
+	ErrNotFound        = errors.New("note not found")
+	ErrVersionMismatch = errors.New("note version mismatch")
+)
+
+// AnyVersion passed as the expected version skips the optimistic-concurrency check.
+const AnyVersion int64 = 0
+
+// Store persists notes. Implementations must be safe for concurrent use.
+//
+//go:generate go tool mockgen -typed -destination=mock_store_test.go -package=notes_test . Store
+type Store interface {
+	// Create assigns ID, Version (1) and timestamps, and stores the note.
+	Create(ctx context.Context, in Input) (Note, error)
+	// Get returns ErrNotFound when no note has that id.
+	Get(ctx context.Context, id string) (Note, error)
+	// List returns up to limit notes in creation order, starting after the
+	// note whose id is cursor (from the beginning when cursor is empty).
+	List(ctx context.Context, cursor string, limit int) (Page, error)
+	// Update replaces title and body when the stored version equals want
+	// (or want is AnyVersion); it returns ErrVersionMismatch otherwise,
+	// and ErrNotFound when the note does not exist.
+	Update(ctx context.Context, id string, in Input, want int64) (Note, error)
+	// Delete removes the note under the same version rule as Update.
+	Delete(ctx context.Context, id string, want int64) error
+}

@@ -1,0 +1,33 @@
+// Package servicetest gives tests access to the real services on the machine
+// (PostgreSQL, Redis, ...). A test that needs an absent service skips with a
+// loud message, unless REQUIRE_SERVICES=1 is set (as .ci/run does): then it fails.
+package servicetest
+
+import (
+	"os"
+	"testing"
+)
+
+// Required reports whether absent services must fail tests instead of skipping them.
+func Required() bool { return os.Getenv("REQUIRE_SERVICES") == "1" }
+
+// URL returns the value of the environment variable env (for example
+// TEST_DATABASE_URL), or skips/fails the test when it is unset.
+func URL(t testing.TB, env, what string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		Missing(t, what, env+" is not set")
+	}
+	return v
+}
+
+// Missing skips the test loudly, or fails it under REQUIRE_SERVICES=1.
+func Missing(t testing.TB, what, why string) {
+	t.Helper()
+	msg := "SERVICE MISSING: " + what + ": " + why + " (set REQUIRE_SERVICES=1 to make this a failure; .ci/run does)"
+	if Required() {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
