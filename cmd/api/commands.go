@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/database"
+	"github.com/uptrace/bun"
+)
+
+// Set at build time by the Makefile:
+// -ldflags "-X main.version=v1.2.3 -X main.commit=abc123 -X main.buildTime=2026-11-25T10:00:00Z"
+var (
+	version   = "dev"
+	commit    = ""
+	buildTime = ""
+)
+
+func versionString() string {
+	c := commit
+	if c == "" { // go build records the VCS revision; use it when not stamped
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					c = s.Value
+				}
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	b := buildTime
+	if b == "" {
+		b = "unknown"
+	}
+	return fmt.Sprintf("api %s (commit %s, built %s, %s)", version, c, b, runtime.Version())
+}
+
+// loadConfig parses the command's flags and loads the configuration. Flag
+// mistakes produce one plain line; configuration problems list them all.
+func loadConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config.Loaded, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // we print one line ourselves instead of flag's usage dump
+	path := fs.String("config", getenv("APP_CONFIG"), "YAML configuration file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			_, _ = io.WriteString(stderr, usageText)
+			return nil, usagef("%s: help requested", cmd)
+		}
+		return nil, usagef("%s: %v", cmd, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("%s: unexpected argument %q", cmd, fs.Arg(0))
+	}
+	l, err := config.Load(*path, getenv, os.ReadFile)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return l, nil
+}
+
+// migrateCmd runs `api migrate up|down|status`.
+func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return usagef("migrate: want a subcommand: up, down or status")
+	}
+	sub := args[0]
+	if sub != "up" && sub != "down" && sub != "status" {
+		return usagef("migrate: unknown subcommand %q (want up, down or status)", sub)
+	}
+	l, err := loadConfig("migrate "+sub, args[1:], getenv, stderr)
+	if err != nil {
+		return err
+	}
+	db, err := database.Open(ctx, dbOptions(l.Config))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return migrate(ctx, db, sub, stdout)
+}
+
+func migrate(ctx context.Context, db *bun.DB, sub string, stdout io.Writer) error {
+	switch sub {
+	case "up":
+		applied, err := database.Migrate(ctx, db, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		if len(applied) == 0 {
+			_, err = fmt.Fprintln(stdout, "migrate up: nothing to apply; the schema is current")
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "migrate up: applied %s\n", strings.Join(applied, ", "))
+		return err
+	case "down":
+		rolled, err := database.Rollback(ctx, db)
+		if err != nil {
+			return err
+		}
+		if len(rolled) == 0 {
+			_, err = fmt.Fprintln(stdout, "migrate down: nothing to roll back")
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "migrate down: rolled back %s\n", strings.Join(rolled, ", "))
+		return err
+	default:
+		st, err := database.Status(ctx, db)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "MIGRATION\tSTATE\tGROUP\tAPPLIED AT")
+		for _, m := range st {
+			state, group, at := "pending", "-", "-"
+			if m.Applied {
+				state, group, at = "applied", fmt.Sprint(m.GroupID), m.MigratedAt.UTC().Format("2006-01-02 15:04:05Z")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, state, group, at)
+		}
+		return tw.Flush()
+	}
+}
+
+func dbOptions(c config.Config) database.Options {
+	return database.Options{
+		URL:             c.Database.URL,
+		SQLitePath:      c.Database.SQLitePath,
+		BusyTimeout:     c.Database.BusyTimeout,
+		MaxOpenConns:    c.Database.MaxOpenConns,
+		MaxIdleConns:    c.Database.MaxIdleConns,
+		ConnMaxLifetime: c.Database.ConnMaxLifetime,
+	}
+}

@@ -1,0 +1,461 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prodready/service/internal/servicetest"
+)
+
+// TestMain lets a test re-run this test binary as the real program (main(),
+// signals and exit codes included) by setting API_TEST_RUN_MAIN=1.
+func TestMain(m *testing.M) {
+	if os.Getenv("API_TEST_RUN_MAIN") == "1" {
+		os.Args = append([]string{"api"}, strings.Fields(os.Getenv("API_TEST_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine to write while
+// the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// app is the real program running in-process.
+type app struct {
+	url    string
+	logs   *syncBuffer
+	stop   context.CancelFunc
+	done   chan error
+	client *http.Client
+}
+
+var listenRe = regexp.MustCompile(`"msg":"http server listening".*?"addr":"([^"]+)"`)
+
+// startApp runs `api serve` through run() on a random loopback port with the
+// given environment on top of development defaults and a temporary SQLite file.
+func startApp(t *testing.T, env map[string]string) *app {
+	t.Helper()
+	base := map[string]string{
+		"APP_ENVIRONMENT":          "development",
+		"APP_HTTP_HOST":            "127.0.0.1",
+		"APP_HTTP_PORT":            "0",
+		"APP_DATABASE_SQLITE_PATH": filepath.Join(t.TempDir(), "data", "notes.db"),
+		"APP_LOG_LEVEL":            "debug",
+	}
+	for k, v := range env {
+		base[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &app{logs: &syncBuffer{}, stop: cancel, done: make(chan error, 1), client: &http.Client{Timeout: 10 * time.Second}}
+	go func() {
+		a.done <- run(ctx, []string{"serve"}, func(k string) string { return base[k] }, a.logs, a.logs)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listenRe.FindStringSubmatch(a.logs.String()); m != nil {
+			a.url = "http://" + m[1]
+			break
+		}
+		select {
+		case err := <-a.done:
+			t.Fatalf("the service stopped at start: %v\nlogs:\n%s", err, a.logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if a.url == "" {
+		cancel()
+		t.Fatalf("the service did not start listening within 20s; logs:\n%s", a.logs.String())
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-a.done:
+		case <-time.After(30 * time.Second):
+			t.Error("the service did not stop within 30s")
+		}
+	})
+	return a
+}
+
+// do sends a request and decodes a JSON response body into a map.
+func (a *app) do(t *testing.T, method, path, body string, hdr ...string) (*http.Response, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, a.url+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %q", method, path, raw)
+		}
+	}
+	return resp, m
+}
+
+// notesScenario drives the notes API as a client would, checking each answer.
+func notesScenario(t *testing.T, a *app) {
+	resp, created := a.do(t, "POST", "/v1/notes", `{"title":"Buy milk","body":"2 litres"}`, "X-Request-ID", "e2e-create-1")
+	if resp.StatusCode != http.StatusCreated || created["title"] != "Buy milk" || created["version"] != float64(1) {
+		t.Fatalf("create: %d %v", resp.StatusCode, created)
+	}
+	if got := resp.Header.Get("X-Request-ID"); got != "e2e-create-1" {
+		t.Errorf("create: request ID %q not echoed", got)
+	}
+	id := created["id"].(string)
+	if loc := resp.Header.Get("Location"); loc != "/v1/notes/"+id {
+		t.Errorf("create: Location %q", loc)
+	}
+
+	resp, got := a.do(t, "GET", "/v1/notes/"+id, "")
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != http.StatusOK || got["body"] != "2 litres" || etag != `"1"` {
+		t.Fatalf("get: %d %v etag %q", resp.StatusCode, got, etag)
+	}
+	// A second read is served by the cache and must be identical.
+	if _, again := a.do(t, "GET", "/v1/notes/"+id, ""); fmt.Sprint(again) != fmt.Sprint(got) {
+		t.Errorf("cached read differs: %v vs %v", again, got)
+	}
+
+	resp, updated := a.do(t, "PUT", "/v1/notes/"+id, `{"title":"Buy oat milk","body":"2 litres"}`, "If-Match", etag)
+	if resp.StatusCode != http.StatusOK || updated["version"] != float64(2) || resp.Header.Get("ETag") != `"2"` {
+		t.Fatalf("update: %d %v", resp.StatusCode, updated)
+	}
+	// The cache was invalidated: a read sees the new title at once.
+	if _, fresh := a.do(t, "GET", "/v1/notes/"+id, ""); fresh["title"] != "Buy oat milk" {
+		t.Errorf("read after update is stale: %v", fresh)
+	}
+	// Someone still holding version 1 loses, and is told so.
+	resp, prob := a.do(t, "PUT", "/v1/notes/"+id, `{"title":"lost update"}`, "If-Match", etag)
+	if resp.StatusCode != http.StatusPreconditionFailed || !isProblem(resp) || prob["request_id"] == "" {
+		t.Errorf("stale update: %d %v", resp.StatusCode, prob)
+	}
+
+	for i := range 4 {
+		a.do(t, "POST", "/v1/notes", fmt.Sprintf(`{"title":"note %d"}`, i))
+	}
+	resp, page := a.do(t, "GET", "/v1/notes?limit=3", "")
+	if resp.StatusCode != http.StatusOK || len(page["items"].([]any)) != 3 || page["next_cursor"] == "" {
+		t.Fatalf("list: %d %v", resp.StatusCode, page)
+	}
+	_, rest := a.do(t, "GET", "/v1/notes?limit=3&cursor="+page["next_cursor"].(string), "")
+	if n := len(rest["items"].([]any)); n != 2 || rest["next_cursor"] != nil {
+		t.Errorf("second page: %d items, next %v", n, rest["next_cursor"])
+	}
+	resp, prob = a.do(t, "GET", "/v1/notes?limit=100000", "")
+	if resp.StatusCode != http.StatusBadRequest || !isProblem(resp) {
+		t.Errorf("over-limit page size: %d %v", resp.StatusCode, prob)
+	}
+
+	resp, _ = a.do(t, "DELETE", "/v1/notes/"+id, "", "If-Match", `"2"`)
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("delete: %d", resp.StatusCode)
+	}
+	resp, prob = a.do(t, "GET", "/v1/notes/"+id, "")
+	if resp.StatusCode != http.StatusNotFound || !isProblem(resp) {
+		t.Errorf("get after delete: %d %v", resp.StatusCode, prob)
+	}
+}
+
+func isProblem(r *http.Response) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json")
+}
+
+func TestServe_NotesOnEmbeddedDefaults(t *testing.T) {
+	a := startApp(t, nil)
+	notesScenario(t, a)
+
+	// The errors a client meets, each as problem+json with the request ID.
+	errorsTable := []struct {
+		name, method, path, body, ctype string
+		want                            int
+	}{
+		{"unknown route", "GET", "/nope", "", "", 404},
+		{"wrong method", "PATCH", "/v1/notes", "", "", 405},
+		{"malformed JSON", "POST", "/v1/notes", `{"title":`, "application/json", 400},
+		{"failed validation", "POST", "/v1/notes", `{"title":""}`, "application/json", 400},
+		{"wrong content type", "POST", "/v1/notes", `title=x`, "application/x-www-form-urlencoded", 415},
+		{"body too large", "POST", "/v1/notes", `{"title":"` + strings.Repeat("x", 2<<20) + `"}`, "application/json", 413},
+	}
+	for _, tt := range errorsTable {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, a.url+tt.path, strings.NewReader(tt.body))
+			if tt.ctype != "" {
+				req.Header.Set("Content-Type", tt.ctype)
+			}
+			resp, err := a.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var p map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&p)
+			if resp.StatusCode != tt.want || !isProblem(resp) {
+				t.Fatalf("status %d type %q, want %d problem+json", resp.StatusCode, resp.Header.Get("Content-Type"), tt.want)
+			}
+			if p["status"] != float64(tt.want) || p["request_id"] != resp.Header.Get("X-Request-ID") || p["title"] == "" {
+				t.Errorf("problem body %v does not carry status, title and the request ID", p)
+			}
+		})
+	}
+
+	resp, live := a.do(t, "GET", "/livez", "")
+	if resp.StatusCode != 200 || live["status"] != "ok" {
+		t.Errorf("livez: %d %v", resp.StatusCode, live)
+	}
+	if !strings.Contains(a.logs.String(), `"request_id":"e2e-create-1"`) {
+		t.Error("no log record carries the request ID the client sent")
+	}
+}
+
+func TestServe_PostgreSQLAndRedis(t *testing.T) {
+	dbURL := servicetest.PostgresURL(t)
+	redisURL := servicetest.URL(t, "TEST_REDIS_URL", "Redis")
+	a := startApp(t, map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "APP_CACHE_KEY_PREFIX": "e2e-" + t.Name() + ":"})
+	if !strings.Contains(a.logs.String(), `"cache":"redis","database":"postgres"`) {
+		t.Fatalf("not running on PostgreSQL and Redis:\n%s", a.logs.String())
+	}
+	notesScenario(t, a)
+	if strings.Contains(a.logs.String(), strings.TrimPrefix(dbURL, "postgres://")) {
+		t.Error("the database URL appears in the logs")
+	}
+}
+
+// TestServe_GracefulShutdownFinishesInFlightRequests cancels the context
+// (what SIGTERM does) while a client is still uploading its request body; the
+// request must complete, and run must return cleanly.
+func TestServe_GracefulShutdownFinishesInFlightRequests(t *testing.T) {
+	a := startApp(t, map[string]string{"APP_HTTP_SHUTDOWN_TIMEOUT": "10s"})
+	// A raw connection, so we know exactly what is on the wire: the headers
+	// and half the body now, the rest after shutdown has begun.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"title":"written during shutdown","body":"ok"}`
+	head := fmt.Sprintf("POST /v1/notes HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	if _, err := io.WriteString(conn, head+body[:20]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a.logs, `"msg":"request started"`) // the handler is now reading the body
+	a.stop()                                      // what SIGTERM does
+	waitFor(t, a.logs, "shutting down: draining in-flight requests")
+	if _, err := io.WriteString(conn, body[20:]); err != nil {
+		t.Fatalf("the server dropped the in-flight connection: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response to the in-flight request: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("in-flight request: status %d, want 201", resp.StatusCode)
+	}
+	select {
+	case err := <-a.done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after shutdown")
+	}
+	a.done <- nil // for the cleanup
+	if !strings.Contains(a.logs.String(), "stopped cleanly") {
+		t.Error("no clean-stop log line")
+	}
+}
+
+func waitFor(t *testing.T, logs *syncBuffer, s string) {
+	t.Helper()
+	for range 500 {
+		if strings.Contains(logs.String(), s) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("log line %q never appeared:\n%s", s, logs.String())
+}
+
+// TestMain_SIGTERM runs the real binary (this test binary re-executed as
+// main) and sends it SIGTERM: it must log the drain and exit 0.
+func TestMain_SIGTERM(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "API_TEST_RUN_MAIN=1", "API_TEST_ARGS=serve",
+		"APP_ENVIRONMENT=development", "APP_HTTP_HOST=127.0.0.1", "APP_HTTP_PORT=0",
+		"APP_DATABASE_SQLITE_PATH="+filepath.Join(t.TempDir(), "notes.db"))
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killer := time.AfterFunc(60*time.Second, func() { _ = cmd.Process.Kill() }) // never hang the suite
+	defer killer.Stop()
+	sc := bufio.NewScanner(stdout)
+	var addr string
+	for sc.Scan() {
+		if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
+			addr = m[1]
+			break
+		}
+	}
+	if addr == "" {
+		_ = cmd.Process.Kill()
+		t.Fatalf("no listening line; stderr: %s", stderr.String())
+	}
+	if resp, err := http.Get("http://" + addr + "/livez"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("livez before SIGTERM: %v", err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	var rest strings.Builder
+	for sc.Scan() {
+		rest.WriteString(sc.Text() + "\n")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v; stderr: %s", err, stderr.String())
+	}
+	for _, want := range []string{"shutting down", "stopped cleanly"} {
+		if !strings.Contains(rest.String(), want) {
+			t.Errorf("missing %q after SIGTERM:\n%s", want, rest.String())
+		}
+	}
+}
+
+// TestMain_ExitCodes runs the real binary for the failures an operator meets.
+func TestMain_ExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("log:\n  level: verbose\nhttp:\n  read_timeout: soon\n  prot: 1\n"), 0o600)
+	tests := []struct {
+		name     string
+		args     string
+		env      []string
+		wantCode int
+		wantOut  []string
+	}{
+		{"three config mistakes", "config --config " + bad, nil, 2, []string{
+			"api: invalid configuration: 3 problems",
+			"log.level (" + bad + ":2)", "http.read_timeout (" + bad + ":4)", "http.prot (" + bad + ":5): unknown key"}},
+		{"production without a database", "serve", []string{"APP_ENVIRONMENT=production"}, 2, []string{"production needs a PostgreSQL database"}},
+		{"unknown command", "frobnicate", nil, 2, []string{`api: unknown command "frobnicate"`}},
+		{"unknown flag", "serve --verbose", nil, 2, []string{"api: serve: flag provided but not defined: -verbose"}},
+		{"unreachable database", "serve", []string{"APP_ENVIRONMENT=production", "DATABASE_URL=postgres://u:topsecret@127.0.0.1:1/x?connect_timeout=2"}, 1, []string{"api: open database"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), append(tt.env, "API_TEST_RUN_MAIN=1", "API_TEST_ARGS="+tt.args,
+				"APP_DATABASE_SQLITE_PATH="+filepath.Join(dir, "x.db"))...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tt.wantCode {
+				t.Fatalf("exit %v, want code %d; output:\n%s", err, tt.wantCode, out)
+			}
+			for _, w := range tt.wantOut {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(string(out), "topsecret") {
+				t.Errorf("a secret leaked:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestRun_Commands(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{
+		"APP_ENVIRONMENT": "development", "APP_DATABASE_SQLITE_PATH": filepath.Join(dir, "notes.db"),
+		"APP_LOG_LEVEL": "debug", "REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0",
+	}
+	getenv := func(k string) string { return env[k] }
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"config shows sources and redacts", []string{"config", "--config", "../../config.yaml"}, []string{
+			"log.level", "debug", "env APP_LOG_LEVEL", "http.port", "8080", "../../config.yaml:", "[redacted]", "env REDIS_URL"}},
+		{"version", []string{"version"}, []string{"api dev (commit"}},
+		{"help", []string{"help"}, []string{"usage: api", "migrate up|down|status"}},
+		{"migrate status before", []string{"migrate", "status"}, []string{"create_notes", "pending"}},
+		{"migrate up", []string{"migrate", "up"}, []string{"migrate up: applied"}},
+		{"migrate up again", []string{"migrate", "up"}, []string{"nothing to apply"}},
+		{"migrate status after", []string{"migrate", "status"}, []string{"applied"}},
+		{"migrate down", []string{"migrate", "down"}, []string{"migrate down: rolled back"}},
+		{"migrate down again", []string{"migrate", "down"}, []string{"nothing to roll back"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := run(context.Background(), tt.args, getenv, &out, io.Discard); err != nil {
+				t.Fatalf("run %v: %v", tt.args, err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			if strings.Contains(out.String(), "hunter2") {
+				t.Errorf("secret printed:\n%s", out.String())
+			}
+		})
+	}
+	usage := [][]string{{"migrate"}, {"migrate", "sideways"}, {"version", "x"}, {"config", "extra"}, {"migrate", "up", "--nope"}}
+	for _, args := range usage {
+		if err := run(context.Background(), args, getenv, io.Discard, io.Discard); exitCode(err) != exitUsage {
+			t.Errorf("run %v: err %v, want a usage error", args, err)
+		}
+	}
+}

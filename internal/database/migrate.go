@@ -1,0 +1,233 @@
+package database
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+)
+
+// migrationFiles holds the schema, one migration per <version>_<name> pair of
+// .tx.up.sql and .tx.down.sql files. Every file must run unchanged on SQLite
+// and PostgreSQL. The ".tx" infix makes bun run each file in a transaction:
+// both databases have transactional DDL, so a failing migration leaves no
+// half-created schema behind.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrationsTable is bun's default name for its record of applied migrations.
+const migrationsTable = "bun_migrations"
+
+// migrationLockKey is the PostgreSQL advisory lock that serialises migrations
+// between replicas starting together. The value is arbitrary but fixed
+// ("notes" in ASCII); it must differ from any other advisory lock the app takes.
+const migrationLockKey int64 = 0x6e6f746573
+
+// MigrationStatus describes one known migration. GroupID and MigratedAt are
+// zero while it is not applied.
+type MigrationStatus struct {
+	Name       string
+	Applied    bool
+	GroupID    int64
+	MigratedAt time.Time
+}
+
+// Migrate applies every pending migration, in name order, as one group (the
+// unit Rollback undoes) and returns the names it applied: none when the
+// schema is already current. On PostgreSQL it needs two pooled connections:
+// one holds the migration lock while another runs the migrations.
+func Migrate(ctx context.Context, db *bun.DB, log *slog.Logger) (applied []string, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMigrator(db)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	unlock, err := lock(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		if uerr := unlock(); uerr != nil && err == nil {
+			err = fmt.Errorf("migrate: release lock: %w", uerr)
+		}
+	}()
+
+	if err := m.Init(ctx); err != nil {
+		return nil, fmt.Errorf("migrate: create migration tables: %w", err)
+	}
+	group, err := m.Migrate(ctx)
+	applied = completed(group, err)
+	for _, name := range applied {
+		log.InfoContext(ctx, "migration applied", "migration", name, "dialect", Dialect(db))
+	}
+	if err != nil {
+		return applied, fmt.Errorf("migrate: %w", err)
+	}
+	if len(applied) == 0 {
+		log.DebugContext(ctx, "database schema is current", "dialect", Dialect(db))
+	}
+	return applied, nil
+}
+
+// Rollback undoes the most recently applied group of migrations, newest first,
+// and returns the names it rolled back: none when nothing is applied.
+func Rollback(ctx context.Context, db *bun.DB) (rolledBack []string, err error) {
+	m, err := newMigrator(db)
+	if err != nil {
+		return nil, fmt.Errorf("rollback migrations: %w", err)
+	}
+	unlock, err := lock(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("rollback migrations: %w", err)
+	}
+	defer func() {
+		if uerr := unlock(); uerr != nil && err == nil {
+			err = fmt.Errorf("rollback migrations: release lock: %w", uerr)
+		}
+	}()
+
+	if err := m.Init(ctx); err != nil {
+		return nil, fmt.Errorf("rollback migrations: create migration tables: %w", err)
+	}
+	group, err := m.Rollback(ctx)
+	// bun undoes a group from its last migration to its first; report that order.
+	rolledBack = make([]string, 0, len(group.Migrations))
+	for i := len(group.Migrations) - 1; i >= 0; i-- {
+		rolledBack = append(rolledBack, group.Migrations[i].String())
+	}
+	if err != nil {
+		// Which one failed is in err; do not claim any as rolled back.
+		return nil, fmt.Errorf("rollback migrations: %w", err)
+	}
+	return rolledBack, nil
+}
+
+// Status lists every known migration, oldest first, with whether it is applied.
+// It only reads: on a database never migrated, everything is pending.
+func Status(ctx context.Context, db *bun.DB) ([]MigrationStatus, error) {
+	ms, err := migrations()
+	if err != nil {
+		return nil, fmt.Errorf("migration status: %w", err)
+	}
+	// bun's status query fails on a missing table; a fresh database is not an
+	// error, and a health check should not create tables as a side effect.
+	exists, err := tableExists(ctx, db, migrationsTable)
+	if err != nil {
+		return nil, fmt.Errorf("migration status: %w", err)
+	}
+	sorted := ms.Sorted()
+	if exists {
+		sorted, err = migrate.NewMigrator(db, ms).MigrationsWithStatus(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("migration status: %w", err)
+		}
+	}
+
+	out := make([]MigrationStatus, 0, len(sorted))
+	for _, m := range sorted {
+		s := MigrationStatus{Name: m.String(), Applied: m.IsApplied()}
+		if s.Applied {
+			s.GroupID = m.GroupID
+			s.MigratedAt = m.MigratedAt.UTC()
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Pending counts the migrations not yet applied; zero means the schema is current.
+func Pending(ctx context.Context, db *bun.DB) (int, error) {
+	all, err := Status(ctx, db)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range all {
+		if !s.Applied {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func migrations() (*migrate.Migrations, error) {
+	ms := migrate.NewMigrations()
+	if err := ms.Discover(migrationFiles); err != nil {
+		return nil, fmt.Errorf("load embedded migrations: %w", err)
+	}
+	return ms, nil
+}
+
+func newMigrator(db *bun.DB) (*migrate.Migrator, error) {
+	ms, err := migrations()
+	if err != nil {
+		return nil, err
+	}
+	// By default bun records a migration as applied before running it, so a
+	// failed one would never be retried; record it only once it succeeded.
+	return migrate.NewMigrator(db, ms, migrate.WithMarkAppliedOnSuccess(true)), nil
+}
+
+// completed returns the names in group that really were applied. On failure
+// bun's group ends with the migration that failed, which is not applied.
+func completed(group *migrate.MigrationGroup, err error) []string {
+	var ms migrate.MigrationSlice
+	if group != nil {
+		ms = group.Migrations
+	}
+	if err != nil && len(ms) > 0 {
+		ms = ms[:len(ms)-1]
+	}
+	names := make([]string, 0, len(ms))
+	for _, m := range ms {
+		names = append(names, m.String())
+	}
+	return names
+}
+
+// lock makes concurrent Migrate and Rollback calls take turns and returns the
+// function releasing the lock.
+//
+// PostgreSQL: a transaction-scoped advisory lock. Other replicas wait for it
+// rather than fail, and the server drops it if this process dies, unlike bun's
+// table-based Migrator.Lock, which a crash leaves held until someone deletes
+// the row by hand.
+//
+// SQLite has no such lock and none is taken: it serves a single node, every
+// migration runs in its own write transaction, and a racing second migrator
+// fails loudly on CREATE TABLE, rather than being wedged by a stale lock row.
+func lock(ctx context.Context, db *bun.DB) (unlock func() error, err error) {
+	if Dialect(db) != "postgres" {
+		return func() error { return nil }, nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("take migration lock: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", migrationLockKey); err != nil {
+		return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), tx.Rollback())
+	}
+	// Ending the transaction releases the lock; nothing was written in it.
+	return tx.Rollback, nil
+}
+
+func tableExists(ctx context.Context, db *bun.DB, name string) (bool, error) {
+	query := "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?"
+	if Dialect(db) == "postgres" {
+		// to_regclass resolves through search_path, like unqualified queries do.
+		query = "SELECT to_regclass(?) IS NOT NULL"
+	}
+	var exists bool
+	if err := db.QueryRowContext(ctx, query, name).Scan(&exists); err != nil {
+		return false, fmt.Errorf("check table %s exists: %w", name, err)
+	}
+	return exists, nil
+}

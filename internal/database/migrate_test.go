@@ -1,0 +1,245 @@
+package database
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/prodready/service/internal/servicetest"
+)
+
+const createNotes = "20261125000001_create_notes"
+
+// Every migration test runs on both databases: the SQL files must be portable.
+func eachDialect(t *testing.T, test func(t *testing.T, open func(t *testing.T) *bun.DB)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		test(t, func(t *testing.T) *bun.DB {
+			return mustOpen(t, Options{SQLitePath: filepath.Join(t.TempDir(), "notes.db"), BusyTimeout: 5 * time.Second})
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		test(t, func(t *testing.T) *bun.DB {
+			return mustOpen(t, Options{URL: servicetest.PostgresURL(t)})
+		})
+	})
+}
+
+func TestMigrate_Lifecycle(t *testing.T) {
+	eachDialect(t, func(t *testing.T, open func(t *testing.T) *bun.DB) {
+		ctx := t.Context()
+		db := open(t)
+
+		// A database never migrated: everything pending, nothing created by asking.
+		assertStatus(t, db, false, 0)
+		if exists, _ := tableExists(ctx, db, migrationsTable); exists {
+			t.Error("Status created the migrations table; it must only read")
+		}
+
+		var logs bytes.Buffer
+		applied, err := Migrate(ctx, db, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(applied, []string{createNotes}) {
+			t.Errorf("first Migrate applied %v; want [%s]", applied, createNotes)
+		}
+		if !strings.Contains(logs.String(), "migration applied") || !strings.Contains(logs.String(), createNotes) {
+			t.Errorf("log %q; want a line per applied migration", logs.String())
+		}
+		assertStatus(t, db, true, 1)
+
+		applied, err = Migrate(ctx, db, nil) // nil logger is allowed
+		if err != nil || len(applied) != 0 {
+			t.Errorf("second Migrate = %v, %v; want nothing applied", applied, err)
+		}
+
+		rolled, err := Rollback(ctx, db)
+		if err != nil || !slices.Equal(rolled, []string{createNotes}) {
+			t.Fatalf("Rollback = %v, %v; want [%s]", rolled, err, createNotes)
+		}
+		assertStatus(t, db, false, 0)
+		if exists, _ := tableExists(ctx, db, "notes"); exists {
+			t.Error("notes table still exists after rollback")
+		}
+		rolled, err = Rollback(ctx, db)
+		if err != nil || len(rolled) != 0 {
+			t.Errorf("Rollback with nothing applied = %v, %v; want nothing", rolled, err)
+		}
+
+		if applied, err := Migrate(ctx, db, nil); err != nil || len(applied) != 1 {
+			t.Errorf("Migrate after rollback = %v, %v; want it applied again", applied, err)
+		}
+		assertStatus(t, db, true, 1)
+	})
+}
+
+// assertStatus checks Status and Pending agree with the one migration being
+// applied (in group) or not.
+func assertStatus(t *testing.T, db *bun.DB, applied bool, group int64) {
+	t.Helper()
+	all, err := Status(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || all[0].Name != createNotes || all[0].Applied != applied || all[0].GroupID != group {
+		t.Fatalf("Status = %+v; want %s applied=%v group=%d", all, createNotes, applied, group)
+	}
+	if at := all[0].MigratedAt; applied && (time.Since(at).Abs() > time.Minute || at.Location() != time.UTC) {
+		t.Errorf("MigratedAt = %v; want about now, in UTC", at)
+	} else if !applied && !at.IsZero() {
+		t.Errorf("MigratedAt = %v for a pending migration; want zero", at)
+	}
+	want := 1
+	if applied {
+		want = 0
+	}
+	if n, err := Pending(t.Context(), db); err != nil || n != want {
+		t.Errorf("Pending = %d, %v; want %d", n, err, want)
+	}
+}
+
+func TestMigrate_FailedMigrationStaysPending(t *testing.T) {
+	eachDialect(t, func(t *testing.T, open func(t *testing.T) *bun.DB) {
+		ctx := t.Context()
+		db := open(t)
+		// A stray table makes CREATE TABLE notes fail.
+		if _, err := db.ExecContext(ctx, "CREATE TABLE notes (x INTEGER)"); err != nil {
+			t.Fatal(err)
+		}
+		applied, err := Migrate(ctx, db, nil)
+		if err == nil || !strings.Contains(err.Error(), "migrate: ") || len(applied) != 0 {
+			t.Fatalf("Migrate = %v, %v; want an error and nothing applied", applied, err)
+		}
+		// bun's default would have recorded it as applied before it ran.
+		if n, err := Pending(ctx, db); err != nil || n != 1 {
+			t.Fatalf("Pending = %d, %v; want the failed migration still pending", n, err)
+		}
+		// Once the cause is fixed, the next start applies it.
+		if _, err := db.ExecContext(ctx, "DROP TABLE notes"); err != nil {
+			t.Fatal(err)
+		}
+		if applied, err := Migrate(ctx, db, nil); err != nil || len(applied) != 1 {
+			t.Errorf("Migrate after fix = %v, %v; want it applied", applied, err)
+		}
+	})
+}
+
+func TestRollback_FailureKeepsMigrationApplied(t *testing.T) {
+	eachDialect(t, func(t *testing.T, open func(t *testing.T) *bun.DB) {
+		ctx := t.Context()
+		db := open(t)
+		if _, err := Migrate(ctx, db, nil); err != nil {
+			t.Fatal(err)
+		}
+		// With the table already gone, the down migration's DROP TABLE fails.
+		if _, err := db.ExecContext(ctx, "DROP TABLE notes"); err != nil {
+			t.Fatal(err)
+		}
+		rolled, err := Rollback(ctx, db)
+		if err == nil || len(rolled) != 0 {
+			t.Fatalf("Rollback = %v, %v; want an error and nothing rolled back", rolled, err)
+		}
+		if n, err := Pending(ctx, db); err != nil || n != 0 {
+			t.Errorf("Pending = %d, %v; want the migration still recorded as applied", n, err)
+		}
+	})
+}
+
+// Timestamps must come back as the same instant on both databases. bun writes
+// UTC text with microseconds; PostgreSQL's timestamptz returns it in the
+// process's local zone, SQLite as text bun parses into a fixed +00:00 zone.
+// Callers therefore compare with Equal, or normalise with UTC() as the notes
+// store does.
+func TestTimestampsRoundTrip(t *testing.T) {
+	type noteRow struct {
+		bun.BaseModel `bun:"table:notes"`
+		ID            string    `bun:"id,pk"`
+		Title         string    `bun:"title"`
+		Version       int64     `bun:"version"`
+		CreatedAt     time.Time `bun:"created_at"`
+		UpdatedAt     time.Time `bun:"updated_at"`
+	}
+	eachDialect(t, func(t *testing.T, open func(t *testing.T) *bun.DB) {
+		ctx := t.Context()
+		db := open(t)
+		if _, err := Migrate(ctx, db, nil); err != nil {
+			t.Fatal(err)
+		}
+		tests := []time.Time{
+			time.Date(2026, 11, 25, 1, 2, 3, 123456789, time.FixedZone("EST", -5*3600)),
+			time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+			time.Date(2038, 1, 19, 3, 14, 8, 0, time.UTC), // past 32-bit time_t
+		}
+		for i, in := range tests {
+			id := fmt.Sprint("ts", i)
+			row := noteRow{ID: id, Title: "t", Version: 1, CreatedAt: in, UpdatedAt: in}
+			if _, err := db.NewInsert().Model(&row).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var got noteRow
+			if err := db.NewSelect().Model(&got).Where("id = ?", id).Scan(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Microseconds survive; finer digits are cut, never rounded.
+			if want := in.Truncate(time.Microsecond); !got.CreatedAt.Equal(want) {
+				t.Errorf("wrote %v, read %v; want %v", in, got.CreatedAt, want)
+			}
+		}
+	})
+}
+
+// Replicas starting together all call Migrate; on PostgreSQL the advisory
+// lock makes them take turns, so exactly one applies and none fails.
+func TestMigrate_ConcurrentPostgreSQL(t *testing.T) {
+	url := servicetest.PostgresURL(t)
+	const replicas = 4
+	var (
+		mu      sync.Mutex
+		applied []string
+		wg      sync.WaitGroup
+	)
+	for i := range replicas {
+		db := mustOpen(t, Options{URL: url}) // one pool per replica
+		wg.Go(func() {
+			names, err := Migrate(t.Context(), db, nil)
+			if err != nil {
+				t.Errorf("replica %d: %v", i, err)
+			}
+			mu.Lock()
+			applied = append(applied, names...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if !slices.Equal(applied, []string{createNotes}) {
+		t.Errorf("replicas applied %v together; want [%s] once", applied, createNotes)
+	}
+}
+
+// Every function reports a lowercase, contextual error when the database is gone.
+func TestMigrate_ClosedDatabase(t *testing.T) {
+	db := mustOpen(t, Options{SQLitePath: filepath.Join(t.TempDir(), "notes.db")})
+	_ = db.Close()
+	ctx := context.Background()
+	checks := map[string]error{}
+	_, checks["Migrate"] = Migrate(ctx, db, nil)
+	_, checks["Rollback"] = Rollback(ctx, db)
+	_, checks["Status"] = Status(ctx, db)
+	_, checks["Pending"] = Pending(ctx, db)
+	for name, err := range checks {
+		if err == nil || !strings.Contains(err.Error(), "sql: database is closed") {
+			t.Errorf("%s on a closed database: %v; want the cause wrapped", name, err)
+		}
+	}
+}

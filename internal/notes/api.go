@@ -1,0 +1,377 @@
+package notes
+
+// HTTP handlers for /v1/notes. Each Handle* constructor takes its
+// dependencies and returns a gin.HandlerFunc, so a handler's needs are
+// visible in its signature and tests can pass fakes. internal/server/routes.go
+// mounts them; that file is the one list of every route.
+//
+// Conditional requests use the note's Version as a strong ETag, "3" for
+// version 3:
+//   - GET answers 304 Not Modified when If-None-Match names the current version;
+//   - PUT must send If-Match (428 without it) and gets 412 when the note
+//     changed since the client read it, so concurrent edits are not lost;
+//   - DELETE may send If-Match, under the same 412 rule.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/prodready/service/internal/problem"
+)
+
+// APIOptions are the settings the handlers need besides the Store.
+type APIOptions struct {
+	// DefaultPageSize is the list page size when the client sends no limit;
+	// MaxPageSize is the largest limit accepted. Zero values mean 20 and 100.
+	DefaultPageSize, MaxPageSize int
+	// Logger receives store failures (the client only sees a 500 with a
+	// request_id). Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o APIOptions) withDefaults() APIOptions {
+	if o.DefaultPageSize <= 0 {
+		o.DefaultPageSize = 20
+	}
+	if o.MaxPageSize <= 0 {
+		o.MaxPageSize = 100
+	}
+	if o.DefaultPageSize > o.MaxPageSize {
+		o.DefaultPageSize = o.MaxPageSize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// HandleCreate serves POST /v1/notes: 201 with Location, ETag and the note.
+func HandleCreate(s Store, o APIOptions) gin.HandlerFunc {
+	o = o.withDefaults()
+	return func(c *gin.Context) {
+		in, ok := readInput(c)
+		if !ok {
+			return
+		}
+		n, err := s.Create(c.Request.Context(), in)
+		if err != nil {
+			storeFailed(c, o.Logger, "create", err)
+			return
+		}
+		// FullPath is the route template ("/v1/notes"), never client input.
+		c.Header("Location", c.FullPath()+"/"+url.PathEscape(n.ID))
+		writeNote(c, http.StatusCreated, n)
+	}
+}
+
+// HandleGet serves GET /v1/notes/:id: 200 with ETag, or 304 when the
+// client's If-None-Match already names the current version.
+func HandleGet(s Store, o APIOptions) gin.HandlerFunc {
+	o = o.withDefaults()
+	return func(c *gin.Context) {
+		n, err := s.Get(c.Request.Context(), c.Param("id"))
+		if err != nil {
+			storeFailed(c, o.Logger, "get", err)
+			return
+		}
+		if noneMatch(c.GetHeader("If-None-Match"), n.Version) {
+			c.Header("ETag", etag(n.Version))
+			c.Status(http.StatusNotModified)
+			return
+		}
+		writeNote(c, http.StatusOK, n)
+	}
+}
+
+// HandleList serves GET /v1/notes?limit=&cursor=. The cursor is opaque to
+// clients: they pass back next_cursor (also sent as a Link rel="next"
+// header) and stop when it is absent.
+func HandleList(s Store, o APIOptions) gin.HandlerFunc {
+	o = o.withDefaults()
+	return func(c *gin.Context) {
+		limit := o.DefaultPageSize
+		if v, ok := c.GetQuery("limit"); ok {
+			// Reject rather than clamp: a client asking for 1000 and silently
+			// getting 100 would think it has everything.
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > o.MaxPageSize {
+				problem.Write(c, problem.Invalid(problem.FieldError{
+					Field:   "limit",
+					Message: fmt.Sprintf("must be an integer from 1 to %d", o.MaxPageSize),
+				}))
+				return
+			}
+			limit = n
+		}
+		cursor := c.Query("cursor")
+
+		page, err := s.List(c.Request.Context(), cursor, limit)
+		if errors.Is(err, ErrNotFound) {
+			// The cursor names no note (it was deleted, or made up).
+			problem.Write(c, problem.Invalid(problem.FieldError{
+				Field:   "cursor",
+				Message: "does not name a note; start again without a cursor",
+			}))
+			return
+		}
+		if err != nil {
+			storeFailed(c, o.Logger, "list", err)
+			return
+		}
+
+		// An empty page is {"items":[]}, never null, so clients can iterate
+		// without a null check.
+		if page.Items == nil {
+			page.Items = []Note{}
+		}
+		if page.NextCursor != "" {
+			q := url.Values{"limit": {strconv.Itoa(limit)}, "cursor": {page.NextCursor}}
+			c.Header("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, c.FullPath(), q.Encode()))
+		}
+		c.JSON(http.StatusOK, page)
+	}
+}
+
+// HandleUpdate serves PUT /v1/notes/:id. If-Match is required: 428 without
+// it, 412 when it names a version that is no longer current, * to overwrite
+// whatever is there.
+func HandleUpdate(s Store, o APIOptions) gin.HandlerFunc {
+	o = o.withDefaults()
+	return func(c *gin.Context) {
+		h := c.GetHeader("If-Match")
+		if h == "" {
+			problem.Write(c, problem.PreconditionRequired(
+				`send If-Match with the ETag from your last GET of this note (or * to overwrite it regardless)`))
+			return
+		}
+		want, ok := parseIfMatch(h)
+		if !ok {
+			problem.Write(c, problem.BadRequest(ifMatchSyntax))
+			return
+		}
+		in, ok := readInput(c)
+		if !ok {
+			return
+		}
+		n, err := s.Update(c.Request.Context(), c.Param("id"), in, want)
+		if err != nil {
+			storeFailed(c, o.Logger, "update", err)
+			return
+		}
+		writeNote(c, http.StatusOK, n)
+	}
+}
+
+// HandleDelete serves DELETE /v1/notes/:id: 204, with an optional If-Match
+// under the same rule as PUT.
+func HandleDelete(s Store, o APIOptions) gin.HandlerFunc {
+	o = o.withDefaults()
+	return func(c *gin.Context) {
+		want := AnyVersion
+		if h := c.GetHeader("If-Match"); h != "" {
+			var ok bool
+			if want, ok = parseIfMatch(h); !ok {
+				problem.Write(c, problem.BadRequest(ifMatchSyntax))
+				return
+			}
+		}
+		if err := s.Delete(c.Request.Context(), c.Param("id"), want); err != nil {
+			storeFailed(c, o.Logger, "delete", err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	}
+}
+
+// writeNote sends n as JSON with its ETag.
+func writeNote(c *gin.Context, status int, n Note) {
+	c.Header("ETag", etag(n.Version))
+	c.JSON(status, n)
+}
+
+// storeFailed maps a Store error to its problem. Unknown errors are logged
+// here, with the request context so the record carries request_id, and
+// reach the client only as a generic 500: their text may name hosts,
+// tables or queries.
+func storeFailed(c *gin.Context, logger *slog.Logger, op string, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		problem.Write(c, problem.NotFound(fmt.Sprintf("no note has id %q", c.Param("id"))))
+	case errors.Is(err, ErrVersionMismatch):
+		problem.Write(c, problem.PreconditionFailed(
+			"the note has changed since the version named in If-Match; GET it again and retry with the new ETag"))
+	default:
+		logger.ErrorContext(c.Request.Context(), "notes store failed", "op", op, "error", err)
+		problem.Write(c, problem.Internal())
+	}
+}
+
+// etag formats a version as a strong entity tag: 3 → "3" (with the quotes).
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+const ifMatchSyntax = `If-Match must be * or one strong ETag as returned by GET, such as "3"`
+
+// parseIfMatch reads an If-Match value: * means AnyVersion, "n" means
+// version n. Only a single strong tag is accepted: a weak tag (W/"3") can
+// never satisfy If-Match (RFC 9110 §13.1.1), and the server never sends
+// one, so it signals a client bug worth a clear 400.
+func parseIfMatch(h string) (int64, bool) {
+	h = strings.TrimSpace(h)
+	if h == "*" {
+		return AnyVersion, true
+	}
+	return parseETag(h)
+}
+
+// parseETag reads a strong tag "n" with n a positive version. Zero is
+// refused because it is AnyVersion to the Store.
+func parseETag(tag string) (int64, bool) {
+	s, ok := strings.CutPrefix(tag, `"`)
+	if !ok {
+		return 0, false
+	}
+	if s, ok = strings.CutSuffix(s, `"`); !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 1 {
+		return 0, false
+	}
+	return v, true
+}
+
+// noneMatch reports whether an If-None-Match value names version, using the
+// weak comparison RFC 9110 §13.1.2 prescribes for it: W/"3" matches "3".
+func noneMatch(h string, version int64) bool {
+	for tag := range strings.SplitSeq(h, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "*" {
+			return true
+		}
+		if v, ok := parseETag(strings.TrimPrefix(tag, "W/")); ok && v == version {
+			return true
+		}
+	}
+	return false
+}
+
+// readInput reads a JSON Input from the body and validates it. On failure it
+// writes the problem (415, 413 or 400) and returns false.
+func readInput(c *gin.Context) (Input, bool) {
+	var in Input
+	if detail := checkJSONContentType(c.GetHeader("Content-Type")); detail != "" {
+		problem.Write(c, problem.UnsupportedMediaType(detail))
+		return in, false
+	}
+
+	if err := decodeOne(c.Request.Body, &in); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			problem.Write(c, problem.PayloadTooLarge(tooLarge.Limit))
+		} else {
+			problem.Write(c, problem.BadRequest(decodeErrorDetail(err)))
+		}
+		return in, false
+	}
+
+	if errs := in.Validate(); len(errs) > 0 {
+		fe := make([]problem.FieldError, len(errs))
+		for i, e := range errs {
+			fe[i] = problem.FieldError(e)
+		}
+		problem.Write(c, problem.Invalid(fe...))
+		return in, false
+	}
+	return in, true
+}
+
+// decodeOne decodes exactly one JSON value from r into v, refusing unknown
+// fields and anything after the value: `{...} {...}` or `{...}}` is a client
+// bug that silently ignoring the rest would hide.
+//
+// A body over the server's limit fails here with *http.MaxBytesError: the
+// body-limit middleware wraps every body in http.MaxBytesReader, which is how
+// a chunked body, with no Content-Length to check up front, is stopped.
+func decodeOne(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	end := dec.InputOffset()
+	var extra json.RawMessage
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, new(*http.MaxBytesError)):
+		return err
+	default:
+		return trailingDataError{offset: end}
+	}
+}
+
+// trailingDataError reports data after the JSON value, which ends at offset.
+type trailingDataError struct{ offset int64 }
+
+func (e trailingDataError) Error() string {
+	return fmt.Sprintf("request body must hold a single JSON object; more data follows it after byte %d", e.offset)
+}
+
+// checkJSONContentType returns why ct is not acceptable, or "" when it is
+// application/json (with an optional charset=utf-8; JSON is always UTF-8).
+func checkJSONContentType(ct string) string {
+	const want = "send the body as JSON with Content-Type: application/json"
+	if ct == "" {
+		return "Content-Type is missing; " + want
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return fmt.Sprintf("Content-Type %q is not supported; %s", ct, want)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return fmt.Sprintf("charset %q is not supported; JSON must be UTF-8", cs)
+	}
+	return ""
+}
+
+// decodeErrorDetail turns a json.Decoder error into a message for the
+// client. It describes the client's input in the client's terms and never
+// echoes Go type names or other internals.
+func decodeErrorDetail(err error) string {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	var trailing trailingDataError
+	switch {
+	case errors.As(err, &trailing):
+		return trailing.Error()
+	case errors.Is(err, io.EOF):
+		return "request body is empty; send a JSON object"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "request body ends before the JSON object is complete"
+	case errors.As(err, &syntaxErr):
+		// Offset counts the bytes read up to and including the bad one, so
+		// it is the bad byte's position counting from 1, as editors do.
+		return fmt.Sprintf("malformed JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return fmt.Sprintf("request body must be a JSON object, not a JSON %s", typeErr.Value)
+	case errors.As(err, &typeErr):
+		return fmt.Sprintf("field %q must be a %s, not a JSON %s", typeErr.Field, typeErr.Type.Kind(), typeErr.Value)
+	}
+	// encoding/json has no error type for unknown fields, only this text.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return "unknown field " + name + "; a note has only title and body"
+	}
+	// Anything else is a failure to read the body (client went away, bad
+	// chunked encoding); its text is not the client's business.
+	return "the request body could not be read as JSON"
+}

@@ -1,0 +1,452 @@
+package notes_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/prodready/service/internal/cache"
+	"github.com/prodready/service/internal/notes"
+	"github.com/prodready/service/internal/servicetest"
+)
+
+// cacheTestStore is a small, real in-memory notes.Store. It counts Get calls
+// so tests can tell a cache hit from a store read.
+type cacheTestStore struct {
+	mu    sync.Mutex
+	notes map[string]notes.Note
+	order []string // ids in creation order, for List
+	gets  int
+}
+
+func newCacheTestStore() *cacheTestStore {
+	return &cacheTestStore{notes: make(map[string]notes.Note)}
+}
+
+func (s *cacheTestStore) getCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gets
+}
+
+func (s *cacheTestStore) Create(ctx context.Context, in notes.Input) (notes.Note, error) {
+	if err := ctx.Err(); err != nil {
+		return notes.Note{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now().UTC()
+	n := notes.Note{ID: uuid.NewString(), Title: in.Title, Body: in.Body, Version: 1, CreatedAt: now, UpdatedAt: now}
+	s.notes[n.ID] = n
+	s.order = append(s.order, n.ID)
+	return n, nil
+}
+
+func (s *cacheTestStore) Get(ctx context.Context, id string) (notes.Note, error) {
+	if err := ctx.Err(); err != nil {
+		return notes.Note{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gets++
+	n, ok := s.notes[id]
+	if !ok {
+		return notes.Note{}, notes.ErrNotFound
+	}
+	return n, nil
+}
+
+func (s *cacheTestStore) List(ctx context.Context, cursor string, limit int) (notes.Page, error) {
+	if err := ctx.Err(); err != nil {
+		return notes.Page{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := 0
+	if cursor != "" {
+		start = slices.Index(s.order, cursor) + 1
+	}
+	var p notes.Page
+	for _, id := range s.order[start:] {
+		if len(p.Items) == limit {
+			p.NextCursor = p.Items[len(p.Items)-1].ID
+			break
+		}
+		p.Items = append(p.Items, s.notes[id])
+	}
+	return p, nil
+}
+
+// check applies the version rule shared by Update and Delete; s.mu must be held.
+func (s *cacheTestStore) check(id string, want int64) (notes.Note, error) {
+	n, ok := s.notes[id]
+	switch {
+	case !ok:
+		return notes.Note{}, notes.ErrNotFound
+	case want != notes.AnyVersion && want != n.Version:
+		return notes.Note{}, notes.ErrVersionMismatch
+	}
+	return n, nil
+}
+
+func (s *cacheTestStore) Update(ctx context.Context, id string, in notes.Input, want int64) (notes.Note, error) {
+	if err := ctx.Err(); err != nil {
+		return notes.Note{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.check(id, want)
+	if err != nil {
+		return notes.Note{}, err
+	}
+	n.Title, n.Body, n.Version, n.UpdatedAt = in.Title, in.Body, n.Version+1, time.Now().UTC()
+	s.notes[id] = n
+	return n, nil
+}
+
+func (s *cacheTestStore) Delete(ctx context.Context, id string, want int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.check(id, want); err != nil {
+		return err
+	}
+	delete(s.notes, id)
+	s.order = slices.DeleteFunc(s.order, func(x string) bool { return x == id })
+	return nil
+}
+
+// cacheTestBackend builds a fresh cache for one scenario.
+type cacheTestBackend struct {
+	kind string
+	new  func(t *testing.T) cache.Cache
+}
+
+func cacheTestBackends() []cacheTestBackend {
+	return []cacheTestBackend{
+		{"memory", func(*testing.T) cache.Cache { return cache.NewMemory(100) }},
+		{"redis", func(t *testing.T) cache.Cache {
+			url := servicetest.URL(t, "TEST_REDIS_URL", "Redis")
+			// A prefix per test keeps parallel tests and packages apart.
+			c, err := cache.NewRedis(t.Context(), url, cache.RedisOptions{KeyPrefix: "notestest:" + uuid.NewString() + ":"})
+			if err != nil {
+				t.Fatalf("NewRedis: %v", err)
+			}
+			if err := c.Ping(t.Context()); err != nil {
+				t.Fatalf("TEST_REDIS_URL is set but Redis does not answer: %v", err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			return c
+		}},
+	}
+}
+
+// cacheTestFixture is one CachedStore over a fresh store and cache.
+type cacheTestFixture struct {
+	store  *cacheTestStore
+	cache  cache.Cache
+	cached *notes.CachedStore
+	logs   *bytes.Buffer
+}
+
+func newCacheTestFixture(t *testing.T, c cache.Cache, ttl time.Duration) *cacheTestFixture {
+	t.Helper()
+	f := &cacheTestFixture{store: newCacheTestStore(), cache: c, logs: new(bytes.Buffer)}
+	// The buffer is only read after the calls return, so it needs no lock.
+	log := slog.New(slog.NewJSONHandler(f.logs, nil))
+	f.cached = notes.NewCachedStore(f.store, c, ttl, log)
+	t.Cleanup(func() {
+		// Remove what the test cached, so Redis keeps only live keys.
+		f.store.mu.Lock()
+		defer f.store.mu.Unlock()
+		for id := range f.store.notes {
+			_ = c.Delete(context.Background(), "note:v1:"+id)
+		}
+	})
+	return f
+}
+
+// create stores a note directly in the store, bypassing the cache.
+func (f *cacheTestFixture) create(t *testing.T, title string) notes.Note {
+	t.Helper()
+	n, err := f.store.Create(t.Context(), notes.Input{Title: title, Body: "body of " + title})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	return n
+}
+
+func (f *cacheTestFixture) mustGet(t *testing.T, id string) notes.Note {
+	t.Helper()
+	n, err := f.cached.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", id, err)
+	}
+	return n
+}
+
+func (f *cacheTestFixture) wantStoreGets(t *testing.T, want int) {
+	t.Helper()
+	if got := f.store.getCount(); got != want {
+		t.Fatalf("store Get calls = %d, want %d", got, want)
+	}
+}
+
+func (f *cacheTestFixture) wantStats(t *testing.T, want notes.CacheStats) {
+	t.Helper()
+	if got := f.cached.Stats(); got != want {
+		t.Fatalf("Stats() = %+v, want %+v", got, want)
+	}
+}
+
+func sameNote(t *testing.T, got, want notes.Note) {
+	t.Helper()
+	// Times go through JSON in the cache; compare instants, not representations.
+	if got.ID != want.ID || got.Title != want.Title || got.Body != want.Body || got.Version != want.Version ||
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Fatalf("note = %+v, want %+v", got, want)
+	}
+}
+
+func TestCachedStore(t *testing.T) {
+	const ttl = time.Minute // long enough that only invalidation removes entries
+	scenarios := []struct {
+		name string
+		ttl  time.Duration // ttl when it is not the default
+		run  func(t *testing.T, f *cacheTestFixture)
+	}{
+		{"second get is served from the cache", 0, func(t *testing.T, f *cacheTestFixture) {
+			n := f.create(t, "first")
+			sameNote(t, f.mustGet(t, n.ID), n)
+			sameNote(t, f.mustGet(t, n.ID), n)
+			f.wantStoreGets(t, 1)
+			f.wantStats(t, notes.CacheStats{Hits: 1, Misses: 1})
+		}},
+		{"update invalidates", 0, func(t *testing.T, f *cacheTestFixture) {
+			n := f.create(t, "before")
+			f.mustGet(t, n.ID)
+			updated, err := f.cached.Update(t.Context(), n.ID, notes.Input{Title: "after"}, n.Version)
+			if err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			got := f.mustGet(t, n.ID)
+			sameNote(t, got, updated)
+			if got.Version != 2 || got.Title != "after" {
+				t.Fatalf("Get after Update = version %d %q, want version 2 \"after\"", got.Version, got.Title)
+			}
+			f.wantStoreGets(t, 2)
+		}},
+		{"failed update still invalidates", 0, func(t *testing.T, f *cacheTestFixture) {
+			n := f.create(t, "n")
+			f.mustGet(t, n.ID)
+			_, err := f.cached.Update(t.Context(), n.ID, notes.Input{Title: "x"}, n.Version+1)
+			if !errors.Is(err, notes.ErrVersionMismatch) {
+				t.Fatalf("Update with a wrong version = %v, want ErrVersionMismatch", err)
+			}
+			f.mustGet(t, n.ID)
+			f.wantStoreGets(t, 2)
+		}},
+		{"delete invalidates", 0, func(t *testing.T, f *cacheTestFixture) {
+			n := f.create(t, "doomed")
+			f.mustGet(t, n.ID)
+			if err := f.cached.Delete(t.Context(), n.ID, n.Version); err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+			if _, err := f.cached.Get(t.Context(), n.ID); !errors.Is(err, notes.ErrNotFound) {
+				t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
+			}
+		}},
+		{"not found is not cached", 0, func(t *testing.T, f *cacheTestFixture) {
+			id := uuid.NewString()
+			for range 2 {
+				if _, err := f.cached.Get(t.Context(), id); !errors.Is(err, notes.ErrNotFound) {
+					t.Fatalf("Get(unknown) = %v, want ErrNotFound", err)
+				}
+			}
+			f.wantStoreGets(t, 2)
+			f.wantStats(t, notes.CacheStats{Misses: 2})
+		}},
+		{"create and list pass through", 0, func(t *testing.T, f *cacheTestFixture) {
+			a, err := f.cached.Create(t.Context(), notes.Input{Title: "a"})
+			if err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			b, err := f.cached.Create(t.Context(), notes.Input{Title: "b"})
+			if err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			p, err := f.cached.List(t.Context(), "", 1)
+			if err != nil || len(p.Items) != 1 || p.Items[0].ID != a.ID || p.NextCursor != a.ID {
+				t.Fatalf("List = %+v, %v; want [a] and a cursor", p, err)
+			}
+			if p, err = f.cached.List(t.Context(), p.NextCursor, 1); err != nil || len(p.Items) != 1 || p.Items[0].ID != b.ID {
+				t.Fatalf("List page 2 = %+v, %v; want [b]", p, err)
+			}
+			f.mustGet(t, a.ID) // Create did not fill the cache
+			f.wantStats(t, notes.CacheStats{Misses: 1})
+		}},
+		{"entry expires after the ttl", 200 * time.Millisecond, func(t *testing.T, f *cacheTestFixture) {
+			n := f.create(t, "short-lived")
+			f.mustGet(t, n.ID)
+			deadline := time.Now().Add(5 * time.Second)
+			for f.store.getCount() < 2 {
+				if time.Now().After(deadline) {
+					t.Fatal("still served from the cache 5s after a 200ms ttl")
+				}
+				time.Sleep(20 * time.Millisecond)
+				f.mustGet(t, n.ID)
+			}
+		}},
+		{"unreadable entries are misses and get replaced", 0, func(t *testing.T, f *cacheTestFixture) {
+			n := f.create(t, "victim")
+			other := f.create(t, "other")
+			otherJSON, err := json.Marshal(other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, bad := range [][]byte{[]byte("not json"), []byte(`{"version":"x"}`), otherJSON} {
+				if err := f.cache.Set(t.Context(), "note:v1:"+n.ID, bad, time.Minute); err != nil {
+					t.Fatalf("seed the cache: %v", err)
+				}
+				sameNote(t, f.mustGet(t, n.ID), n) // from the store, and refilled
+				sameNote(t, f.mustGet(t, n.ID), n) // from the refilled entry
+				f.wantStoreGets(t, i+1)
+			}
+			f.wantStats(t, notes.CacheStats{Hits: 3, Misses: 3, Errors: 3})
+			if !strings.Contains(f.logs.String(), "note cache entry unreadable") {
+				t.Fatalf("no warning logged; logs:\n%s", f.logs)
+			}
+			if strings.Contains(f.logs.String(), "not json") {
+				t.Fatal("the log carries the cached bytes")
+			}
+		}},
+	}
+	for _, b := range cacheTestBackends() {
+		t.Run(b.kind, func(t *testing.T) {
+			for _, sc := range scenarios {
+				t.Run(sc.name, func(t *testing.T) {
+					t.Parallel()
+					sc.run(t, newCacheTestFixture(t, b.new(t), cmp.Or(sc.ttl, ttl)))
+				})
+			}
+		})
+	}
+}
+
+// TestCachedStoreRedisDown checks that a dead cache costs nothing but
+// speed: every call is answered by the store, and the failures are counted
+// and logged.
+func TestCachedStoreRedisDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // now nothing listens there: dials are refused
+	c, err := cache.NewRedis(t.Context(), "redis://"+addr+"/0", cache.RedisOptions{
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("NewRedis must not fail when Redis is down: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	f := newCacheTestFixture(t, c, time.Minute)
+	ctx := t.Context()
+
+	n, err := f.cached.Create(ctx, notes.Input{Title: "secret title", Body: "secret body"})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	for range 2 {
+		sameNote(t, f.mustGet(t, n.ID), n)
+	}
+	if p, err := f.cached.List(ctx, "", 10); err != nil || len(p.Items) != 1 {
+		t.Fatalf("List = %+v, %v", p, err)
+	}
+	updated, err := f.cached.Update(ctx, n.ID, notes.Input{Title: "secret title 2"}, n.Version)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	sameNote(t, f.mustGet(t, n.ID), updated)
+	if err := f.cached.Delete(ctx, n.ID, updated.Version); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := f.cached.Get(ctx, n.ID); !errors.Is(err, notes.ErrNotFound) {
+		t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
+	}
+
+	// 4 failed cache reads, 2 failed invalidations; no fills were attempted.
+	f.wantStats(t, notes.CacheStats{Misses: 4, Errors: 6})
+	f.wantStoreGets(t, 4)
+
+	var warned int
+	for line := range strings.Lines(f.logs.String()) {
+		var rec struct {
+			Level, Msg, Cache, Op, Key, Err string
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if rec.Level == "WARN" && rec.Msg == "note cache failed, using the store" &&
+			rec.Cache == "redis" && rec.Key == "note:v1:"+n.ID && rec.Err != "" {
+			warned++
+		}
+	}
+	if warned != 6 {
+		t.Fatalf("%d matching warnings, want 6; logs:\n%s", warned, f.logs)
+	}
+	if strings.Contains(f.logs.String(), "secret") {
+		t.Fatalf("the log carries note content:\n%s", f.logs)
+	}
+
+	// A caller hanging up is not a cache failure: nothing more is counted.
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := f.cached.Get(canceled, n.ID); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get with a canceled context = %v, want context.Canceled", err)
+	}
+	if got := f.cached.Stats().Errors; got != 6 {
+		t.Fatalf("Errors after a canceled Get = %d, want 6", got)
+	}
+}
+
+func TestNewCachedStoreRejectsBadArguments(t *testing.T) {
+	store, c := newCacheTestStore(), cache.NewMemory(1)
+	tests := []struct {
+		name  string
+		store notes.Store
+		cache cache.Cache
+		ttl   time.Duration
+	}{
+		{"nil store", nil, c, time.Minute},
+		{"nil cache", store, nil, time.Minute},
+		{"zero ttl", store, c, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("no panic")
+				}
+			}()
+			notes.NewCachedStore(tt.store, tt.cache, tt.ttl, nil)
+		})
+	}
+	// A nil logger is allowed: warnings are then discarded.
+	if s := notes.NewCachedStore(store, c, time.Minute, nil); s == nil {
+		t.Fatal("nil CachedStore")
+	}
+}

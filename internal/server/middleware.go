@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/prodready/service/internal/logging"
+	"github.com/prodready/service/internal/problem"
+)
+
+// RequestIDHeader carries the request ID both ways: a caller (or a proxy in
+// front) may send one to correlate its own logs, and every response has one.
+const RequestIDHeader = "X-Request-ID"
+
+// saneRequestID is what an incoming ID must look like to be kept. IDs end up
+// in log lines and response bodies, so anything longer, or with spaces,
+// newlines or quotes (log injection), is replaced by a fresh ID.
+var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// requestID keeps a sane incoming X-Request-ID or makes a new one, echoes
+// it in the response header and stores it in the request context, where the
+// logger (logging.New) and problem.Write pick it up.
+func requestID() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.GetHeader(RequestIDHeader)
+		if !saneRequestID.MatchString(id) {
+			id = newRequestID()
+		}
+		c.Header(RequestIDHeader, id)
+		c.Request = c.Request.WithContext(logging.WithRequestID(c.Request.Context(), id))
+		c.Next()
+	}
+}
+
+// newRequestID returns a UUIDv7: unique, and sortable by time, which makes
+// IDs from one incident easy to find together.
+func newRequestID() string {
+	id, err := uuid.NewV7()
+	if err != nil { // only when the system's random source fails
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// PanicReport describes one recovered panic for ReportPanic.
+type PanicReport struct {
+	Value     any    // what was passed to panic
+	Stack     []byte // the panicking goroutine's stack
+	Method    string
+	Route     string // route template such as /v1/notes/:id; "" when none matched
+	Path      string // the actual request path
+	RequestID string
+	UserAgent string
+}
+
+// ReportPanic is called once for every recovered panic, after the panic is
+// logged and the 500 is written. It does nothing yet; the e-mail alerting
+// work will assign a real reporter at startup.
+//
+// It runs on the request's goroutine: an implementation must return quickly
+// (queue the alert, don't send it inline) and must not panic. Tests that
+// replace it must not run in parallel with others.
+var ReportPanic = func(ctx context.Context, p PanicReport) {}
+
+// recovery turns a panic in a later handler into a 500 problem that carries
+// the request ID and nothing else, logs the panic with its stack at error
+// level, and calls ReportPanic.
+//
+// http.ErrAbortHandler is re-panicked: it is the standard way for a handler
+// to abort a response on purpose, and net/http handles it silently.
+func recovery(logger *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			r := c.Request
+			report := PanicReport{
+				Value:     v,
+				Stack:     debug.Stack(),
+				Method:    r.Method,
+				Route:     c.FullPath(),
+				Path:      r.URL.Path,
+				RequestID: logging.RequestID(r.Context()),
+				UserAgent: r.UserAgent(),
+			}
+			// request_id comes from the context via the logger's handler.
+			logger.ErrorContext(r.Context(), "panic serving request",
+				"panic", fmt.Sprint(v),
+				"stack", string(report.Stack),
+				"method", report.Method,
+				"route", report.Route,
+				"path", report.Path,
+			)
+			// If the handler had already started the response, Write can
+			// only abort the chain; the client sees a truncated response.
+			problem.Write(c, problem.Internal())
+			ReportPanic(r.Context(), report)
+		}()
+		c.Next()
+	}
+}
+
+// accessLog writes one info record per request once it is done: method,
+// route template, status, duration_ms, bytes, client_ip, and request_id
+// from the context. The route template, not the path, keeps log cardinality
+// low and groups /v1/notes/:id requests together. The liveness probe is not
+// logged: it would be most of the lines and tell nothing.
+func accessLog(logger *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.FullPath() == livezPath {
+			c.Next()
+			return
+		}
+		start := time.Now()
+		// At debug level, a line when the request begins too: a request that
+		// hangs shows up in the logs before it finishes, or without finishing.
+		logger.DebugContext(c.Request.Context(), "request started",
+			"method", c.Request.Method, "route", c.FullPath())
+		c.Next()
+		logger.InfoContext(c.Request.Context(), "request",
+			"method", c.Request.Method,
+			"route", c.FullPath(),
+			"status", c.Writer.Status(),
+			"duration_ms", float64(time.Since(start).Microseconds())/1000,
+			"bytes", max(c.Writer.Size(), 0), // Size is -1 when no body was written
+			"client_ip", c.ClientIP(),
+		)
+	}
+}
+
+// bodyLimit caps request bodies at limit bytes. A declared Content-Length
+// over the limit gets 413 at once, without reading anything. Otherwise the
+// body is wrapped in http.MaxBytesReader, so reading past the limit (a
+// chunked body, or a body longer than declared) fails with
+// *http.MaxBytesError, which the handlers turn into 413.
+func bodyLimit(limit int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > limit {
+			problem.Write(c, problem.PayloadTooLarge(limit))
+			return
+		}
+		if c.Request.Body != nil {
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+		}
+		c.Next()
+	}
+}

@@ -1,0 +1,464 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/prodready/service/internal/logging"
+	"github.com/prodready/service/internal/notes"
+	"github.com/prodready/service/internal/problem"
+	"github.com/prodready/service/internal/server"
+)
+
+const testMaxBody = 1024
+
+// fakeStore answers Create and Get with err and counts the calls; the other
+// methods are not needed here (calling one panics on the nil embedded Store).
+type fakeStore struct {
+	notes.Store
+	err   error
+	calls atomic.Int32
+}
+
+func (f *fakeStore) Create(context.Context, notes.Input) (notes.Note, error) {
+	f.calls.Add(1)
+	return notes.Note{ID: "n1", Title: "t", Version: 1}, f.err
+}
+
+func (f *fakeStore) Get(context.Context, string) (notes.Note, error) {
+	f.calls.Add(1)
+	return notes.Note{}, f.err
+}
+
+// logBuffer collects the server's JSON log lines; safe for the server's
+// goroutines and the test's to share.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// records returns the log records whose msg is msg.
+func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for line := range strings.Lines(l.buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %v: %s", err, line)
+		}
+		if rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// newServer builds the server as cmd/ does, with a logger from logging.New.
+func newServer(t *testing.T, store notes.Store) (*gin.Engine, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	logger, _, err := logging.New(logs, logging.Options{Level: "info", Format: "json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store == nil {
+		store = &fakeStore{}
+	}
+	e := server.New(server.Options{
+		Logger:       logger,
+		Notes:        store,
+		MaxBodyBytes: testMaxBody,
+		Version:      "v1.2.3",
+	})
+	return e, logs
+}
+
+func serve(h http.Handler, req *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+// wantProblem asserts a problem+json response of the given type whose
+// request_id is the one in the X-Request-ID header.
+func wantProblem(t *testing.T, w *httptest.ResponseRecorder, status int, typ string) problem.Problem {
+	t.Helper()
+	if w.Code != status {
+		t.Fatalf("status = %d, want %d; body %s", w.Code, status, w.Body)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != problem.ContentType {
+		t.Errorf("Content-Type = %q, want %q", ct, problem.ContentType)
+	}
+	var p problem.Problem
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+		t.Fatalf("body is not a problem: %v: %s", err, w.Body)
+	}
+	if p.Type != typ || p.Status != status || p.Title == "" || p.Instance == "" {
+		t.Errorf("problem = %+v, want type %s status %d with title and instance", p, typ, status)
+	}
+	if rid := w.Header().Get(server.RequestIDHeader); p.RequestID == "" || p.RequestID != rid {
+		t.Errorf("request_id = %q, header %q; want equal and set", p.RequestID, rid)
+	}
+	return p
+}
+
+func TestUnknownRouteIsProblem404(t *testing.T) {
+	e, _ := newServer(t, nil)
+	for _, target := range []string{"/nope", "/v1/notes/a/b", "/livez/"} {
+		w := serve(e, httptest.NewRequest(http.MethodGet, target, nil))
+		// "/livez/" also shows there is no redirect to "/livez".
+		p := wantProblem(t, w, http.StatusNotFound, problem.TypeNotFound)
+		if p.Instance != target {
+			t.Errorf("instance = %q, want %q", p.Instance, target)
+		}
+	}
+}
+
+func TestWrongMethodIsProblem405WithAllow(t *testing.T) {
+	e, _ := newServer(t, nil)
+	tests := []struct {
+		method, target string
+		allow          []string
+	}{
+		{http.MethodPatch, "/v1/notes/x", []string{"DELETE", "GET", "PUT"}},
+		{http.MethodPost, "/v1/notes/x", []string{"DELETE", "GET", "PUT"}},
+		{http.MethodDelete, "/v1/notes", []string{"GET", "POST"}},
+		{http.MethodPost, "/livez", []string{"GET"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
+			w := serve(e, httptest.NewRequest(tt.method, tt.target, nil))
+			p := wantProblem(t, w, http.StatusMethodNotAllowed, problem.TypeMethodNotAllowed)
+			allow := strings.Split(w.Header().Get("Allow"), ", ")
+			slices.Sort(allow)
+			if !slices.Equal(allow, tt.allow) {
+				t.Errorf("Allow = %v, want %v", allow, tt.allow)
+			}
+			if !strings.Contains(p.Detail, tt.method) {
+				t.Errorf("detail %q does not name the method", p.Detail)
+			}
+		})
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	e, _ := newServer(t, nil)
+	long128 := strings.Repeat("a", 128)
+	tests := []struct {
+		name, incoming string
+		kept           bool
+	}{
+		{"sane ID is kept", "client-42.retry_1:abc", true},
+		{"128 characters is kept", long128, true},
+		{"129 characters is replaced", long128 + "a", false},
+		{"300 characters is replaced", strings.Repeat("x", 300), false},
+		{"spaces are replaced", "has space", false},
+		{"newlines are replaced", "abc\nlevel=ERROR msg=forged", false},
+		{"quotes are replaced", `a"b`, false},
+		{"absent gets a fresh one", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/nope", nil)
+			if tt.incoming != "" {
+				req.Header.Set(server.RequestIDHeader, tt.incoming)
+			}
+			w := serve(e, req)
+			got := w.Header().Get(server.RequestIDHeader)
+			if tt.kept {
+				if got != tt.incoming {
+					t.Errorf("X-Request-ID = %q, want the incoming %q", got, tt.incoming)
+				}
+				return
+			}
+			id, err := uuid.Parse(got)
+			if err != nil || id.Version() != 7 {
+				t.Errorf("X-Request-ID = %q, want a fresh UUIDv7", got)
+			}
+			// The body carries the same ID as the header.
+			wantProblem(t, w, http.StatusNotFound, problem.TypeNotFound)
+		})
+	}
+
+	a := serve(e, httptest.NewRequest(http.MethodGet, "/nope", nil)).Header().Get(server.RequestIDHeader)
+	b := serve(e, httptest.NewRequest(http.MethodGet, "/nope", nil)).Header().Get(server.RequestIDHeader)
+	if a == b {
+		t.Errorf("two requests got the same generated ID %s", a)
+	}
+}
+
+// replaceReportPanic swaps server.ReportPanic for the test's duration and
+// returns what it receives. Tests using it must not be parallel.
+func replaceReportPanic(t *testing.T) *[]server.PanicReport {
+	t.Helper()
+	var got []server.PanicReport
+	orig := server.ReportPanic
+	server.ReportPanic = func(_ context.Context, p server.PanicReport) { got = append(got, p) }
+	t.Cleanup(func() { server.ReportPanic = orig })
+	return &got
+}
+
+func TestPanicBecomesProblem500(t *testing.T) {
+	reports := replaceReportPanic(t)
+	e, logs := newServer(t, nil)
+	e.GET("/test/panic/:n", func(c *gin.Context) { panic("secret kaboom in table users") })
+
+	req := httptest.NewRequest(http.MethodGet, "/test/panic/1", nil)
+	req.Header.Set(server.RequestIDHeader, "req-panic")
+	req.Header.Set("User-Agent", "test-agent/1")
+	w := serve(e, req)
+
+	p := wantProblem(t, w, http.StatusInternalServerError, problem.TypeInternal)
+	if p.RequestID != "req-panic" {
+		t.Errorf("request_id = %q, want req-panic", p.RequestID)
+	}
+	if strings.Contains(w.Body.String(), "kaboom") || strings.Contains(w.Body.String(), "goroutine") {
+		t.Errorf("panic details leaked to the client: %s", w.Body)
+	}
+
+	recs := logs.records(t, "panic serving request")
+	if len(recs) != 1 {
+		t.Fatalf("got %d panic log records, want 1", len(recs))
+	}
+	r := recs[0]
+	stack, _ := r["stack"].(string)
+	if r["level"] != "ERROR" || r["request_id"] != "req-panic" || r["panic"] != "secret kaboom in table users" ||
+		!strings.Contains(stack, "server_test.go") || r["route"] != "/test/panic/:n" {
+		t.Errorf("panic log record = %v", r)
+	}
+
+	if len(*reports) != 1 {
+		t.Fatalf("ReportPanic called %d times, want 1", len(*reports))
+	}
+	got := (*reports)[0]
+	if got.Value != "secret kaboom in table users" || got.RequestID != "req-panic" || got.Method != "GET" ||
+		got.Route != "/test/panic/:n" || got.Path != "/test/panic/1" || got.UserAgent != "test-agent/1" ||
+		!bytes.Contains(got.Stack, []byte("server_test.go")) {
+		t.Errorf("report = %+v", got)
+	}
+
+	// The access log still records the request, with the 500.
+	access := logs.records(t, "request")
+	if len(access) != 1 || access[0]["status"] != 500.0 {
+		t.Errorf("access log = %v, want one record with status 500", access)
+	}
+}
+
+func TestPanicAfterResponseStartedKeepsResponse(t *testing.T) {
+	reports := replaceReportPanic(t)
+	e, logs := newServer(t, nil)
+	e.GET("/test/late-panic", func(c *gin.Context) {
+		c.String(http.StatusOK, "partial")
+		c.Writer.Flush()
+		panic("late")
+	})
+	w := serve(e, httptest.NewRequest(http.MethodGet, "/test/late-panic", nil))
+	if w.Code != http.StatusOK || w.Body.String() != "partial" {
+		t.Errorf("got %d %q; a started response cannot be replaced", w.Code, w.Body)
+	}
+	if len(logs.records(t, "panic serving request")) != 1 || len(*reports) != 1 {
+		t.Error("a late panic must still be logged and reported")
+	}
+}
+
+func TestAbortHandlerPanicPassesThrough(t *testing.T) {
+	reports := replaceReportPanic(t)
+	e, logs := newServer(t, nil)
+	e.GET("/test/abort", func(c *gin.Context) { panic(http.ErrAbortHandler) })
+
+	defer func() {
+		if err, _ := recover().(error); !errors.Is(err, http.ErrAbortHandler) {
+			t.Errorf("recovered %v, want http.ErrAbortHandler re-panicked for net/http", err)
+		}
+		if len(*reports) != 0 || len(logs.records(t, "panic serving request")) != 0 {
+			t.Error("an intentional abort was reported as a crash")
+		}
+	}()
+	serve(e, httptest.NewRequest(http.MethodGet, "/test/abort", nil))
+	t.Error("ServeHTTP returned normally")
+}
+
+func TestBodyOverLimitIs413(t *testing.T) {
+	big := `{"title":"x","body":"` + strings.Repeat("b", testMaxBody) + `"}`
+
+	t.Run("declared Content-Length is refused before reading", func(t *testing.T) {
+		store := &fakeStore{}
+		e, _ := newServer(t, store)
+		req := httptest.NewRequest(http.MethodPost, "/v1/notes", strings.NewReader(big))
+		req.Header.Set("Content-Type", "application/json")
+		w := serve(e, req)
+		p := wantProblem(t, w, http.StatusRequestEntityTooLarge, problem.TypePayloadTooLarge)
+		if !strings.Contains(p.Detail, "1024 bytes") {
+			t.Errorf("detail %q does not state the limit", p.Detail)
+		}
+		if store.calls.Load() != 0 {
+			t.Error("the store was called for a rejected body")
+		}
+	})
+
+	t.Run("chunked body is cut off while decoding", func(t *testing.T) {
+		store := &fakeStore{}
+		e, _ := newServer(t, store)
+		var sawLength atomic.Int64
+		var sawChunked atomic.Bool
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sawLength.Store(r.ContentLength)
+			sawChunked.Store(slices.Contains(r.TransferEncoding, "chunked"))
+			e.ServeHTTP(w, r)
+		}))
+		defer srv.Close()
+
+		// io.MultiReader hides the length, so the client sends it chunked.
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/notes", io.MultiReader(strings.NewReader(big)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+
+		if sawLength.Load() != -1 || !sawChunked.Load() {
+			t.Fatalf("request was not chunked (Content-Length %d); the test proves nothing", sawLength.Load())
+		}
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("Content-Type") != problem.ContentType {
+			t.Fatalf("got %d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		var p problem.Problem
+		if err := json.Unmarshal(body, &p); err != nil || p.Type != problem.TypePayloadTooLarge ||
+			p.RequestID != resp.Header.Get(server.RequestIDHeader) {
+			t.Errorf("problem = %+v (%v)", p, err)
+		}
+		if store.calls.Load() != 0 {
+			t.Error("the store was called for a rejected body")
+		}
+	})
+
+	t.Run("body at the limit is accepted", func(t *testing.T) {
+		store := &fakeStore{}
+		e, _ := newServer(t, store)
+		ok := `{"title":"x","body":"` + strings.Repeat("b", testMaxBody-len(`{"title":"x","body":""}`)) + `"}`
+		req := httptest.NewRequest(http.MethodPost, "/v1/notes", strings.NewReader(ok))
+		req.Header.Set("Content-Type", "application/json")
+		if w := serve(e, req); w.Code != http.StatusCreated {
+			t.Errorf("status = %d, want 201 for exactly %d bytes: %s", w.Code, len(ok), w.Body)
+		}
+	})
+}
+
+func TestAccessLog(t *testing.T) {
+	e, logs := newServer(t, &fakeStore{err: notes.ErrNotFound})
+
+	req := httptest.NewRequest(http.MethodGet, "/v1/notes/abc", nil)
+	req.Header.Set(server.RequestIDHeader, "req-access")
+	// Not trusted: the server trusts no proxy, so the socket address wins.
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	w := serve(e, req)
+	serve(e, httptest.NewRequest(http.MethodGet, "/nope", nil))
+	serve(e, httptest.NewRequest(http.MethodGet, "/livez", nil))
+
+	recs := logs.records(t, "request")
+	if len(recs) != 2 {
+		t.Fatalf("got %d access log records, want 2 (/livez is not logged): %v", len(recs), recs)
+	}
+	r := recs[0]
+	want := map[string]any{
+		"level":      "INFO",
+		"method":     "GET",
+		"route":      "/v1/notes/:id", // the template, not /v1/notes/abc
+		"status":     404.0,
+		"bytes":      float64(w.Body.Len()),
+		"request_id": "req-access",
+		"client_ip":  "192.0.2.1", // httptest's RemoteAddr
+	}
+	for k, v := range want {
+		if r[k] != v {
+			t.Errorf("%s = %v (%T), want %v", k, r[k], r[k], v)
+		}
+	}
+	if d, ok := r["duration_ms"].(float64); !ok || d < 0 {
+		t.Errorf("duration_ms = %v, want a non-negative number", r["duration_ms"])
+	}
+	if recs[1]["route"] != "" || recs[1]["status"] != 404.0 {
+		t.Errorf("unmatched request logged as %v, want route \"\" and status 404", recs[1])
+	}
+}
+
+func TestHandlerLogsCarryRequestID(t *testing.T) {
+	e, logs := newServer(t, &fakeStore{err: errors.New("database is on fire")})
+	req := httptest.NewRequest(http.MethodPost, "/v1/notes", strings.NewReader(`{"title":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	w := serve(e, req)
+	wantProblem(t, w, http.StatusInternalServerError, problem.TypeInternal)
+	if strings.Contains(w.Body.String(), "fire") {
+		t.Errorf("store error leaked: %s", w.Body)
+	}
+
+	recs := logs.records(t, "notes store failed")
+	if len(recs) != 1 {
+		t.Fatalf("got %d store failure records, want 1", len(recs))
+	}
+	if id := w.Header().Get(server.RequestIDHeader); recs[0]["request_id"] != id {
+		t.Errorf("handler log request_id = %v, want %s", recs[0]["request_id"], id)
+	}
+}
+
+func TestLivez(t *testing.T) {
+	e, _ := newServer(t, &fakeStore{err: errors.New("store down")})
+	w := serve(e, httptest.NewRequest(http.MethodGet, "/livez", nil))
+	if w.Code != http.StatusOK {
+		t.Fatalf("status = %d", w.Code)
+	}
+	var body map[string]string
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["status"] != "ok" || body["version"] != "v1.2.3" {
+		t.Errorf("body = %v", body)
+	}
+	if w.Header().Get(server.RequestIDHeader) == "" {
+		t.Error("/livez has no X-Request-ID")
+	}
+}
+
+func TestNewDefaultsAndRequirements(t *testing.T) {
+	// Logger, body limit and page sizes are optional.
+	e := server.New(server.Options{Notes: &fakeStore{}})
+	if w := serve(e, httptest.NewRequest(http.MethodGet, "/livez", nil)); w.Code != http.StatusOK {
+		t.Errorf("livez = %d", w.Code)
+	}
+	if gin.Mode() != gin.ReleaseMode {
+		t.Errorf("gin mode = %s, want release", gin.Mode())
+	}
+
+	defer func() {
+		if recover() == nil {
+			t.Error("New without a Store did not panic")
+		}
+	}()
+	server.New(server.Options{})
+}
