@@ -389,7 +389,7 @@ func TestMain_ExitCodes(t *testing.T) {
 		{"production without a database", "serve", []string{"APP_ENVIRONMENT=production"}, 2, []string{"production needs a PostgreSQL database"}},
 		{"unknown command", "frobnicate", nil, 2, []string{`api: unknown command "frobnicate"`}},
 		{"unknown flag", "serve --verbose", nil, 2, []string{"api: serve: flag provided but not defined: -verbose"}},
-		{"unreachable database", "serve", []string{"APP_ENVIRONMENT=production", "DATABASE_URL=postgres://u:topsecret@127.0.0.1:1/x?connect_timeout=2"}, 1, []string{"api: open database"}},
+		{"unreachable database", "serve", []string{"APP_ENVIRONMENT=production", "STATUS_TOKENS=0123456789abcdef0123", "DATABASE_URL=postgres://u:topsecret@127.0.0.1:1/x?connect_timeout=2"}, 1, []string{"api: open database"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

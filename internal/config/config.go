@@ -22,6 +22,9 @@ const (
 	Production  = "production"
 )
 
+// MinTokenLen is the shortest status token accepted outside development.
+const MinTokenLen = 16
+
 // Config is the whole configuration. Struct tags drive loading, validation and
 // documentation checks:
 //
@@ -32,11 +35,20 @@ const (
 //	min:"n" max:"n"   inclusive range for numbers and durations
 type Config struct {
 	Environment string   `yaml:"environment" enum:"development,staging,production"`
+	Service     Service  `yaml:"service"`
 	HTTP        HTTP     `yaml:"http"`
 	Log         Log      `yaml:"log"`
+	Email       Email    `yaml:"email"`
+	Status      Status   `yaml:"status"`
 	Database    Database `yaml:"database"`
 	Cache       Cache    `yaml:"cache"`
 	Notes       Notes    `yaml:"notes"`
+}
+
+// Service names this deployment in logs, e-mails and the status route.
+type Service struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
 }
 
 // HTTP configures the listener. The timeouts guard against slow clients
@@ -52,10 +64,72 @@ type HTTP struct {
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout" min:"1s" max:"10m"`
 }
 
-// Log configures log/slog.
+// Log configures log/slog: a global minimum level, then sinks (stdout,
+// stderr, syslog), each with its own minimum level and format. An empty sink
+// level or format inherits the global one.
 type Log struct {
-	Level  string `yaml:"level" enum:"debug,info,warn,error"`
-	Format string `yaml:"format" enum:"json,text"`
+	Level  string    `yaml:"level" enum:"debug,info,warn,error"`
+	Format string    `yaml:"format" enum:"json,text"`
+	Stdout LogSink   `yaml:"stdout"`
+	Stderr LogSink   `yaml:"stderr"`
+	Syslog LogSyslog `yaml:"syslog"`
+	// How often counts of dropped syslog records are logged (when any were dropped).
+	DroppedReportInterval time.Duration `yaml:"dropped_report_interval" min:"1s" max:"24h"`
+}
+
+// LogSink is a stream sink.
+type LogSink struct {
+	Enabled bool   `yaml:"enabled"`
+	Level   string `yaml:"level" enum:",debug,info,warn,error"`
+	Format  string `yaml:"format" enum:",json,text"`
+}
+
+// LogSyslog sends records to a syslog daemon without ever blocking a request:
+// a bounded queue drops (and counts) records when the daemon is slow or gone.
+type LogSyslog struct {
+	Enabled      bool          `yaml:"enabled"`
+	Level        string        `yaml:"level" enum:",debug,info,warn,error"`
+	Network      string        `yaml:"network" enum:"unixgram,unix,udp,tcp,tcp+tls"`
+	Address      string        `yaml:"address"`
+	Protocol     string        `yaml:"protocol" enum:"rfc5424,rfc3164"`
+	Facility     string        `yaml:"facility" enum:"kern,user,mail,daemon,auth,syslog,lpr,news,uucp,cron,authpriv,ftp,local0,local1,local2,local3,local4,local5,local6,local7"`
+	AppName      string        `yaml:"app_name"`
+	QueueSize    int           `yaml:"queue_size" min:"1" max:"1000000"`
+	WriteTimeout time.Duration `yaml:"write_timeout" min:"1ms" max:"1m"`
+	TLSCAFile    string        `yaml:"tls_ca_file"`
+}
+
+// Email sends stack-trace e-mails for panics and unhandled 5xx errors,
+// asynchronously, deduplicated and capped so an error storm cannot flood.
+type Email struct {
+	Enabled       bool          `yaml:"enabled"`
+	Recipients    []string      `yaml:"recipients"`
+	From          string        `yaml:"from"`
+	SubjectPrefix string        `yaml:"subject_prefix"`
+	SMTPHost      string        `yaml:"smtp_host"`
+	SMTPPort      int           `yaml:"smtp_port" min:"1" max:"65535"`
+	Username      string        `yaml:"username"`
+	Password      string        `yaml:"password" secret:"true"`
+	TLSPolicy     string        `yaml:"tls_policy" enum:"mandatory,opportunistic,none"`
+	Timeout       time.Duration `yaml:"timeout" min:"100ms" max:"5m"`
+	QueueSize     int           `yaml:"queue_size" min:"1" max:"100000"`
+	HourlyCap     int           `yaml:"hourly_cap" min:"1" max:"100000"`
+	OnErrorLog    bool          `yaml:"on_error_log"`
+	FlushTimeout  time.Duration `yaml:"flush_timeout" min:"0s" max:"5m"`
+}
+
+// Status configures the token-protected status route and its checks.
+type Status struct {
+	Tokens          []string      `yaml:"tokens" env:"STATUS_TOKENS" secret:"true"`
+	AllowQueryToken bool          `yaml:"allow_query_token"`
+	CacheTTL        time.Duration `yaml:"cache_ttl" min:"0s" max:"5m"`
+	Deadline        time.Duration `yaml:"deadline" min:"10ms" max:"1m"`
+	DatabaseTimeout time.Duration `yaml:"database_timeout" min:"1ms" max:"1m"`
+	CacheTimeout    time.Duration `yaml:"cache_timeout" min:"1ms" max:"1m"`
+	SMTPTimeout     time.Duration `yaml:"smtp_timeout" min:"1ms" max:"1m"`
+	SyslogTimeout   time.Duration `yaml:"syslog_timeout" min:"1ms" max:"1m"`
+	DiskWarnPercent int           `yaml:"disk_warn_percent" min:"0" max:"100"`
+	DiskFailPercent int           `yaml:"disk_fail_percent" min:"0" max:"100"`
 }
 
 // Database selects the store: SQLite at SQLitePath when URL is empty,
@@ -101,7 +175,27 @@ func Default() Config {
 			MaxBodyBytes:      1 << 20,
 			ShutdownTimeout:   20 * time.Second,
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Service: Service{Name: "notes-api", Description: "Notes API: a reference service for production readiness"},
+		Log: Log{
+			Level: "info", Format: "json",
+			Stdout: LogSink{Enabled: true},
+			Stderr: LogSink{Enabled: false, Level: "warn"},
+			Syslog: LogSyslog{
+				Network: "unixgram", Address: "/dev/log", Protocol: "rfc5424", Facility: "local0",
+				AppName: "notes-api", QueueSize: 10000, WriteTimeout: time.Second,
+			},
+			DroppedReportInterval: time.Minute,
+		},
+		Email: Email{
+			From: "notes-api@localhost", SubjectPrefix: "[notes-api]", SMTPHost: "localhost", SMTPPort: 587,
+			TLSPolicy: "mandatory", Timeout: 10 * time.Second, QueueSize: 100, HourlyCap: 30, FlushTimeout: 5 * time.Second,
+		},
+		Status: Status{
+			CacheTTL: 2 * time.Second, Deadline: 3 * time.Second,
+			DatabaseTimeout: time.Second, CacheTimeout: 500 * time.Millisecond,
+			SMTPTimeout: 2 * time.Second, SyslogTimeout: time.Second,
+			DiskWarnPercent: 10, DiskFailPercent: 5,
+		},
 		Database: Database{
 			SQLitePath:      "data/notes.db",
 			BusyTimeout:     5 * time.Second,

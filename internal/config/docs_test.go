@@ -20,8 +20,11 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 	// config.yaml must set every key to its default: loading it changes no value
 	// and every key's source is the file.
 	l, err := config.Load("config.yaml", func(k string) string {
-		if k == "DATABASE_URL" { // production needs it; the file keeps it empty on purpose
+		switch k { // production needs these; the file keeps them empty on purpose
+		case "DATABASE_URL":
 			return "postgres://localhost/x"
+		case "STATUS_TOKENS":
+			return "0123456789abcdef0123"
 		}
 		return ""
 	}, func(string) ([]byte, error) { return yamlDoc, nil })
@@ -43,10 +46,10 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 			t.Errorf("%s and %s share the variable %s", f.Key, other, f.Env)
 		}
 		envSeen[f.Env] = f.Key
-		if src := l.Sources[f.Key]; !strings.HasPrefix(src, "config.yaml:") && f.Key != "database.url" {
+		if src := l.Sources[f.Key]; !strings.HasPrefix(src, "config.yaml:") && f.Key != "database.url" && f.Key != "status.tokens" {
 			t.Errorf("%s: missing from config.yaml (source %s)", f.Key, src)
 		}
-		if f.Get(&l.Config) != f.Get(&def) && f.Key != "database.url" {
+		if f.Get(&l.Config) != f.Get(&def) && f.Key != "database.url" && f.Key != "status.tokens" {
 			t.Errorf("%s: config.yaml says %q, the built-in default is %q", f.Key, f.Get(&l.Config), f.Get(&def))
 		}
 		if v, ok := rows[f.Key]; !ok {
@@ -70,7 +73,7 @@ func TestEveryKeyHasAWorkingVariable(t *testing.T) {
 		v := f.Get(&def)
 		switch {
 		case len(f.Enum) > 0:
-			v = f.Enum[0]
+			v = f.Enum[len(f.Enum)-1]
 		case strings.HasSuffix(v, "s") || strings.HasSuffix(v, "m0s"): // durations
 			v = "7s"
 		case v == "true" || v == "false":
@@ -86,14 +89,17 @@ func TestEveryKeyHasAWorkingVariable(t *testing.T) {
 			v = "changed"
 		}
 		samples[f.Key] = v
+		// What the other keys need for the configuration to be valid whatever
+		// this key is set to (production needs PostgreSQL and a token, e-mail a recipient).
+		base := map[string]string{
+			"APP_ENVIRONMENT": "development", "DATABASE_URL": "postgres://db/x",
+			"STATUS_TOKENS": "0123456789abcdef0123", "APP_EMAIL_RECIPIENTS": "ops@example.com",
+		}
 		l, err := config.Load("", func(k string) string {
-			switch k {
-			case f.Env:
+			if k == f.Env {
 				return v
-			case "APP_ENVIRONMENT":
-				return "development"
 			}
-			return ""
+			return base[k]
 		}, os.ReadFile)
 		if err != nil {
 			t.Errorf("%s=%s: %v", f.Env, v, err)

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,8 +58,8 @@ func walk(t reflect.Type, prefix string, index []int, out *[]Field) {
 		if a := sf.Tag.Get("env"); a != "" {
 			f.Aliases = strings.Split(a, ",")
 		}
-		if e := sf.Tag.Get("enum"); e != "" {
-			f.Enum = strings.Split(e, ",")
+		if e, ok := sf.Tag.Lookup("enum"); ok {
+			f.Enum = strings.Split(e, ",") // a leading empty entry means "" (inherit) is allowed
 		}
 		*out = append(*out, f)
 	}
@@ -109,8 +110,8 @@ func (f Field) set(c *Config, s string) error {
 		}
 		v.SetInt(n)
 	case f.typ.Kind() == reflect.Slice:
-		var items []string
-		for p := range strings.SplitSeq(s, ",") {
+		var items []string // comma- or newline-separated, so a mounted secret file may hold one per line
+		for p := range strings.FieldsFuncSeq(s, func(r rune) bool { return r == ',' || r == '\n' }) {
 			if p = strings.TrimSpace(p); p != "" {
 				items = append(items, p)
 			}
@@ -135,7 +136,7 @@ func (f Field) checkRange(c *Config) string {
 				return ""
 			}
 		}
-		return fmt.Sprintf("%q is not allowed: want one of %s", s, strings.Join(f.Enum, ", "))
+		return fmt.Sprintf("%q is not allowed: want one of %s", s, strings.Join(slices.DeleteFunc(slices.Clone(f.Enum), func(e string) bool { return e == "" }), ", "))
 	}
 	if f.Min == "" && f.Max == "" {
 		return ""

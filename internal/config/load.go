@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"net/url"
 	"os"
 	"reflect"
@@ -228,14 +229,54 @@ func (l *Loaded) validate(fields []Field) Errors {
 	if msg := checkURL(c.Cache.RedisURL, "redis", "rediss", "unix"); msg != "" {
 		errs = append(errs, Problem{Key: "cache.redis_url", Source: l.Sources["cache.redis_url"], Message: msg})
 	}
+	if c.Status.DiskFailPercent > c.Status.DiskWarnPercent && !bad["status.disk_fail_percent"] && !bad["status.disk_warn_percent"] {
+		errs = append(errs, Problem{Key: "status.disk_fail_percent", Source: l.Sources["status.disk_fail_percent"],
+			Message: fmt.Sprintf("%d is larger than status.disk_warn_percent (%d): failing must need less free space than warning", c.Status.DiskFailPercent, c.Status.DiskWarnPercent)})
+	}
+	if c.Email.Enabled {
+		if len(c.Email.Recipients) == 0 {
+			errs = append(errs, Problem{Key: "email.recipients", Source: l.Sources["email.recipients"], Message: "e-mail is enabled but no recipient is set"})
+		}
+		for _, r := range c.Email.Recipients {
+			if _, err := mail.ParseAddress(r); err != nil {
+				errs = append(errs, Problem{Key: "email.recipients", Source: l.Sources["email.recipients"], Message: fmt.Sprintf("%q is not an e-mail address", r)})
+			}
+		}
+		if _, err := mail.ParseAddress(c.Email.From); err != nil {
+			errs = append(errs, Problem{Key: "email.from", Source: l.Sources["email.from"], Message: fmt.Sprintf("%q is not an e-mail address", c.Email.From)})
+		}
+		if strings.TrimSpace(c.Email.SMTPHost) == "" {
+			errs = append(errs, Problem{Key: "email.smtp_host", Source: l.Sources["email.smtp_host"], Message: "e-mail is enabled but no SMTP host is set"})
+		}
+		if c.Email.Username != "" && c.Email.Password == "" {
+			errs = append(errs, Problem{Key: "email.password", Source: l.Sources["email.password"], Message: "email.username is set but the password is empty"})
+		}
+	}
+	if c.Log.Syslog.Enabled && strings.TrimSpace(c.Log.Syslog.Address) == "" {
+		errs = append(errs, Problem{Key: "log.syslog.address", Source: l.Sources["log.syslog.address"], Message: "syslog is enabled but no address is set"})
+	}
+	for _, tok := range c.Status.Tokens {
+		if c.Environment != Development && len(tok) < MinTokenLen {
+			errs = append(errs, Problem{Key: "status.tokens", Source: l.Sources["status.tokens"],
+				Message: fmt.Sprintf("a token is shorter than %d characters (value not shown); generate one with: openssl rand -hex 32", MinTokenLen)})
+			break
+		}
+	}
 	if c.Database.URL == "" && strings.TrimSpace(c.Database.SQLitePath) == "" {
 		errs = append(errs, Problem{Key: "database.sqlite_path", Source: l.Sources["database.sqlite_path"], Message: "is empty and database.url is not set: one of them is needed"})
 	}
 	// Production needs real infrastructure and its secrets. Reported last and
-	// only when everything else is valid, so the operator sees one clear line.
-	if len(errs) == 0 && c.Environment == Production && !isPostgres(c.Database.URL) {
-		errs = append(errs, Problem{Key: "database.url", Source: l.Sources["database.url"],
-			Message: "production needs a PostgreSQL database: set DATABASE_URL (or " + EnvName("database.url") + "_FILE), or set " + EnvName("environment") + "=development to use the embedded SQLite file"})
+	// only when everything else is valid, so the operator sees one clear line
+	// for each missing piece.
+	if len(errs) == 0 && c.Environment == Production {
+		if !isPostgres(c.Database.URL) {
+			errs = append(errs, Problem{Key: "database.url", Source: l.Sources["database.url"],
+				Message: "production needs a PostgreSQL database: set DATABASE_URL (or " + EnvName("database.url") + "_FILE), or set " + EnvName("environment") + "=development to use the embedded SQLite file"})
+		}
+		if len(c.Status.Tokens) == 0 {
+			errs = append(errs, Problem{Key: "status.tokens", Source: l.Sources["status.tokens"],
+				Message: "production needs a status token for monitors: set STATUS_TOKENS (or " + EnvName("status.tokens") + "_FILE)"})
+		}
 	}
 	return errs
 }

@@ -69,7 +69,7 @@ func TestLoad_Precedence(t *testing.T) {
 
 func TestLoad_SecretFromFileIsUsedButNeverShown(t *testing.T) {
 	fs := files(map[string]string{"/run/dburl": "postgres://u:s3cret@db:5432/notes\n"})
-	l, err := config.Load("", env("DATABASE_URL_FILE", "/run/dburl"), fs)
+	l, err := config.Load("", env("DATABASE_URL_FILE", "/run/dburl", "STATUS_TOKENS", "0123456789abcdef0123"), fs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +149,18 @@ func TestLoad_Rejects(t *testing.T) {
 		{"secret and its file", "environment: development", env("DATABASE_URL", "postgres://x/y", "DATABASE_URL_FILE", "/nope"), "set either DATABASE_URL or DATABASE_URL_FILE, not both"},
 		{"missing secret file", "environment: development", env("APP_CACHE_REDIS_URL_FILE", "/nope"), "cache.redis_url (env APP_CACHE_REDIS_URL_FILE): cannot read the secret file: file does not exist"},
 		{"alias", "environment: development\nx: &a 1\nlog:\n  level: *a", env(), "aliases are not supported"},
+		{"production without a status token", "", env("DATABASE_URL", "postgres://db/x"), "status.tokens (default): production needs a status token"},
+		{"short token outside development", "environment: staging", env("DATABASE_URL", "postgres://db/x", "STATUS_TOKENS", "pw@short"), "a token is shorter than 16 characters (value not shown)"},
+		{"e-mail without recipients", "environment: development\nemail:\n  enabled: true", env(), "email.recipients (default): e-mail is enabled but no recipient is set"},
+		{"e-mail with a bad address", "environment: development\nemail:\n  enabled: true\n  recipients: [ops, pw@example.com]", env(), `email.recipients (c.yaml:4): "ops" is not an e-mail address`},
+		{"e-mail user without password", "environment: development\nemail:\n  enabled: true\n  recipients: [a@b.c]\n  username: u", env(), "email.password (default): email.username is set but the password is empty"},
+		{"e-mail without host", "environment: development\nemail:\n  enabled: true\n  recipients: [a@b.c]\n  smtp_host: \"\"\n  from: nobody", env(), "e-mail is enabled but no SMTP host"},
+		{"bad sender", "environment: development\nemail:\n  enabled: true\n  recipients: [a@b.c]\n  from: nobody", env(), `email.from (c.yaml:5): "nobody" is not an e-mail address`},
+		{"syslog without address", "environment: development\nlog:\n  syslog:\n    enabled: true\n    address: \"\"", env(), "log.syslog.address (c.yaml:5): syslog is enabled but no address"},
+		{"disk thresholds inverted", "environment: development\nstatus:\n  disk_warn_percent: 5\n  disk_fail_percent: 10", env(), "status.disk_fail_percent (c.yaml:4): 10 is larger than status.disk_warn_percent"},
+		{"list where a value belongs", "environment: development\nlog:\n  level: [a]", env(), "log.level (c.yaml:3): expected a single value, got a list"},
+		{"mapping where a list belongs", "environment: development\nemail:\n  recipients: {a: b}", env(), "email.recipients (c.yaml:3): expected a list of values"},
+		{"nested list item", "environment: development\nemail:\n  recipients: [[a]]", env(), "email.recipients (c.yaml:3): expected a list of values"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,9 +183,12 @@ func TestLoad_MissingFile(t *testing.T) {
 }
 
 func TestLoad_ValidProductionConfig(t *testing.T) {
-	l, err := config.Load("", env("DATABASE_URL", "postgres://app:pw@db:5432/notes?sslmode=require"), files(nil))
+	l, err := config.Load("", env("DATABASE_URL", "postgres://app:pw@db:5432/notes?sslmode=require", "STATUS_TOKENS", "0123456789abcdef0123,fedcba9876543210fedc"), files(nil))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(l.Status.Tokens) != 2 {
+		t.Errorf("tokens = %d, want 2 from a comma-separated variable", len(l.Status.Tokens))
 	}
 	if l.Environment != config.Production || l.HTTP.ReadHeaderTimeout != 5*time.Second {
 		t.Errorf("defaults not applied: %+v", l.Config)
