@@ -20,7 +20,7 @@ COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTime=$(BUILD_TIME)
 
-.PHONY: help run test cover lint build generate check-generate migrate fuzz clean
+.PHONY: help run test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,8 +66,34 @@ check-generate: generate ## Fail when generated files are not committed as gener
 migrate: ## Apply database migrations with the current configuration (make migrate ARGS=status)
 	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} $(GO) run ./cmd/api migrate $${ARGS:-up}
 
+bench: ## Run the benchmarks (BENCH=regexp, BENCHTIME=3s); figures go to docs/PERFORMANCE.md
+	$(GO) test -run '^$$' -bench "$${BENCH:-.}" -benchtime $${BENCHTIME:-3s} -benchmem ./...
+
 fuzz: ## Fuzz the configuration loader for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $${FUZZTIME:-30s} ./internal/config/
+
+MAILPIT_VERSION := v1.33.1
+
+mailpit: $(TOOLS)/mailpit ## Install Mailpit (a real SMTP server with an HTTP API, for tests and local mail) into .tools/
+
+$(TOOLS)/mailpit:
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+
+run-mailpit: mailpit ## Run Mailpit locally: SMTP on 127.0.0.1:1025, web UI on http://127.0.0.1:8025
+	$(TOOLS)/mailpit --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025 --disable-version-check
+
+tools: ## Install the pinned delivery tools into .tools/ (actionlint, kustomize, kubectl-validate, composecheck, shellcheck)
+	bash scripts/ci/install-tools.sh
+
+check-delivery: tools ## Offline checks of workflows, manifests, compose file and shell scripts, each shown to bite
+	bash scripts/ci/check-delivery.sh
+
+compose-up: ## Build the image and run API, PostgreSQL, Redis and Mailpit with Docker Compose (needs a Docker engine)
+	docker compose -f deploy/compose/compose.yaml up --build
+
+compose-down: ## Stop the compose stack and delete its volumes
+	docker compose -f deploy/compose/compose.yaml down --volumes
 
 clean: ## Remove build output, coverage and the local SQLite data
 	rm -rf bin $(COVER_DIR) data

@@ -60,6 +60,9 @@ commands:
   migrate up|down|status
                      apply, roll back (the last group) or list database migrations
   config             print the effective configuration, secrets redacted, with each value's source
+  email-test         send a test e-mail with the current settings; print where it went or the SMTP error
+  healthcheck [--url URL]
+                     call the status route (or URL) with the configured token; exit 0 if it answers 200, else 1
   version            print the version
   help               print this help
 
@@ -80,15 +83,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
-		return serve(ctx, l, stdout)
+		return serve(ctx, l, getenv, stdout, stderr)
 	case "migrate":
 		return migrateCmd(ctx, args, getenv, stdout, stderr)
+	case "email-test":
+		return emailTestCmd(ctx, args, getenv, stdout, stderr)
 	case "config":
 		l, err := loadConfig("config", args, getenv, stderr)
 		if err != nil {
 			return err
 		}
 		return l.Print(stdout)
+	case "healthcheck":
+		return healthcheckCmd(ctx, args, getenv, stdout)
 	case "version":
 		if len(args) > 0 {
 			return usagef("version takes no arguments")
@@ -99,5 +106,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_, err := io.WriteString(stdout, usageText)
 		return err
 	}
-	return usagef("unknown command %q (commands: serve, migrate, config, version, help)", cmd)
+	return usagef("unknown command %q (commands: serve, migrate, config, email-test, healthcheck, version, help)", cmd)
 }

@@ -62,6 +62,8 @@ type app struct {
 	client *http.Client
 }
 
+const testToken = "e2e-status-token-0123456789"
+
 var listenRe = regexp.MustCompile(`"msg":"http server listening".*?"addr":"([^"]+)"`)
 
 // startApp runs `api serve` through run() on a random loopback port with the
@@ -74,6 +76,8 @@ func startApp(t *testing.T, env map[string]string) *app {
 		"APP_HTTP_PORT":            "0",
 		"APP_DATABASE_SQLITE_PATH": filepath.Join(t.TempDir(), "data", "notes.db"),
 		"APP_LOG_LEVEL":            "debug",
+		"APP_HTTP_DRAIN_DELAY":     "0s",
+		"STATUS_TOKENS":            testToken,
 	}
 	for k, v := range env {
 		base[k] = v
@@ -265,8 +269,101 @@ func TestServe_PostgreSQLAndRedis(t *testing.T) {
 		t.Fatalf("not running on PostgreSQL and Redis:\n%s", a.logs.String())
 	}
 	notesScenario(t, a)
-	if strings.Contains(a.logs.String(), strings.TrimPrefix(dbURL, "postgres://")) {
-		t.Error("the database URL appears in the logs")
+	resp, body := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
+	checks, _ := body["checks"].(map[string]any)
+	if resp.StatusCode != 200 || body["status"] != "pass" || len(checks) != 3 {
+		t.Errorf("status with PostgreSQL and Redis up: %d %v", resp.StatusCode, body)
+	}
+	for _, name := range []string{"database:responseTime", "database:migrations", "cache:responseTime"} {
+		if _, ok := checks[name]; !ok {
+			t.Errorf("no %s check", name)
+		}
+	}
+	if strings.Contains(a.logs.String(), strings.TrimPrefix(dbURL, "postgres://")) || strings.Contains(a.logs.String(), testToken) {
+		t.Error("the database URL or the status token appears in the logs")
+	}
+}
+
+// TestServe_SIGHUPReloadsTheLogLevel edits the config file, sends SIGHUP and
+// sees debug records appear without a restart.
+func TestServe_SIGHUPReloadsTheLogLevel(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	write := func(level string) {
+		if err := os.WriteFile(file, []byte("environment: development\nlog:\n  level: "+level+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("info")
+	a := startApp(t, map[string]string{"APP_CONFIG": file, "APP_LOG_LEVEL": ""})
+	a.do(t, "GET", "/v1/notes", "")
+	if strings.Contains(a.logs.String(), `"msg":"request started"`) {
+		t.Fatal("debug record at level info")
+	}
+	write("debug")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a.logs, `"msg":"log level changed"`)
+	a.do(t, "GET", "/v1/notes", "")
+	waitFor(t, a.logs, `"msg":"request started"`)
+
+	write("loud") // an invalid file leaves the level alone, with a warning
+	_ = syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, a.logs, "SIGHUP: configuration invalid; log level unchanged")
+}
+
+// TestServe_StatusReadinessAndHealthcheck drives the probes and the
+// healthcheck command against the running program.
+func TestServe_StatusReadinessAndHealthcheck(t *testing.T) {
+	a := startApp(t, map[string]string{"APP_HTTP_DRAIN_DELAY": "3s"})
+	resp, body := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
+	if resp.StatusCode != 200 || body["status"] != "pass" || body["serviceId"] != "notes-api" ||
+		resp.Header.Get("Content-Type") != "application/health+json" {
+		t.Fatalf("status: %d %v", resp.StatusCode, body)
+	}
+	if _, ok := body["checks"].(map[string]any)["disk:free"]; !ok {
+		t.Errorf("SQLite in use but no disk:free check: %v", body["checks"])
+	}
+	if resp, _ := a.do(t, "GET", "/status", ""); resp.StatusCode != 401 {
+		t.Errorf("status without a token: %d", resp.StatusCode)
+	}
+	if resp, _ := a.do(t, "GET", "/readyz", ""); resp.StatusCode != 200 {
+		t.Errorf("readyz: %d", resp.StatusCode)
+	}
+
+	port := a.url[strings.LastIndex(a.url, ":")+1:]
+	hcEnv := map[string]string{"APP_ENVIRONMENT": "development", "APP_HTTP_PORT": port, "STATUS_TOKENS": testToken}
+	hc := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"healthcheck"}, args...), func(k string) string { return hcEnv[k] }, &out, io.Discard)
+		return out.String(), err
+	}
+	if out, err := hc(); err != nil || !strings.Contains(out, "answered 200 pass") {
+		t.Errorf("healthcheck: %q %v", out, err)
+	}
+	if out, err := hc("--url", a.url+"/readyz"); err != nil || !strings.Contains(out, "answered 200 ready") {
+		t.Errorf("healthcheck /readyz: %q %v", out, err)
+	}
+	hcEnv["STATUS_TOKENS"] = "wrong-token-0123456789"
+	if _, err := hc(); err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "answered 401 fail") {
+		t.Errorf("healthcheck with a wrong token: %v", err)
+	}
+	if _, err := hc("--url", "http://127.0.0.1:1/status"); err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("healthcheck of a closed port: %v", err)
+	}
+	hcEnv["APP_ENVIRONMENT"] = "production"
+	if _, err := hc(); err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "invalid configuration") {
+		t.Errorf("healthcheck with a bad configuration: %v", err)
+	}
+
+	// SIGTERM: readiness fails at once while requests are still served.
+	a.stop()
+	waitFor(t, a.logs, "draining: /readyz answers 503")
+	if resp, body := a.do(t, "GET", "/readyz", ""); resp.StatusCode != 503 || body["status"] != "draining" {
+		t.Errorf("readyz while draining: %d %v", resp.StatusCode, body)
+	}
+	if resp, _ := a.do(t, "GET", "/livez", ""); resp.StatusCode != 200 {
+		t.Errorf("livez while draining: %d", resp.StatusCode)
 	}
 }
 

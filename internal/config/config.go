@@ -43,6 +43,7 @@ type Config struct {
 	Database    Database `yaml:"database"`
 	Cache       Cache    `yaml:"cache"`
 	Notes       Notes    `yaml:"notes"`
+	Backup      Backup   `yaml:"backup"`
 }
 
 // Service names this deployment in logs, e-mails and the status route.
@@ -62,6 +63,7 @@ type HTTP struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout" min:"1ms" max:"1h"`
 	MaxBodyBytes      int64         `yaml:"max_body_bytes" min:"1" max:"104857600"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout" min:"1s" max:"10m"`
+	DrainDelay        time.Duration `yaml:"drain_delay" min:"0s" max:"5m"`
 }
 
 // Log configures log/slog: a global minimum level, then sinks (stdout,
@@ -174,6 +176,7 @@ func Default() Config {
 			IdleTimeout:       120 * time.Second,
 			MaxBodyBytes:      1 << 20,
 			ShutdownTimeout:   20 * time.Second,
+			DrainDelay:        5 * time.Second,
 		},
 		Service: Service{Name: "notes-api", Description: "Notes API: a reference service for production readiness"},
 		Log: Log{
@@ -211,5 +214,34 @@ func Default() Config {
 			MemoryMaxEntries: 10000,
 		},
 		Notes: Notes{DefaultPageSize: 20, MaxPageSize: 100},
+		Backup: Backup{
+			Check:     "auto",
+			WarnAfter: 26 * time.Hour,
+			FailAfter: 50 * time.Hour,
+		},
+	}
+}
+
+// Backup configures the status route's backup:age check, which reads the
+// backups table that scripts/backup/ fills after each verified backup
+// (docs/BACKUP.md). The thresholds suit a daily backup: 26h allows a late
+// run, 50h means a whole night was missed.
+type Backup struct {
+	// auto: on except in development, where nobody runs the nightly job;
+	// on, off: always, never.
+	Check     string        `yaml:"check" enum:"auto,on,off"`
+	WarnAfter time.Duration `yaml:"warn_after" min:"1s" max:"8760h"`
+	FailAfter time.Duration `yaml:"fail_after" min:"1s" max:"8760h"`
+}
+
+// CheckOn reports whether the backup:age check runs in environment.
+func (b Backup) CheckOn(environment string) bool {
+	switch b.Check {
+	case "on":
+		return true
+	case "off":
+		return false
+	default:
+		return environment != Development
 	}
 }

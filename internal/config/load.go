@@ -233,6 +233,10 @@ func (l *Loaded) validate(fields []Field) Errors {
 		errs = append(errs, Problem{Key: "status.disk_fail_percent", Source: l.Sources["status.disk_fail_percent"],
 			Message: fmt.Sprintf("%d is larger than status.disk_warn_percent (%d): failing must need less free space than warning", c.Status.DiskFailPercent, c.Status.DiskWarnPercent)})
 	}
+	if c.Backup.CheckOn(c.Environment) && c.Backup.FailAfter <= c.Backup.WarnAfter && !bad["backup.fail_after"] && !bad["backup.warn_after"] {
+		errs = append(errs, Problem{Key: "backup.fail_after", Source: l.Sources["backup.fail_after"],
+			Message: fmt.Sprintf("%s is not longer than backup.warn_after (%s): the check must warn before it fails", c.Backup.FailAfter, c.Backup.WarnAfter)})
+	}
 	if c.Email.Enabled {
 		if len(c.Email.Recipients) == 0 {
 			errs = append(errs, Problem{Key: "email.recipients", Source: l.Sources["email.recipients"], Message: "e-mail is enabled but no recipient is set"})
@@ -265,17 +269,18 @@ func (l *Loaded) validate(fields []Field) Errors {
 	if c.Database.URL == "" && strings.TrimSpace(c.Database.SQLitePath) == "" {
 		errs = append(errs, Problem{Key: "database.sqlite_path", Source: l.Sources["database.sqlite_path"], Message: "is empty and database.url is not set: one of them is needed"})
 	}
-	// Production needs real infrastructure and its secrets. Reported last and
+	// Production needs real infrastructure and its secrets, and so does
+	// staging, which must be identical to production to prove anything. Reported last and
 	// only when everything else is valid, so the operator sees one clear line
 	// for each missing piece.
-	if len(errs) == 0 && c.Environment == Production {
+	if len(errs) == 0 && (c.Environment == Production || c.Environment == Staging) {
 		if !isPostgres(c.Database.URL) {
 			errs = append(errs, Problem{Key: "database.url", Source: l.Sources["database.url"],
-				Message: "production needs a PostgreSQL database: set DATABASE_URL (or " + EnvName("database.url") + "_FILE), or set " + EnvName("environment") + "=development to use the embedded SQLite file"})
+				Message: c.Environment + " needs a PostgreSQL database: set DATABASE_URL (or " + EnvName("database.url") + "_FILE), or set " + EnvName("environment") + "=development to use the embedded SQLite file"})
 		}
 		if len(c.Status.Tokens) == 0 {
 			errs = append(errs, Problem{Key: "status.tokens", Source: l.Sources["status.tokens"],
-				Message: "production needs a status token for monitors: set STATUS_TOKENS (or " + EnvName("status.tokens") + "_FILE)"})
+				Message: c.Environment + " needs a status token for monitors: set STATUS_TOKENS (or " + EnvName("status.tokens") + "_FILE)"})
 		}
 	}
 	return errs

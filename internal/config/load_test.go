@@ -149,6 +149,7 @@ func TestLoad_Rejects(t *testing.T) {
 		{"secret and its file", "environment: development", env("DATABASE_URL", "postgres://x/y", "DATABASE_URL_FILE", "/nope"), "set either DATABASE_URL or DATABASE_URL_FILE, not both"},
 		{"missing secret file", "environment: development", env("APP_CACHE_REDIS_URL_FILE", "/nope"), "cache.redis_url (env APP_CACHE_REDIS_URL_FILE): cannot read the secret file: file does not exist"},
 		{"alias", "environment: development\nx: &a 1\nlog:\n  level: *a", env(), "aliases are not supported"},
+		{"staging is held to production's rules", "environment: staging", env(), "database.url (default): staging needs a PostgreSQL database"},
 		{"production without a status token", "", env("DATABASE_URL", "postgres://db/x"), "status.tokens (default): production needs a status token"},
 		{"short token outside development", "environment: staging", env("DATABASE_URL", "postgres://db/x", "STATUS_TOKENS", "pw@short"), "a token is shorter than 16 characters (value not shown)"},
 		{"e-mail without recipients", "environment: development\nemail:\n  enabled: true", env(), "email.recipients (default): e-mail is enabled but no recipient is set"},

@@ -19,6 +19,23 @@ import (
 
 const createNotes = "20261125000001_create_notes"
 
+// allMigrations lists the embedded migrations by name, in order, so the
+// tests hold whatever migrations the build carries.
+func allMigrations(t *testing.T) []string {
+	t.Helper()
+	entries, err := migrationFiles.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), ".tx.up.sql"); ok {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
 // Every migration test runs on both databases: the SQL files must be portable.
 func eachDialect(t *testing.T, test func(t *testing.T, open func(t *testing.T) *bun.DB)) {
 	t.Run("sqlite", func(t *testing.T) {
@@ -51,8 +68,8 @@ func TestMigrate_Lifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(applied, []string{createNotes}) {
-			t.Errorf("first Migrate applied %v; want [%s]", applied, createNotes)
+		if !slices.Equal(applied, allMigrations(t)) {
+			t.Errorf("first Migrate applied %v; want %v", applied, allMigrations(t))
 		}
 		if !strings.Contains(logs.String(), "migration applied") || !strings.Contains(logs.String(), createNotes) {
 			t.Errorf("log %q; want a line per applied migration", logs.String())
@@ -64,9 +81,11 @@ func TestMigrate_Lifecycle(t *testing.T) {
 			t.Errorf("second Migrate = %v, %v; want nothing applied", applied, err)
 		}
 
-		rolled, err := Rollback(ctx, db)
-		if err != nil || !slices.Equal(rolled, []string{createNotes}) {
-			t.Fatalf("Rollback = %v, %v; want [%s]", rolled, err, createNotes)
+		rolled, err := Rollback(ctx, db) // the whole group, newest first
+		want := slices.Clone(allMigrations(t))
+		slices.Reverse(want)
+		if err != nil || !slices.Equal(rolled, want) {
+			t.Fatalf("Rollback = %v, %v; want %v", rolled, err, want)
 		}
 		assertStatus(t, db, false, 0)
 		if exists, _ := tableExists(ctx, db, "notes"); exists {
@@ -77,30 +96,36 @@ func TestMigrate_Lifecycle(t *testing.T) {
 			t.Errorf("Rollback with nothing applied = %v, %v; want nothing", rolled, err)
 		}
 
-		if applied, err := Migrate(ctx, db, nil); err != nil || len(applied) != 1 {
-			t.Errorf("Migrate after rollback = %v, %v; want it applied again", applied, err)
+		if applied, err := Migrate(ctx, db, nil); err != nil || len(applied) != len(allMigrations(t)) {
+			t.Errorf("Migrate after rollback = %v, %v; want them applied again", applied, err)
 		}
 		assertStatus(t, db, true, 1)
 	})
 }
 
-// assertStatus checks Status and Pending agree with the one migration being
-// applied (in group) or not.
+// assertStatus checks Status and Pending agree with every migration being
+// applied (in group) or none.
 func assertStatus(t *testing.T, db *bun.DB, applied bool, group int64) {
 	t.Helper()
 	all, err := Status(t.Context(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 1 || all[0].Name != createNotes || all[0].Applied != applied || all[0].GroupID != group {
-		t.Fatalf("Status = %+v; want %s applied=%v group=%d", all, createNotes, applied, group)
+	names := allMigrations(t)
+	if len(all) != len(names) {
+		t.Fatalf("Status = %+v; want %d migrations", all, len(names))
+	}
+	for i, m := range all {
+		if m.Name != names[i] || m.Applied != applied || m.GroupID != group {
+			t.Fatalf("Status = %+v; want %s applied=%v group=%d", all, names[i], applied, group)
+		}
 	}
 	if at := all[0].MigratedAt; applied && (time.Since(at).Abs() > time.Minute || at.Location() != time.UTC) {
 		t.Errorf("MigratedAt = %v; want about now, in UTC", at)
 	} else if !applied && !at.IsZero() {
 		t.Errorf("MigratedAt = %v for a pending migration; want zero", at)
 	}
-	want := 1
+	want := len(names)
 	if applied {
 		want = 0
 	}
@@ -122,15 +147,15 @@ func TestMigrate_FailedMigrationStaysPending(t *testing.T) {
 			t.Fatalf("Migrate = %v, %v; want an error and nothing applied", applied, err)
 		}
 		// bun's default would have recorded it as applied before it ran.
-		if n, err := Pending(ctx, db); err != nil || n != 1 {
-			t.Fatalf("Pending = %d, %v; want the failed migration still pending", n, err)
+		if n, err := Pending(ctx, db); err != nil || n != len(allMigrations(t)) {
+			t.Fatalf("Pending = %d, %v; want the failed migration (and those after it) still pending", n, err)
 		}
 		// Once the cause is fixed, the next start applies it.
 		if _, err := db.ExecContext(ctx, "DROP TABLE notes"); err != nil {
 			t.Fatal(err)
 		}
-		if applied, err := Migrate(ctx, db, nil); err != nil || len(applied) != 1 {
-			t.Errorf("Migrate after fix = %v, %v; want it applied", applied, err)
+		if applied, err := Migrate(ctx, db, nil); err != nil || len(applied) != len(allMigrations(t)) {
+			t.Errorf("Migrate after fix = %v, %v; want them applied", applied, err)
 		}
 	})
 }
@@ -150,8 +175,14 @@ func TestRollback_FailureKeepsMigrationApplied(t *testing.T) {
 		if err == nil || len(rolled) != 0 {
 			t.Fatalf("Rollback = %v, %v; want an error and nothing rolled back", rolled, err)
 		}
-		if n, err := Pending(ctx, db); err != nil || n != 0 {
-			t.Errorf("Pending = %d, %v; want the migration still recorded as applied", n, err)
+		st, err := Status(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range st {
+			if m.Name == createNotes && !m.Applied {
+				t.Errorf("%s is no longer recorded as applied after its down migration failed", createNotes)
+			}
 		}
 	})
 }
@@ -222,8 +253,8 @@ func TestMigrate_ConcurrentPostgreSQL(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if !slices.Equal(applied, []string{createNotes}) {
-		t.Errorf("replicas applied %v together; want [%s] once", applied, createNotes)
+	if !slices.Equal(applied, allMigrations(t)) {
+		t.Errorf("replicas applied %v together; want %v once", applied, allMigrations(t))
 	}
 }
 

@@ -212,6 +212,9 @@ func storeFailed(c *gin.Context, logger *slog.Logger, op string, err error) {
 			"the note has changed since the version named in If-Match; GET it again and retry with the new ETag"))
 	default:
 		logger.ErrorContext(c.Request.Context(), "notes store failed", "op", op, "error", err)
+		// Recorded for the server's 5xx reporting, which mails the error
+		// with the request (internal/server/alerts.go).
+		_ = c.Error(err)
 		problem.Write(c, problem.Internal())
 	}
 }

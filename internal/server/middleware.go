@@ -58,13 +58,16 @@ type PanicReport struct {
 	Method    string
 	Route     string // route template such as /v1/notes/:id; "" when none matched
 	Path      string // the actual request path
+	Query     string // the raw query string; the reporter redacts secret-looking parameters
 	RequestID string
 	UserAgent string
+	ClientIP  string
+	Headers   http.Header // the request's headers; the reporter redacts credentials
 }
 
 // ReportPanic is called once for every recovered panic, after the panic is
-// logged and the 500 is written. It does nothing yet; the e-mail alerting
-// work will assign a real reporter at startup.
+// logged and the 500 is written. It does nothing until cmd/api assigns the
+// e-mail reporter (internal/alert) at startup; see alerts.go for its siblings.
 //
 // It runs on the request's goroutine: an implementation must return quickly
 // (queue the alert, don't send it inline) and must not panic. Tests that
@@ -94,8 +97,11 @@ func recovery(logger *slog.Logger) gin.HandlerFunc {
 				Method:    r.Method,
 				Route:     c.FullPath(),
 				Path:      r.URL.Path,
+				Query:     r.URL.RawQuery,
 				RequestID: logging.RequestID(r.Context()),
 				UserAgent: r.UserAgent(),
+				ClientIP:  c.ClientIP(),
+				Headers:   r.Header,
 			}
 			// request_id comes from the context via the logger's handler.
 			logger.ErrorContext(r.Context(), "panic serving request",
@@ -114,27 +120,47 @@ func recovery(logger *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// accessLog writes one info record per request once it is done: method,
-// route template, status, duration_ms, bytes, client_ip, and request_id
-// from the context. The route template, not the path, keeps log cardinality
-// low and groups /v1/notes/:id requests together. The liveness probe is not
-// logged: it would be most of the lines and tell nothing.
+// accessLog writes one record per request once it is done: method, route
+// template, path (with secret query values redacted), status, duration_ms,
+// bytes, client_ip, and request_id from the context. The route template
+// groups /v1/notes/:id requests together; the path says which note.
+//
+// The level is info, or warn for a 5xx: the server failed, and an operator
+// filtering on warn should see it. A 4xx is the client's doing and stays info.
+//
+// Probes and the status route are polled every few seconds by machines, so
+// logging each would drown the lines people read: /livez and /readyz are not
+// logged, and /status only when it fails (status >= 400: a bad token, or a
+// check failing), which is when someone will look. An unmatched path such as
+// /livez/ has no route template, so it is logged.
 func accessLog(logger *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if c.FullPath() == livezPath {
+		route := c.FullPath()
+		if route == livezPath || route == readyzPath {
 			c.Next()
 			return
 		}
+		ctx := c.Request.Context()
 		start := time.Now()
 		// At debug level, a line when the request begins too: a request that
 		// hangs shows up in the logs before it finishes, or without finishing.
-		logger.DebugContext(c.Request.Context(), "request started",
-			"method", c.Request.Method, "route", c.FullPath())
+		if route != statusPath {
+			logger.DebugContext(ctx, "request started", "method", c.Request.Method, "route", route)
+		}
 		c.Next()
-		logger.InfoContext(c.Request.Context(), "request",
+		status := c.Writer.Status()
+		if route == statusPath && status < http.StatusBadRequest {
+			return
+		}
+		level := slog.LevelInfo
+		if status >= http.StatusInternalServerError {
+			level = slog.LevelWarn
+		}
+		logger.Log(ctx, level, "request",
 			"method", c.Request.Method,
-			"route", c.FullPath(),
-			"status", c.Writer.Status(),
+			"route", route,
+			"path", logging.RedactURI(c.Request.URL),
+			"status", status,
 			"duration_ms", float64(time.Since(start).Microseconds())/1000,
 			"bytes", max(c.Writer.Size(), 0), // Size is -1 when no body was written
 			"client_ip", c.ClientIP(),

@@ -8,12 +8,26 @@ import (
 	"github.com/prodready/service/internal/notes"
 )
 
-const livezPath = "/livez"
+const (
+	livezPath  = "/livez"
+	readyzPath = "/readyz"
+	statusPath = "/status"
+)
 
 // addRoutes registers every route the service serves; this is the one place
 // to read the API's surface. Middleware is set up in New.
 func addRoutes(e *gin.Engine, o Options) {
 	e.GET(livezPath, handleLivez(o.Version))
+	if o.Health != nil {
+		e.GET(readyzPath, o.Health.Readyz())
+		// The status route answers application/health+json for every method,
+		// 405 included, so a monitor always gets a parsable body.
+		e.GET(statusPath, o.Health.Status())
+		e.HEAD(statusPath, o.Health.Status())
+		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			e.Handle(m, statusPath, o.Health.MethodNotAllowed())
+		}
+	}
 
 	api := notes.APIOptions{
 		DefaultPageSize: o.DefaultPageSize,

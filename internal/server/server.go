@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/notes"
 	"github.com/prodready/service/internal/problem"
 )
@@ -25,6 +26,8 @@ type Options struct {
 	DefaultPageSize, MaxPageSize int
 	// Version is reported by GET /livez, so a deploy can be checked.
 	Version string
+	// Health serves /status and /readyz; nil leaves those routes out.
+	Health *health.Handler
 }
 
 // DefaultMaxBodyBytes is the body limit when Options.MaxBodyBytes is zero:
@@ -81,6 +84,7 @@ func New(o Options) *gin.Engine {
 		requestID(),
 		accessLog(o.Logger),
 		recovery(o.Logger),
+		reportErrors(), // inside recovery: a panic is reported once, as a panic
 		bodyLimit(o.MaxBodyBytes),
 	)
 	e.NoRoute(func(c *gin.Context) {

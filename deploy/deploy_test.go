@@ -1,0 +1,714 @@
+// Package deploy_test checks the delivery files as an operator relies on them:
+// every Kubernetes overlay renders; staging is production's twin (same image
+// digest, same configuration, probes and security; only namespace, size, host
+// names, secret names and the environment's name differ); what each platform
+// (Kubernetes, compose, systemd) hands the binary is a configuration it
+// accepts; each platform waits longer than the service's drain; the image and
+// the workflows follow the rules docs/RELEASE.md states.
+//
+// The Kubernetes tests need kustomize (scripts/ci/install-tools.sh puts it in
+// .tools/); without it they skip loudly, or fail under REQUIRE_SERVICES=1.
+package deploy_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/servicetest"
+)
+
+// root is the repository, seen from this package's directory.
+const root = ".."
+
+// ---------------------------------------------------------------------------
+// Rendering
+
+// kustomize returns the kustomize binary: .tools/kustomize, else one on PATH.
+func kustomize(t *testing.T) string {
+	t.Helper()
+	if p, err := filepath.Abs(filepath.Join(root, ".tools", "kustomize")); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("kustomize"); err == nil {
+		return p
+	}
+	servicetest.Missing(t, "kustomize", "not in .tools/ or on PATH: run scripts/ci/install-tools.sh kustomize")
+	return ""
+}
+
+// object is one rendered Kubernetes object.
+type object map[string]any
+
+func (o object) id() string {
+	md, _ := o["metadata"].(map[string]any)
+	return fmt.Sprintf("%v/%v", o["kind"], md["name"])
+}
+
+// build renders the kustomization in dir and returns its objects by kind/name.
+func build(t *testing.T, dir string) map[string]object {
+	t.Helper()
+	cmd := exec.Command(kustomize(t), "build", dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v\n%s", dir, err, stderr.String())
+	}
+	return parseObjects(t, out)
+}
+
+func parseObjects(t *testing.T, data []byte) map[string]object {
+	t.Helper()
+	objs := map[string]object{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		// Into a plain map: yaml.v3 would give nested mappings the named type too.
+		var m map[string]any
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("parse rendered manifests: %v", err)
+		}
+		if m != nil {
+			objs[object(m).id()] = m
+		}
+	}
+	return objs
+}
+
+func overlay(name string) string {
+	return filepath.Join(root, "deploy", "kubernetes", "overlays", name)
+}
+
+// ---------------------------------------------------------------------------
+// Staging is production's twin
+
+// allowedDifferences are the only fields in which the staging and production
+// renders may differ. Everything else, the image digest, the configuration,
+// probes, security, the migration step, must be identical, so what staging
+// signed off is what production runs.
+var allowedDifferences = []struct {
+	what string
+	path *regexp.Regexp
+}{
+	{"namespace", regexp.MustCompile(`^[^:]+:metadata\.namespace$`)},
+	{"autoscaler bounds (replicas)", regexp.MustCompile(`^HorizontalPodAutoscaler/notes-api:spec\.(minReplicas|maxReplicas)$`)},
+	{"resources", regexp.MustCompile(`^Deployment/notes-api:spec\.template\.spec\.(initContainers|containers)\[[^]]+\]\.resources\.`)},
+	{"host names", regexp.MustCompile(`^Ingress/notes-api:spec\.(rules\[\d+\]\.host|tls\[\d+\]\.hosts\[\d+\])$`)},
+	{"secret names", regexp.MustCompile(`(^Ingress/notes-api:spec\.tls\[\d+\]\.secretName|\.secretKeyRef\.name)$`)},
+	{"environment name", regexp.MustCompile(`^Deployment/notes-api:spec\.template\.spec\.containers\[api\]\.env\[APP_ENVIRONMENT\]\.value$`)},
+}
+
+// flatten turns an object into path -> scalar. Lists of named items
+// (containers, env, volumes, ports) are keyed by name, so order does not count.
+func flatten(prefix string, v any, out map[string]string) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			p := prefix + k // right after "Kind/name:"
+			if !strings.HasSuffix(prefix, ":") {
+				p = prefix + "." + k
+			}
+			flatten(p, e, out)
+		}
+	case []any:
+		for i, e := range v {
+			key := strconv.Itoa(i)
+			if m, ok := e.(map[string]any); ok {
+				if name, ok := m["name"].(string); ok {
+					key = name
+				}
+			}
+			flatten(fmt.Sprintf("%s[%s]", prefix, key), e, out)
+		}
+	default:
+		out[prefix] = fmt.Sprint(v)
+	}
+}
+
+// differences lists every field in which two renders differ and that no entry
+// of allowedDifferences covers.
+func differences(a, b map[string]object) []string {
+	fa, fb := map[string]string{}, map[string]string{}
+	for id, o := range a {
+		flatten(id+":", map[string]any(o), fa)
+	}
+	for id, o := range b {
+		flatten(id+":", map[string]any(o), fb)
+	}
+	var diffs []string
+	check := func(p string) {
+		va, ina := fa[p]
+		vb, inb := fb[p]
+		if ina && inb && va == vb {
+			return
+		}
+		for _, allowed := range allowedDifferences {
+			if allowed.path.MatchString(p) {
+				return
+			}
+		}
+		switch {
+		case !inb:
+			diffs = append(diffs, fmt.Sprintf("%s: %q only in staging", p, va))
+		case !ina:
+			diffs = append(diffs, fmt.Sprintf("%s: %q only in production", p, vb))
+		default:
+			diffs = append(diffs, fmt.Sprintf("%s: staging %q, production %q", p, va, vb))
+		}
+	}
+	for p := range fa {
+		check(p)
+	}
+	for p := range fb {
+		if _, seen := fa[p]; !seen {
+			check(p)
+		}
+	}
+	sort.Strings(diffs)
+	return diffs
+}
+
+var digestRef = regexp.MustCompile(`^[a-z0-9][a-z0-9./_-]*@sha256:[0-9a-f]{64}$`)
+
+// serviceImage is the repository the service's image is pushed to.
+const serviceImage = "ghcr.io/prodready/service"
+
+// images returns the image of every container (init containers included) of
+// every workload that runs the service: the logical name "notes-api" the base
+// uses, or whatever an overlay replaced it with. Other images, such as a
+// backup job's, are compared like any other field.
+func images(objs map[string]object) []string {
+	var out []string
+	for _, o := range objs {
+		for _, c := range allContainers(podSpec(o)) {
+			img := fmt.Sprint(c["image"])
+			if img == "notes-api" || strings.HasPrefix(img, serviceImage) {
+				out = append(out, img)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// theImage returns the one image every container of a render runs, pinned by digest.
+func theImage(t *testing.T, env string, objs map[string]object) string {
+	t.Helper()
+	imgs := images(objs)
+	if len(imgs) == 0 {
+		t.Fatalf("%s: no container images in the render", env)
+	}
+	for _, img := range imgs {
+		if img != imgs[0] {
+			t.Errorf("%s: containers run different images: %v", env, imgs)
+		}
+		if !digestRef.MatchString(img) {
+			t.Errorf("%s: image %q is not pinned by digest (want name@sha256:<64 hex>)", env, img)
+		}
+	}
+	return imgs[0]
+}
+
+func TestStagingAndProductionDifferOnlyInAllowedFields(t *testing.T) {
+	staging, production := build(t, overlay("staging")), build(t, overlay("production"))
+	if si, pi := theImage(t, "staging", staging), theImage(t, "production", production); si != pi {
+		t.Errorf("staging runs %s but production %s: promote one digest", si, pi)
+	}
+	for _, d := range differences(staging, production) {
+		t.Errorf("staging and production differ beyond the allowed fields: %s", d)
+	}
+}
+
+// The check must bite: each of these changes to production alone is reported.
+func TestStagingProductionComparisonCatchesDrift(t *testing.T) {
+	staging := build(t, overlay("staging"))
+	tests := []struct {
+		name   string
+		mutate func(api map[string]any, objs map[string]object)
+		want   string
+	}{
+		{"another image", func(api map[string]any, _ map[string]object) {
+			api["image"] = serviceImage + "@sha256:" + strings.Repeat("1", 64)
+		}, ".image"},
+		{"another readiness path", func(api map[string]any, _ map[string]object) {
+			api["readinessProbe"].(map[string]any)["httpGet"].(map[string]any)["path"] = "/livez"
+		}, "readinessProbe.httpGet.path"},
+		{"an extra variable", func(api map[string]any, _ map[string]object) {
+			api["env"] = append(api["env"].([]any), map[string]any{"name": "APP_LOG_LEVEL", "value": "debug"})
+		}, "env[APP_LOG_LEVEL]"},
+		{"a writable root file system", func(api map[string]any, _ map[string]object) {
+			api["securityContext"].(map[string]any)["readOnlyRootFilesystem"] = false
+		}, "readOnlyRootFilesystem"},
+		{"no disruption budget", func(_ map[string]any, objs map[string]object) {
+			delete(objs, "PodDisruptionBudget/notes-api")
+		}, "PodDisruptionBudget/notes-api"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			production := build(t, overlay("production"))
+			tt.mutate(container(t, production, "api"), production)
+			diffs := strings.Join(differences(staging, production), "\n")
+			if !strings.Contains(diffs, tt.want) {
+				t.Errorf("a change of %s went unreported; differences:\n%s", tt.want, diffs)
+			}
+		})
+	}
+}
+
+// Promotion as cd.yml and release.yml do it (scripts/ci/deploy.sh): set one
+// digest in copies of both overlays; both then run exactly that image, and
+// nothing else changes between them.
+func TestPromotionSetsTheSameDigestInStagingAndProduction(t *testing.T) {
+	k := kustomize(t)
+	work := t.TempDir()
+	// All of deploy/, as deploy.sh copies it: overlays may use components beside kubernetes/.
+	if err := os.CopyFS(work, os.DirFS(filepath.Join(root, "deploy"))); err != nil {
+		t.Fatal(err)
+	}
+	ref := serviceImage + "@sha256:" + strings.Repeat("ab", 32)
+	renders := map[string]map[string]object{}
+	for _, env := range []string{"staging", "production"} {
+		dir := filepath.Join(work, "kubernetes", "overlays", env)
+		cmd := exec.Command(k, "edit", "set", "image", "notes-api="+ref)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kustomize edit set image in %s: %v\n%s", env, err, out)
+		}
+		renders[env] = build(t, dir)
+		if got := theImage(t, env, renders[env]); got != ref {
+			t.Errorf("%s runs %s after promotion, want %s", env, got, ref)
+		}
+	}
+	for _, d := range differences(renders["staging"], renders["production"]) {
+		t.Errorf("after promotion: %s", d)
+	}
+}
+
+func TestEveryOverlayRendersAWorkingService(t *testing.T) {
+	for _, env := range []string{"dev", "staging", "production"} {
+		t.Run(env, func(t *testing.T) {
+			objs := build(t, overlay(env))
+			for _, want := range []string{"Deployment/notes-api", "Service/notes-api", "Ingress/notes-api",
+				"HorizontalPodAutoscaler/notes-api", "PodDisruptionBudget/notes-api", "ServiceAccount/notes-api"} {
+				if _, ok := objs[want]; !ok {
+					t.Errorf("no %s in the render", want)
+				}
+			}
+			imgs := images(objs)
+			if len(imgs) == 0 {
+				t.Error("no container runs the service's image")
+			}
+			for _, img := range imgs {
+				if !strings.HasPrefix(img, serviceImage) {
+					t.Errorf("image %q: the overlay does not set the registry image", img)
+				}
+			}
+			checkPod(t, objs)
+			checkPodConfiguration(t, env, objs)
+		})
+	}
+}
+
+// checkPod asserts what keeps a pod safe and its rollouts lossless.
+func checkPod(t *testing.T, objs map[string]object) {
+	t.Helper()
+	dep := objs["Deployment/notes-api"]
+	if _, ok := dep["spec"].(map[string]any)["replicas"]; ok {
+		t.Error("the Deployment sets replicas; the autoscaler owns them (an apply would reset its choice)")
+	}
+	spec := podSpec(dep)
+	sc, _ := spec["securityContext"].(map[string]any)
+	if sc["runAsNonRoot"] != true || sc["runAsUser"] != 65532 {
+		t.Errorf("pod securityContext %v: want runAsNonRoot true and runAsUser 65532", sc)
+	}
+	if seccomp, _ := sc["seccompProfile"].(map[string]any); seccomp["type"] != "RuntimeDefault" {
+		t.Errorf("pod seccompProfile %v, want RuntimeDefault", seccomp)
+	}
+	for _, c := range allContainers(spec) {
+		name := c["name"]
+		csc, _ := c["securityContext"].(map[string]any)
+		caps, _ := csc["capabilities"].(map[string]any)
+		if csc["readOnlyRootFilesystem"] != true || csc["allowPrivilegeEscalation"] != false ||
+			fmt.Sprint(caps["drop"]) != "[ALL]" {
+			t.Errorf("container %v securityContext %v: want a read-only root, no privilege escalation, capabilities dropped", name, csc)
+		}
+		res, _ := c["resources"].(map[string]any)
+		if res["requests"] == nil || res["limits"] == nil {
+			t.Errorf("container %v has no resource requests and limits", name)
+		}
+	}
+
+	api := container(t, objs, "api")
+	for probe, path := range map[string]string{"startupProbe": "/livez", "livenessProbe": "/livez", "readinessProbe": "/readyz"} {
+		p, _ := api[probe].(map[string]any)
+		get, _ := p["httpGet"].(map[string]any)
+		if get["path"] != path {
+			t.Errorf("%s checks %v, want %s", probe, get["path"], path)
+		}
+	}
+	if args := fmt.Sprint(container(t, objs, "migrate")["args"]); args != "[migrate up]" {
+		t.Errorf("init container migrate runs %s, want [migrate up]", args)
+	}
+
+	// The drain fits in the grace period: the kubelet's preStop sleep, then
+	// the app's drain delay and graceful shutdown, then SIGKILL.
+	preStop := api["lifecycle"].(map[string]any)["preStop"].(map[string]any)["sleep"].(map[string]any)["seconds"].(int)
+	grace := spec["terminationGracePeriodSeconds"].(int)
+	drain := drainTime(t)
+	if need := time.Duration(preStop)*time.Second + drain; time.Duration(grace)*time.Second <= need {
+		t.Errorf("terminationGracePeriodSeconds %d does not exceed preStop %ds + drain and shutdown %s", grace, preStop, drain)
+	}
+
+	// The secrets come from Secret keys; the New Relic key may be absent.
+	secrets := map[string]bool{}
+	for _, e := range api["env"].([]any) {
+		e := e.(map[string]any)
+		if vf, ok := e["valueFrom"].(map[string]any); ok {
+			if ref, ok := vf["secretKeyRef"].(map[string]any); ok {
+				secrets[e["name"].(string)] = ref["optional"] == true
+			}
+		}
+	}
+	for name, optional := range map[string]bool{"STATUS_TOKENS": false, "DATABASE_URL": false, "APP_EMAIL_PASSWORD": false, "NEW_RELIC_LICENSE_KEY": true} {
+		if got, ok := secrets[name]; !ok || got != optional {
+			t.Errorf("%s: from a Secret %v, optional %v; want from a Secret, optional %v", name, ok, got, optional)
+		}
+	}
+}
+
+// checkPodConfiguration loads, with the binary's own loader, what the api
+// container gets: the ConfigMap's config.yaml at APP_CONFIG plus its literal
+// variables, with stand-ins for the Secret values. A typo in a variable or an
+// invalid value fails here instead of in a crash-looping pod.
+func checkPodConfiguration(t *testing.T, env string, objs map[string]object) {
+	t.Helper()
+	api := container(t, objs, "api")
+	vars := map[string]string{
+		"DATABASE_URL":  "postgres://notes:secret@db.internal:5432/notes",
+		"STATUS_TOKENS": "a-status-token-of-32-characters!",
+	}
+	for _, e := range api["env"].([]any) {
+		e := e.(map[string]any)
+		if v, ok := e["value"]; ok {
+			vars[e["name"].(string)] = fmt.Sprint(v)
+		}
+	}
+	var configYAML string
+	for id, o := range objs {
+		if strings.HasPrefix(id, "ConfigMap/notes-api-config") {
+			configYAML = o["data"].(map[string]any)["config.yaml"].(string)
+		}
+	}
+	mountedAt := ""
+	for _, m := range api["volumeMounts"].([]any) {
+		if m := m.(map[string]any); m["name"] == "config" {
+			mountedAt = m["mountPath"].(string) + "/config.yaml"
+		}
+	}
+	if vars["APP_CONFIG"] != mountedAt {
+		t.Errorf("APP_CONFIG is %q but the ConfigMap is mounted at %q", vars["APP_CONFIG"], mountedAt)
+	}
+	readFile := func(p string) ([]byte, error) {
+		if p == mountedAt {
+			return []byte(configYAML), nil
+		}
+		return nil, os.ErrNotExist
+	}
+	l, err := config.Load(vars["APP_CONFIG"], func(k string) string { return vars[k] }, readFile)
+	if err != nil {
+		t.Fatalf("the %s pod's configuration is rejected by the binary: %v", env, err)
+	}
+	wantEnv := env
+	if env == "dev" {
+		wantEnv = config.Development
+	}
+	if l.Environment != wantEnv {
+		t.Errorf("%s runs with environment %q, want %q", env, l.Environment, wantEnv)
+	}
+	if l.Database.MigrateOnStart {
+		t.Error("the api container migrates at start; the init container does it before the pod serves")
+	}
+}
+
+func TestBaseConfigMapIsTheRepositoryConfig(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join(root, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(root, "deploy", "kubernetes", "base", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("deploy/kubernetes/base/config.yaml differs from config.yaml; kustomize reads no file outside its folder, " +
+			"so the ConfigMap's source is a copy: cp config.yaml deploy/kubernetes/base/config.yaml")
+	}
+}
+
+func podSpec(o object) map[string]any {
+	spec, _ := o["spec"].(map[string]any)
+	tmpl, _ := spec["template"].(map[string]any)
+	ps, _ := tmpl["spec"].(map[string]any)
+	return ps
+}
+
+func allContainers(spec map[string]any) []map[string]any {
+	var out []map[string]any
+	for _, list := range []string{"initContainers", "containers"} {
+		cs, _ := spec[list].([]any)
+		for _, c := range cs {
+			out = append(out, c.(map[string]any))
+		}
+	}
+	return out
+}
+
+func container(t *testing.T, objs map[string]object, name string) map[string]any {
+	t.Helper()
+	for _, c := range allContainers(podSpec(objs["Deployment/notes-api"])) {
+		if c["name"] == name {
+			return c
+		}
+	}
+	t.Fatalf("no container %q in Deployment/notes-api", name)
+	return nil
+}
+
+// drainTime is how long the service takes to stop after SIGTERM at most:
+// http.drain_delay plus http.shutdown_timeout from config.yaml.
+func drainTime(t *testing.T) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		HTTP map[string]string `yaml:"http"`
+	}
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	var total time.Duration
+	for _, key := range []string{"drain_delay", "shutdown_timeout"} {
+		if v, ok := c.HTTP[key]; ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("config.yaml http.%s: %v", key, err)
+			}
+			total += d
+		}
+	}
+	return total
+}
+
+// ---------------------------------------------------------------------------
+// Compose and systemd
+
+func TestComposeStackIsWiredAndAccepted(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "compose", "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Environment map[string]string `yaml:"environment"`
+			DependsOn   map[string]struct {
+				Condition string `yaml:"condition"`
+			} `yaml:"depends_on"`
+			Healthcheck     map[string]any `yaml:"healthcheck"`
+			StopGracePeriod string         `yaml:"stop_grace_period"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	api := f.Services["api"]
+	for dep, cond := range map[string]string{"migrate": "service_completed_successfully",
+		"postgres": "service_healthy", "redis": "service_healthy", "mailpit": "service_healthy"} {
+		if got := api.DependsOn[dep].Condition; got != cond {
+			t.Errorf("api depends on %s with condition %q, want %q", dep, got, cond)
+		}
+		if dep != "migrate" && f.Services[dep].Healthcheck == nil {
+			t.Errorf("%s has no healthcheck for depends_on to wait on", dep)
+		}
+	}
+	if d, err := time.ParseDuration(api.StopGracePeriod); err != nil || d <= drainTime(t) {
+		t.Errorf("api stop_grace_period %q must exceed the drain and shutdown %s", api.StopGracePeriod, drainTime(t))
+	}
+	l, err := config.Load("", func(k string) string { return api.Environment[k] }, os.ReadFile)
+	if err != nil {
+		t.Fatalf("the compose api environment is rejected by the binary: %v", err)
+	}
+	if l.Email.SMTPHost != "mailpit" || l.Email.SMTPPort != 1025 || l.Email.TLSPolicy != "none" || !l.Email.Enabled {
+		t.Errorf("e-mail goes to %s:%d (tls %s, enabled %v), want Mailpit on 1025 without TLS",
+			l.Email.SMTPHost, l.Email.SMTPPort, l.Email.TLSPolicy, l.Email.Enabled)
+	}
+}
+
+func TestSystemdUnitAndEnvironmentFile(t *testing.T) {
+	unit, err := os.ReadFile(filepath.Join(root, "deploy", "systemd", "notes-api.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, line := range strings.Split(string(unit), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			settings[k] = v
+		}
+	}
+	for k, want := range map[string]string{"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+		"ProtectHome": "yes", "PrivateTmp": "yes", "CapabilityBoundingSet": "", "StateDirectory": "notes-api",
+		"EnvironmentFile": "/etc/notes-api/env", "KillSignal": "SIGTERM", "Restart": "on-failure",
+		"StandardOutput": "journal", "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX"} {
+		if got, ok := settings[k]; !ok || got != want {
+			t.Errorf("%s=%q, want %q", k, got, want)
+		}
+	}
+	if d, err := time.ParseDuration(settings["TimeoutStopSec"]); err != nil || d <= drainTime(t) {
+		t.Errorf("TimeoutStopSec=%s must exceed the drain and shutdown %s", settings["TimeoutStopSec"], drainTime(t))
+	}
+
+	// The example environment file with the repository's config.yaml is a
+	// configuration the binary accepts.
+	env, err := os.ReadFile(filepath.Join(root, "deploy", "systemd", "notes-api.env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(env), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			vars[k] = v
+		}
+	}
+	if _, err := config.Load(filepath.Join(root, "config.yaml"), func(k string) string { return vars[k] }, os.ReadFile); err != nil {
+		t.Errorf("notes-api.env.example is rejected by the binary: %v", err)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Image and workflows
+
+func TestDockerfileBuildsAStaticNonRootImage(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(data)
+	froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(df, -1)
+	if len(froms) < 2 {
+		t.Fatalf("want a multi-stage build, found FROM lines %v", froms)
+	}
+	if final := froms[len(froms)-1][1]; !strings.Contains(final, "distroless/static") || !regexp.MustCompile(`@sha256:[0-9a-f]{64}$`).MatchString(final) {
+		t.Errorf("final stage %s: want distroless static pinned by digest", final)
+	}
+	for _, want := range []string{
+		"CGO_ENABLED=0 go build -trimpath",
+		"-X main.version=${VERSION} -X main.commit=${COMMIT} -X main.buildTime=${BUILD_TIME}",
+		"USER 65532:65532",
+		"EXPOSE 8080",
+		`CMD ["/api", "healthcheck", "--url", "http://127.0.0.1:8080/readyz"]`,
+		`ENTRYPOINT ["/api"]`,
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %s", want)
+		}
+	}
+	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignored := map[string]bool{}
+	for _, l := range strings.Fields(string(ignore)) {
+		ignored[l] = true
+	}
+	for _, p := range []string{".git", ".tools", "bin", "coverage", "data", "*.db"} {
+		if !ignored[p] {
+			t.Errorf(".dockerignore does not exclude %s", p)
+		}
+	}
+	for _, p := range []string{"go.mod", "go.sum", "cmd", "internal"} {
+		if ignored[p] {
+			t.Errorf(".dockerignore excludes %s, which the build needs", p)
+		}
+	}
+}
+
+func TestWorkflowsAreLeastPrivilegeAndPinned(t *testing.T) {
+	pinned := regexp.MustCompile(`^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$`)
+	builds := regexp.MustCompile(`\bdocker (buildx )?build\s|\bgo build\b`)
+	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	if len(files) < 3 {
+		t.Fatalf("want ci.yml, cd.yml and release.yml, found %v", files)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wf struct {
+			Permissions map[string]string `yaml:"permissions"`
+			Concurrency any               `yaml:"concurrency"`
+			Jobs        map[string]struct {
+				Permissions map[string]string `yaml:"permissions"`
+				Environment any               `yaml:"environment"`
+				Steps       []struct {
+					Uses string `yaml:"uses"`
+					Run  string `yaml:"run"`
+				} `yaml:"steps"`
+			} `yaml:"jobs"`
+		}
+		if err := yaml.Unmarshal(data, &wf); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		name := filepath.Base(file)
+		if fmt.Sprint(wf.Permissions) != "map[contents:read]" {
+			t.Errorf("%s: top-level permissions %v, want only contents: read", name, wf.Permissions)
+		}
+		if wf.Concurrency == nil {
+			t.Errorf("%s: no concurrency group", name)
+		}
+		// Each uses: line, comment included, is a full commit SHA and its version.
+		for _, m := range regexp.MustCompile(`(?m)uses: (.+)$`).FindAllStringSubmatch(string(data), -1) {
+			if !strings.HasPrefix(m[1], "./") && !pinned.MatchString(m[1]) {
+				t.Errorf("%s: %q is not pinned by commit SHA with a # vX.Y.Z comment", name, m[1])
+			}
+		}
+		for jobName, job := range wf.Jobs {
+			for scope, level := range job.Permissions {
+				if level == "write" && !map[string]bool{"packages": true, "contents": true, "id-token": true}[scope] {
+					t.Errorf("%s job %s: %s: write is not needed", name, jobName, scope)
+				}
+			}
+			if name == "release.yml" {
+				for _, s := range job.Steps {
+					if strings.Contains(s.Uses, "build-push-action") || builds.MatchString(s.Run) {
+						t.Errorf("release.yml job %s builds; a release promotes the digest that passed dev", jobName)
+					}
+				}
+			}
+		}
+		if name == "release.yml" {
+			if env := fmt.Sprint(wf.Jobs["production"].Environment); !strings.Contains(env, "name:production") {
+				t.Errorf("release.yml: the production job runs in environment %s, want production (its reviewers are the sign-off)", env)
+			}
+		}
+	}
+}

@@ -1,0 +1,149 @@
+package alert
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// message is a composed mail, ready for buildMsg.
+type message struct {
+	subject, body, fp string
+}
+
+// compose writes the mail for j as plain text: what happened, where, the
+// request, its headers (redacted), the log records of the request and the
+// full stack. Every field goes through the same scrubber, so a secret that
+// reached an error text or a header is replaced wherever it appears.
+func (r *Reporter) compose(j job) message {
+	rep := j.report
+	headerLines, headerSecrets := redactHeaders(rep.Headers)
+	query, querySecrets := redactQuery(rep.Query)
+	scrub := newScrubber(secretList(append(append(r.secrets, headerSecrets...), querySecrets...))).Replace
+
+	text := scrub(errorText(rep, j))
+	subject := subjectLine(r.cfg.SubjectPrefix, r.info.Environment, rep.Kind, text, j.count)
+
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	field := func(name, value string) {
+		if value != "" {
+			p("  %-12s %s\n", name+":", oneLine(scrub(value)))
+		}
+	}
+
+	switch rep.Kind {
+	case kindTest:
+		p("This is a test message from %s (%s) on %s, sent by `api email-test`.\n", r.info.Service, r.info.Environment, r.info.Host)
+		p("Stack-trace e-mails will reach %s through %s:%d.\n", strings.Join(r.cfg.Recipients, ", "), r.cfg.SMTPHost, r.cfg.SMTPPort)
+		return message{subject: subject, body: b.String()}
+	case kindSummary:
+		p("The cap of %d alert e-mails an hour was reached: %d alerts were not mailed between %s and %s.\n",
+			r.cfg.HourlyCap, j.suppressed, utc(j.supSince), utc(rep.Time))
+		p("The service logs every panic and unhandled error; search the logs for that period.\n")
+		p("\nService %s %s (%s) on %s\n", r.info.Service, r.info.Version, r.info.Environment, r.info.Host)
+		return message{subject: subject, body: b.String()}
+	}
+
+	p("%s\n\n", text)
+	field("Kind", rep.Kind)
+	field("Type", rep.typ)
+	if j.count > 1 {
+		field("Occurrences", fmt.Sprintf("%d since %s (mailed at 1, 2, 4, 8, ... within an hour)", j.count, utc(j.since)))
+	} else {
+		field("Occurrences", "1 (first in this hour; repeats are mailed at 2, 4, 8, ...)")
+	}
+	field("Fingerprint", j.fp)
+	p("\n")
+	field("Service", r.info.Service)
+	field("Version", r.info.Version)
+	field("Environment", r.info.Environment)
+	field("Host", r.info.Host)
+	field("Time", utc(rep.Time))
+
+	if rep.Method != "" || rep.RequestID != "" {
+		p("\nRequest\n")
+		field("Method", rep.Method)
+		field("Route", rep.Route)
+		path := rep.Path
+		if query != "" {
+			path += "?" + query
+		}
+		field("Path", path)
+		if rep.Status != 0 {
+			field("Status", fmt.Sprint(rep.Status))
+		}
+		field("Request ID", rep.RequestID)
+		field("Client IP", rep.ClientIP)
+		field("User agent", rep.UserAgent)
+	}
+	if len(headerLines) > 0 {
+		p("\nRequest headers (credentials redacted)\n")
+		for _, l := range headerLines {
+			p("  %s\n", oneLine(scrub(l)))
+		}
+	}
+	if chain := errorChain(rep.Err); len(chain) > 1 {
+		p("\nError chain (outermost first)\n")
+		for _, l := range chain {
+			p("  %s\n", oneLine(scrub(l)))
+		}
+	}
+	if len(rep.logs) > 0 {
+		p("\nError records logged during this request\n")
+		for _, l := range rep.logs {
+			p("  %s\n", oneLine(scrub(l)))
+		}
+	}
+	if rep.record != "" {
+		p("\nLog record\n  %s\n", oneLine(scrub(rep.record)))
+	}
+	p("\nStack trace\n")
+	if len(rep.Stack) > 0 {
+		p("%s\n", strings.TrimRight(scrub(string(rep.Stack)), "\n"))
+	} else {
+		p("  (none: a returned error carries no stack trace in Go; the route and the error chain above locate it)\n")
+	}
+	return message{subject: subject, body: b.String(), fp: j.fp}
+}
+
+// errorText is the headline of the mail, also the subject's text.
+func errorText(rep Report, j job) string {
+	switch rep.Kind {
+	case kindTest:
+		return "test message; e-mail settings work"
+	case kindSummary:
+		return fmt.Sprintf("%d alerts suppressed by the hourly cap", j.suppressed)
+	case KindPanic:
+		return fmt.Sprint(rep.Value)
+	case KindErrorLog:
+		if rep.Err != nil {
+			return rep.Message + ": " + rep.Err.Error()
+		}
+		return rep.Message
+	}
+	switch {
+	case rep.Err != nil && rep.Message != "":
+		return rep.Message + ": " + rep.Err.Error()
+	case rep.Err != nil:
+		return rep.Err.Error()
+	case rep.Message != "":
+		return rep.Message
+	case rep.Status != 0:
+		return fmt.Sprintf("HTTP %d and no error recorded by the handler", rep.Status)
+	}
+	return "no error text"
+}
+
+// errorChain lists "type: text" for each error of err's Unwrap chain, which
+// shows the layers a returned error went through.
+func errorChain(err error) []string {
+	var out []string
+	for ; err != nil && len(out) < 10; err = errors.Unwrap(err) {
+		out = append(out, fmt.Sprintf("%T: %s", err, err.Error()))
+	}
+	return out
+}
+
+func utc(t time.Time) string { return t.UTC().Format(time.RFC3339) }

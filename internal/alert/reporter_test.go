@@ -1,0 +1,567 @@
+package alert
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mail "github.com/wneessen/go-mail"
+
+	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/servicetest"
+)
+
+// Secrets that must never reach a mail or a log line.
+const (
+	testPassword = "smtp-pass-0123456789"
+	testToken    = "status-token-abcdef0123456789"
+	bearerToken  = "bearer-tok-555666777"
+	cookieValue  = "cookie-sess-8889990"
+	apiKey       = "api-key-1212121212"
+	queryToken   = "query-tok-3434343434"
+)
+
+var allSecrets = []string{testPassword, testToken, bearerToken, cookieValue, apiKey, queryToken}
+
+// mailConfig points the reporter at host:port without TLS or authentication,
+// as for a local Mailpit. The password is set (without a username, so it is
+// not used) to check that it is scrubbed everywhere.
+func mailConfig(host string, port int) config.Email {
+	return config.Email{
+		Enabled: true, Recipients: []string{"ops@example.com", "dev@example.com"}, From: "notes-api@example.com",
+		SubjectPrefix: "[notes-api]", SMTPHost: host, SMTPPort: port, Password: testPassword, TLSPolicy: "none",
+		Timeout: 5 * time.Second, QueueSize: 100, HourlyCap: 30, FlushTimeout: 5 * time.Second,
+	}
+}
+
+func mailpitConfig(m *servicetest.MailpitServer) config.Email {
+	return mailConfig(m.SMTPHost(), m.SMTPPort())
+}
+
+var testInfo = Info{Service: "notes-api", Environment: "staging", Version: "v1.2.3", Host: "web-1", StatusTokens: []string{testToken}}
+
+// logBuffer collects the reporter's JSON log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// records returns the records whose msg is msg.
+func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(l.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %s", line)
+		}
+		if rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// newTestReporter builds a reporter logging into a buffer, closed at the end
+// of the test.
+func newTestReporter(t *testing.T, cfg config.Email, now func() time.Time, extra ...mail.Option) (*Reporter, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	if now == nil {
+		now = time.Now
+	}
+	r, err := newReporter(cfg, testInfo, slog.New(slog.NewJSONHandler(logs, nil)), now, extra...)
+	if err != nil {
+		t.Fatalf("newReporter: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = r.Close(ctx)
+	})
+	return r, logs
+}
+
+func closeNow(t *testing.T, r *Reporter) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// panicReport is a report as the server's recovery makes it, with
+// credentials in every place a request can carry them.
+func panicReport() Report {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+bearerToken)
+	h.Set("Cookie", "session="+cookieValue+"; theme=dark")
+	h.Set("X-Api-Key", apiKey)
+	h.Set("Accept", "application/json")
+	h.Set("User-Agent", "curl/8.5")
+	v := "nil map write while checking token " + testToken + " and password " + testPassword + " for " + bearerToken
+	return Report{
+		Kind: KindPanic, Value: v, Stack: panicSiteA(v),
+		Method: "GET", Route: "/v1/notes/:id", Path: "/v1/notes/42", Query: "token=" + queryToken + "&limit=5",
+		RequestID: "req-0193-abc", UserAgent: "curl/8.5", ClientIP: "192.0.2.7", Status: 500, Headers: h,
+		Time: time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC),
+	}
+}
+
+// assertNoSecret fails when any secret appears in any of texts.
+func assertNoSecret(t *testing.T, where string, texts ...string) {
+	t.Helper()
+	for _, s := range allSecrets {
+		for _, text := range texts {
+			if strings.Contains(text, s) {
+				t.Errorf("%s contains the secret %q:\n%s", where, s, text)
+			}
+		}
+	}
+}
+
+func TestPanicMailContent(t *testing.T) {
+	m := servicetest.Mailpit(t)
+	r, logs := newTestReporter(t, mailpitConfig(m), nil)
+
+	r.Report(context.Background(), panicReport())
+	closeNow(t, r)
+
+	msgs := m.Messages(t)
+	if len(msgs) != 1 {
+		t.Fatalf("got %d mails, want 1", len(msgs))
+	}
+	got := msgs[0]
+	if want := "[notes-api] [staging] panic: nil map write while checking token [redacted] and password [redacted] for [redacted]"; got.Subject != want {
+		t.Errorf("subject = %q, want %q", got.Subject, want)
+	}
+	if got.From != "notes-api@example.com" || strings.Join(got.To, ",") != "ops@example.com,dev@example.com" {
+		t.Errorf("from %q to %q", got.From, got.To)
+	}
+	for _, want := range []string{
+		"Kind:        panic", "Type:        string", "Environment: staging", "Host:        web-1",
+		"Service:     notes-api", "Version:     v1.2.3", "Time:        2026-11-25T10:30:00Z",
+		"Method:      GET", "Route:       /v1/notes/:id", "Path:        /v1/notes/42?token=[redacted]&limit=5",
+		"Request ID:  req-0193-abc", "Client IP:   192.0.2.7", "User agent:  curl/8.5", "Status:      500",
+		"Authorization: [redacted]", "Cookie: [redacted]", "X-Api-Key: [redacted]", "Accept: application/json",
+		"Stack trace\ngoroutine ", "alert.panicSiteA", "reporter_test.go:", "Occurrences: 1 (first",
+	} {
+		if !strings.Contains(got.Text, want) {
+			t.Errorf("body lacks %q:\n%s", want, got.Text)
+		}
+	}
+	if got.Headers["Auto-Submitted"][0] != "auto-generated" || len(got.Headers["X-Alert-Fingerprint"]) != 1 {
+		t.Errorf("headers = %v, want Auto-Submitted and X-Alert-Fingerprint", got.Headers)
+	}
+	assertNoSecret(t, "the mail", got.Subject, got.Text, got.Raw)
+	assertNoSecret(t, "the logs", logs.String())
+	if st := r.Stats(); st.Sent != 1 || st.Failed != 0 || st.Dropped != 0 || !st.Enabled {
+		t.Errorf("stats = %+v, want 1 sent", st)
+	}
+}
+
+func TestRepeatsAreThrottledAndCounted(t *testing.T) {
+	m := servicetest.Mailpit(t)
+	r, _ := newTestReporter(t, mailpitConfig(m), nil)
+	for i := range 1000 {
+		rep := panicReport()
+		rep.Value = fmt.Sprintf("boom for note %d", i) // the text varies; the site does not
+		r.Report(context.Background(), rep)
+	}
+	closeNow(t, r)
+
+	msgs := m.Messages(t)
+	if len(msgs) != 10 { // at 1, 2, 4, ..., 512
+		t.Fatalf("got %d mails for 1000 identical panics, want 10", len(msgs))
+	}
+	if strings.Contains(msgs[0].Subject, "(x") {
+		t.Errorf("first subject %q shows a count", msgs[0].Subject)
+	}
+	last := msgs[len(msgs)-1]
+	if !strings.HasSuffix(last.Subject, "(x512)") || !strings.Contains(last.Text, "Occurrences: 512 since") {
+		t.Errorf("last mail: subject %q, want the count (x512); body:\n%s", last.Subject, last.Text)
+	}
+	if st := r.Stats(); st.Sent != 10 || st.Throttled != 990 || st.Suppressed != 0 {
+		t.Errorf("stats = %+v, want 10 sent and 990 throttled", st)
+	}
+	t.Logf("1000 identical panics: %d mails, last subject %q", len(msgs), last.Subject)
+}
+
+func TestHourlyCapSuppressesThenSummarizes(t *testing.T) {
+	m := servicetest.Mailpit(t)
+	cfg := mailpitConfig(m)
+	cfg.HourlyCap = 3
+	clk := &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	r, logs := newTestReporter(t, cfg, clk.Now)
+
+	for i := range 10 { // ten different failures: each its own group
+		r.Report(context.Background(), Report{Kind: Kind5xx, Err: fmt.Errorf("failure %d", i), Method: "GET", Route: fmt.Sprint("/r", i)})
+	}
+	if st := r.Stats(); st.Suppressed != 7 {
+		t.Errorf("suppressed = %d, want 7", st.Suppressed)
+	}
+	if n := len(logs.records(t, "alert e-mail hourly cap reached; alerts are suppressed until it has room, then summarized in one mail")); n != 1 {
+		t.Errorf("%d cap warnings, want 1", n)
+	}
+	m.WaitForMessages(t, 3, 10*time.Second)
+
+	// An hour later the cap has room: the worker's periodic check sends one summary.
+	clk.Add(time.Hour)
+	r.mu.Lock()
+	r.summaryLocked(clk.Now())
+	r.mu.Unlock()
+	msgs := m.WaitForMessages(t, 4, 10*time.Second)
+	summary := msgs[3]
+	if !strings.Contains(summary.Subject, "[notes-api] [staging] suppressed: 7 alerts suppressed by the hourly cap") ||
+		!strings.Contains(summary.Text, "cap of 3 alert e-mails an hour") || !strings.Contains(summary.Text, "2026-11-25T10:00:00Z") {
+		t.Errorf("summary: %q\n%s", summary.Subject, summary.Text)
+	}
+
+	// The new hour mails again.
+	r.Report(context.Background(), Report{Kind: Kind5xx, Err: fmt.Errorf("later"), Method: "GET", Route: "/later"})
+	closeNow(t, r)
+	if n := m.Count(t); n != 5 {
+		t.Errorf("%d mails, want 3 + summary + 1", n)
+	}
+}
+
+func TestCloseMailsThePendingSummary(t *testing.T) {
+	m := servicetest.Mailpit(t)
+	cfg := mailpitConfig(m)
+	cfg.HourlyCap = 1
+	r, _ := newTestReporter(t, cfg, nil)
+	for i := range 3 {
+		r.Report(context.Background(), Report{Kind: Kind5xx, Err: fmt.Errorf("failure %d", i), Route: fmt.Sprint("/r", i)})
+	}
+	closeNow(t, r)
+	msgs := m.Messages(t)
+	if len(msgs) != 2 || !strings.Contains(msgs[1].Subject, "2 alerts suppressed") {
+		t.Fatalf("got %d mails (%v), want the first failure and a summary of 2 suppressed", len(msgs), msgs)
+	}
+	// Closed: further reports are dropped, and Close again is harmless.
+	r.Report(context.Background(), Report{Kind: Kind5xx, Err: fmt.Errorf("late"), Route: "/late"})
+	if st := r.Stats(); st.Dropped != 1 {
+		t.Errorf("dropped = %d after a report to a closed reporter, want 1", st.Dropped)
+	}
+	closeNow(t, r)
+}
+
+func TestCloseFlushesTheQueue(t *testing.T) {
+	m := servicetest.Mailpit(t)
+	r, _ := newTestReporter(t, mailpitConfig(m), nil)
+	for i := range 20 {
+		r.Report(context.Background(), Report{Kind: Kind5xx, Err: fmt.Errorf("failure %d", i), Route: fmt.Sprint("/r", i)})
+	}
+	closeNow(t, r)
+	// No waiting: Close returned after the last mail was accepted.
+	if n := m.Count(t); n != 20 {
+		t.Errorf("%d mails in Mailpit right after Close, want 20", n)
+	}
+	if st := r.Stats(); st.Sent != 20 || st.Queued != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// closedPort returns a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	return port
+}
+
+// blackhole accepts SMTP connections and never answers: a relay that hangs.
+func blackhole(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestSMTPDownIsCountedAndLoggedAtWarn(t *testing.T) {
+	r, logs := newTestReporter(t, mailConfig("127.0.0.1", closedPort(t)), nil)
+	r.Report(context.Background(), panicReport())
+	closeNow(t, r)
+
+	st := r.Stats()
+	if st.Failed != 1 || st.Sent != 0 || !strings.Contains(st.LastError, "connection refused") || st.LastErrorAt.IsZero() {
+		t.Errorf("stats = %+v, want 1 failure with the SMTP error", st)
+	}
+	recs := logs.records(t, "alert e-mail not sent")
+	if len(recs) != 1 || recs[0]["level"] != "WARN" || !strings.Contains(fmt.Sprint(recs[0]["error"]), "connection refused") {
+		t.Errorf("failure log = %v, want one WARN record with the error", recs)
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Error("an SMTP failure was logged at error level, which could feed e-mail on error logs")
+	}
+	assertNoSecret(t, "LastError", st.LastError)
+	assertNoSecret(t, "the logs", logs.String())
+}
+
+func TestFullQueueDropsWithoutBlocking(t *testing.T) {
+	cfg := mailConfig("127.0.0.1", blackhole(t))
+	cfg.QueueSize = 2
+	cfg.Timeout = 30 * time.Second
+	r, logs := newTestReporter(t, cfg, nil)
+
+	// The worker hangs on the first mail; the queue holds two; the rest are
+	// dropped, and Report returns at once all the same.
+	for i := range 10 {
+		r.Report(context.Background(), Report{Kind: Kind5xx, Err: fmt.Errorf("failure %d", i), Route: fmt.Sprint("/r", i)})
+	}
+	st := r.Stats()
+	if st.Dropped < 7 || st.Dropped > 8 || st.Queued > 2 {
+		t.Errorf("stats = %+v, want 7 or 8 dropped (one may be in flight) and at most 2 queued", st)
+	}
+	if n := len(logs.records(t, "alert e-mail dropped: the queue is full or the reporter is closed")); n != 1 {
+		t.Errorf("%d drop warnings, want 1 (at most one a minute)", n)
+	}
+
+	// Close cannot flush a hung relay: it gives up at the deadline and says so.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := r.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "unsent") {
+		t.Errorf("Close = %v, want an error counting the unsent mails", err)
+	}
+}
+
+func TestSendTest(t *testing.T) {
+	m := servicetest.Mailpit(t)
+	r, _ := newTestReporter(t, mailpitConfig(m), nil)
+	if err := r.SendTest(context.Background()); err != nil {
+		t.Fatalf("SendTest: %v", err)
+	}
+	msgs := m.Messages(t)
+	if len(msgs) != 1 || msgs[0].Subject != "[notes-api] [staging] test: test message; e-mail settings work" ||
+		!strings.Contains(msgs[0].Text, "api email-test") {
+		t.Errorf("test mail = %+v", msgs)
+	}
+
+	down, _ := newTestReporter(t, mailConfig("127.0.0.1", closedPort(t)), nil)
+	err := down.SendTest(context.Background())
+	if err == nil || strings.ContainsAny(err.Error(), "\r\n") || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("SendTest to a closed port = %v, want one line with the cause", err)
+	}
+}
+
+func TestDisabledReporterDoesNothing(t *testing.T) {
+	cfg := mailConfig("127.0.0.1", closedPort(t))
+	cfg.Enabled = false
+	cfg.Recipients = nil // not checked when disabled
+	r, err := New(cfg, testInfo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range []*Reporter{r, nil} {
+		rr.Report(context.Background(), panicReport())
+		if st := rr.Stats(); st != (Stats{}) {
+			t.Errorf("stats = %+v, want zero with Enabled false", st)
+		}
+		if err := rr.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := rr.SendTest(context.Background()); err == nil {
+			t.Error("SendTest on a disabled reporter succeeded")
+		}
+		h := slog.NewTextHandler(&bytes.Buffer{}, nil)
+		if rr.LogHandler(h) != slog.Handler(h) {
+			t.Error("LogHandler wrapped the handler of a disabled reporter")
+		}
+		ctx := context.Background()
+		if got, end := rr.BeginRequest(ctx); got != ctx {
+			t.Error("BeginRequest changed the context of a disabled reporter")
+		} else {
+			end()
+		}
+	}
+}
+
+func TestNewRejectsBadSettings(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*config.Email)
+		want   string
+	}{
+		{"no recipients", func(c *config.Email) { c.Recipients = nil }, "no recipient"},
+		{"bad recipient", func(c *config.Email) { c.Recipients = []string{"ops"} }, "email.recipients"},
+		{"bad sender", func(c *config.Email) { c.From = "nobody" }, "email.from"},
+		{"bad TLS policy", func(c *config.Email) { c.TLSPolicy = "sometimes" }, "tls_policy"},
+		{"zero queue", func(c *config.Email) { c.QueueSize = 0 }, "queue_size"},
+		{"no host", func(c *config.Email) { c.SMTPHost = "" }, "alert:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := mailConfig("127.0.0.1", 25)
+			tt.change(&cfg)
+			_, err := New(cfg, testInfo, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New = %v, want an error about %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// testCert writes a self-signed certificate for 127.0.0.1 and returns the
+// cert and key paths and a pool trusting it.
+func testCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	kb, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, pool
+}
+
+func TestTLSPoliciesAndAuthAgainstMailpit(t *testing.T) {
+	certFile, keyFile, pool := testCert(t)
+	trust := mail.WithTLSConfig(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	plain := servicetest.Mailpit(t)
+	// This one refuses mail without STARTTLS, so a success proves the upgrade.
+	starttls := servicetest.Mailpit(t, "--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile, "--smtp-require-starttls",
+		"--smtp-auth-accept-any")
+	insecureAuth := servicetest.Mailpit(t, "--smtp-auth-accept-any", "--smtp-auth-allow-insecure")
+
+	tests := []struct {
+		name     string
+		server   *servicetest.MailpitServer
+		policy   string
+		username string
+		wantErr  string // "" for success
+		wantUser string // the user Mailpit saw authenticate
+	}{
+		{"none, plain server", plain, "none", "", "", ""},
+		{"opportunistic, plain server: sends in clear", plain, "opportunistic", "", "", ""},
+		{"mandatory, plain server: refuses", plain, "mandatory", "", "STARTTLS", ""},
+		{"opportunistic, STARTTLS server", starttls, "opportunistic", "", "", ""},
+		{"mandatory, STARTTLS server", starttls, "mandatory", "", "", ""},
+		{"none, server requiring STARTTLS: the server refuses", starttls, "none", "", "STARTTLS", ""},
+		{"mandatory with authentication", starttls, "mandatory", "alerts@example.com", "", "alerts@example.com"},
+		{"no password in clear: auth without TLS is refused", insecureAuth, "none", "alerts@example.com", "use tls_policy mandatory", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.server.DeleteAll(t)
+			cfg := mailpitConfig(tt.server)
+			cfg.TLSPolicy, cfg.Username = tt.policy, tt.username
+			r, logs := newTestReporter(t, cfg, nil, trust)
+			err := r.SendTest(context.Background())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tt.wantErr)) {
+					t.Fatalf("SendTest = %v, want an error about %s", err, tt.wantErr)
+				}
+				assertNoSecret(t, "the error", err.Error(), r.Stats().LastError, logs.String())
+				t.Logf("error as shown: %s", err)
+				return
+			}
+			if err != nil {
+				t.Fatalf("SendTest: %v", err)
+			}
+			msgs := tt.server.Messages(t)
+			if len(msgs) != 1 {
+				t.Fatalf("%d mails, want 1", len(msgs))
+			}
+			if msgs[0].Username != tt.wantUser {
+				t.Errorf("Mailpit saw SMTP user %q, want %q", msgs[0].Username, tt.wantUser)
+			}
+		})
+	}
+}

@@ -1,0 +1,152 @@
+package health
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// ContentType of every answer of the status route, success or not.
+const ContentType = "application/health+json"
+
+// Info describes the service in every answer.
+type Info struct {
+	Version     string // build version, e.g. v1.4.2
+	ReleaseID   string // e.g. the commit
+	ServiceID   string // e.g. notes-api
+	Description string
+}
+
+// Body is the application/health+json document (draft-inadarei-api-health-check).
+type Body struct {
+	Status      Status                   `json:"status"`
+	Version     string                   `json:"version,omitempty"`
+	ReleaseID   string                   `json:"releaseId,omitempty"`
+	ServiceID   string                   `json:"serviceId,omitempty"`
+	Description string                   `json:"description,omitempty"`
+	Output      string                   `json:"output,omitempty"`
+	Checks      map[string][]CheckResult `json:"checks,omitempty"`
+}
+
+// Handler serves the status route and the readiness probe.
+type Handler struct {
+	runner     *Runner
+	info       Info
+	tokens     [][32]byte // SHA-256 of each accepted token
+	queryToken bool
+	maxAge     int
+	ready      *Runner // readiness: a smaller set of checks
+	draining   atomic.Bool
+}
+
+// HandlerOptions configures NewHandler.
+type HandlerOptions struct {
+	Info            Info
+	Tokens          []string // accepted bearer tokens; none means the route answers 503
+	AllowQueryToken bool     // also accept ?token=
+	CacheTTL        time.Duration
+	Ready           *Runner // checks that decide readiness (the database)
+}
+
+// NewHandler returns the status and readiness handlers over runner.
+func NewHandler(runner *Runner, o HandlerOptions) *Handler {
+	h := &Handler{runner: runner, info: o.Info, queryToken: o.AllowQueryToken,
+		maxAge: int(o.CacheTTL / time.Second), ready: o.Ready}
+	for _, t := range o.Tokens {
+		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+	}
+	return h
+}
+
+// SetDraining marks the service as shutting down: /readyz answers 503 so
+// load balancers stop sending traffic while in-flight requests finish.
+func (h *Handler) SetDraining() { h.draining.Store(true) }
+
+// Status serves GET and HEAD /status: 401 without a valid token, 503 when
+// no token is configured, else 200 for pass and warn and 500 for fail.
+func (h *Handler) Status() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Header("Cache-Control", "no-store")
+		if len(h.tokens) == 0 {
+			h.write(c, http.StatusServiceUnavailable, Body{Status: Fail,
+				Output: "the status route is disabled: no status token is configured (status.tokens)"})
+			return
+		}
+		if !h.authorized(c.Request) {
+			c.Header("WWW-Authenticate", `Bearer realm="status"`)
+			h.write(c, http.StatusUnauthorized, Body{Status: Fail,
+				Output: "a valid token is required: send Authorization: Bearer <token>"})
+			return
+		}
+		rep := h.runner.Run(c.Request.Context())
+		code := http.StatusOK
+		if rep.Status == Fail {
+			code = http.StatusInternalServerError
+		}
+		c.Header("Cache-Control", fmt.Sprintf("private, max-age=%d", h.maxAge))
+		h.write(c, code, Body{Status: rep.Status, Checks: rep.Checks})
+	}
+}
+
+// MethodNotAllowed answers other methods on /status, still as health+json.
+func (h *Handler) MethodNotAllowed() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Header("Allow", "GET, HEAD")
+		h.write(c, http.StatusMethodNotAllowed, Body{Status: Fail, Output: "method not allowed: use GET or HEAD"})
+	}
+}
+
+// Readyz serves the readiness probe: 200 when the service can take traffic
+// (its database answers and it is not shutting down), 503 otherwise. No
+// token, and a minimal body: probes only read the status code.
+func (h *Handler) Readyz() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Header("Cache-Control", "no-store")
+		if h.draining.Load() {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
+			return
+		}
+		if h.ready != nil {
+			if rep := h.ready.Run(c.Request.Context()); rep.Status == Fail {
+				c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
+				return
+			}
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	}
+}
+
+func (h *Handler) write(c *gin.Context, code int, b Body) {
+	b.Version, b.ReleaseID, b.ServiceID, b.Description = h.info.Version, h.info.ReleaseID, h.info.ServiceID, h.info.Description
+	c.Abort()
+	if c.Request.Method == http.MethodHead {
+		c.Header("Content-Type", ContentType)
+		c.Status(code)
+		return
+	}
+	c.Render(code, healthJSON{b})
+}
+
+// authorized compares the presented token with every configured one in
+// constant time (hashing first so lengths leak nothing either).
+func (h *Handler) authorized(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok && h.queryToken {
+		tok, ok = r.URL.Query().Get("token"), r.URL.Query().Has("token")
+	}
+	if !ok || tok == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	match := 0
+	for _, t := range h.tokens {
+		match |= subtle.ConstantTimeCompare(sum[:], t[:])
+	}
+	return match == 1
+}

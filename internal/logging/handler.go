@@ -1,0 +1,82 @@
+package logging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+// fanout is the process's one slog.Handler. A record passes the global level
+// (a LevelVar, so SetLevel changes it for every logger at once), gets the
+// request_id from its context, then goes to every sink whose own minimum it
+// meets.
+type fanout struct {
+	global *slog.LevelVar
+	sinks  []sink
+}
+
+// sink is one destination: a formatting handler and its own minimum level.
+type sink struct {
+	name string
+	// min is the sink's own minimum; follow means it has none (an empty
+	// level in config) and the global level alone decides.
+	min    slog.Level
+	follow bool
+	h      slog.Handler
+}
+
+func (s sink) accepts(l slog.Level) bool { return s.follow || l >= s.min }
+
+func (f *fanout) Enabled(_ context.Context, l slog.Level) bool {
+	if l < f.global.Level() {
+		return false
+	}
+	for _, s := range f.sinks {
+		if s.accepts(l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fanout) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < f.global.Level() { // callers other than slog.Logger may skip Enabled
+		return nil
+	}
+	if id := RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	var errs []error
+	for _, s := range f.sinks {
+		if !s.accepts(r.Level) {
+			continue
+		}
+		if err := s.h.Handle(ctx, r); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WithAttrs and WithGroup apply to every sink, so logger.With("k", v) shows
+// up the same on stdout, stderr and syslog.
+func (f *fanout) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return f.derive(func(h slog.Handler) slog.Handler { return h.WithAttrs(attrs) })
+}
+
+func (f *fanout) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return f
+	}
+	return f.derive(func(h slog.Handler) slog.Handler { return h.WithGroup(name) })
+}
+
+func (f *fanout) derive(with func(slog.Handler) slog.Handler) *fanout {
+	sinks := make([]sink, len(f.sinks))
+	for i, s := range f.sinks {
+		s.h = with(s.h)
+		sinks[i] = s
+	}
+	return &fanout{global: f.global, sinks: sinks}
+}

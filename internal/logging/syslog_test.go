@@ -1,0 +1,715 @@
+package logging
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prodready/service/internal/config"
+)
+
+// listener is a syslog daemon stand-in: a real socket the test opens,
+// collecting every message it receives, framing removed.
+type listener struct {
+	addr string
+	msgs chan string
+	stop func()
+}
+
+// shortDir returns a temporary directory with a short path: a unix socket
+// path must fit in 108 bytes, and t.TempDir's names can be longer.
+func shortDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "lg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// listenPacket receives datagrams on network "udp" or "unixgram" at addr.
+func listenPacket(t testing.TB, network, addr string) *listener {
+	t.Helper()
+	pc, err := net.ListenPacket(network, addr)
+	if err != nil {
+		t.Fatalf("listen %s %s: %v", network, addr, err)
+	}
+	l := &listener{addr: pc.LocalAddr().String(), msgs: make(chan string, 100000)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1<<17)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			l.msgs <- string(buf[:n])
+		}
+	}()
+	var once sync.Once
+	l.stop = func() {
+		once.Do(func() {
+			pc.Close()
+			<-done
+			if network == "unixgram" {
+				os.Remove(addr)
+			}
+		})
+	}
+	t.Cleanup(l.stop)
+	return l
+}
+
+// listenStream accepts connections on network "tcp" or "unix" (TLS when
+// tc is set) and splits what arrives by frame: octet counting or newline.
+func listenStream(t testing.TB, network, addr string, frame framing, tc *tls.Config) *listener {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	if tc != nil {
+		ln, err = tls.Listen(network, addr, tc)
+	} else {
+		ln, err = net.Listen(network, addr)
+	}
+	if err != nil {
+		t.Fatalf("listen %s %s: %v", network, addr, err)
+	}
+	l := &listener{addr: ln.Addr().String(), msgs: make(chan string, 100000)}
+	var mu sync.Mutex
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { readFrames(t, c, frame, l.msgs) })
+		}
+	})
+	var once sync.Once
+	l.stop = func() {
+		once.Do(func() {
+			ln.Close()
+			mu.Lock()
+			for _, c := range conns {
+				c.Close()
+			}
+			mu.Unlock()
+			wg.Wait()
+		})
+	}
+	t.Cleanup(l.stop)
+	return l
+}
+
+// readFrames reads frames until the connection ends; a malformed frame
+// fails the test.
+func readFrames(t testing.TB, c net.Conn, frame framing, out chan<- string) {
+	r := bufio.NewReader(c)
+	for {
+		switch frame {
+		case frameOctetCount:
+			lenText, err := r.ReadString(' ')
+			if err != nil {
+				return
+			}
+			n, err := strconv.Atoi(strings.TrimSuffix(lenText, " "))
+			if err != nil || n <= 0 {
+				t.Errorf("bad octet-count frame: %q", lenText)
+				return
+			}
+			msg := make([]byte, n)
+			if _, err := io.ReadFull(r, msg); err != nil {
+				return
+			}
+			out <- string(msg)
+		default:
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			out <- strings.TrimSuffix(line, "\n")
+		}
+	}
+}
+
+// receive waits for n messages, ignoring the sink's own notices of a lost
+// and regained connection.
+func (l *listener) receive(t testing.TB, n int) []string {
+	t.Helper()
+	var got []string
+	timeout := time.After(10 * time.Second)
+	for len(got) < n {
+		select {
+		case m := <-l.msgs:
+			if strings.Contains(m, `"msg":"syslog reconnected"`) || strings.Contains(m, `"msg":"syslog connection lost`) {
+				continue
+			}
+			got = append(got, m)
+		case <-timeout:
+			t.Fatalf("received %d of %d messages in 10s: %q", len(got), n, got)
+		}
+	}
+	return got
+}
+
+// syslogConfig is the default log config with syslog on, everything at debug.
+func syslogConfig(network, address string) config.Log {
+	cfg := config.Default().Log
+	cfg.Level = "debug"
+	cfg.Syslog.Enabled = true
+	cfg.Syslog.Network = network
+	cfg.Syslog.Address = address
+	return cfg
+}
+
+// rfc5424 matches "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG".
+var rfc5424 = regexp.MustCompile(`^<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (\S+) (.*)$`)
+
+func TestSyslogPRIForEveryLevelAndFacility(t *testing.T) {
+	levels := []struct {
+		log      func(*slog.Logger, string)
+		severity int
+	}{
+		{func(l *slog.Logger, m string) { l.Debug(m) }, 7},
+		{func(l *slog.Logger, m string) { l.Info(m) }, 6},
+		{func(l *slog.Logger, m string) { l.Warn(m) }, 4},
+		{func(l *slog.Logger, m string) { l.Error(m) }, 3},
+	}
+	for _, tt := range []struct {
+		facility string
+		code     int
+	}{{"kern", 0}, {"user", 1}, {"daemon", 3}, {"local0", 16}, {"local7", 23}} {
+		t.Run(tt.facility, func(t *testing.T) {
+			ln := listenPacket(t, "udp", "127.0.0.1:0")
+			cfg := syslogConfig("udp", ln.addr)
+			cfg.Syslog.Facility = tt.facility
+			l, _, _ := setup(t, cfg)
+			for _, lv := range levels {
+				lv.log(l.Logger, "m")
+				got := ln.receive(t, 1)[0]
+				want := fmt.Sprintf("<%d>1 ", tt.code*8+lv.severity)
+				if !strings.HasPrefix(got, want) {
+					t.Errorf("severity %d: message %q, want prefix %q", lv.severity, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestSyslogRFC5424Header(t *testing.T) {
+	for _, network := range []string{"udp", "unixgram"} {
+		t.Run(network, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if network == "unixgram" {
+				addr = filepath.Join(shortDir(t), "log.sock")
+			}
+			ln := listenPacket(t, network, addr)
+			cfg := syslogConfig(network, ln.addr)
+			cfg.Syslog.AppName = "my app"
+			l, _, _ := setup(t, cfg)
+			before := time.Now()
+			ctx := WithRequestID(context.Background(), "req-7")
+			l.Logger.With("svc", "notes").InfoContext(ctx, "hello", "note_id", 12, "text", "line1\nline2")
+
+			got := ln.receive(t, 1)[0]
+			m := rfc5424.FindStringSubmatch(got)
+			if m == nil {
+				t.Fatalf("not RFC 5424: %q", got)
+			}
+			ts, err := time.Parse(time.RFC3339Nano, m[2])
+			if err != nil || ts.Before(before.Truncate(time.Microsecond)) || ts.After(time.Now()) {
+				t.Errorf("TIMESTAMP %q (%v): want the record's time", m[2], err)
+			}
+			if !strings.Contains(m[2], ".") || len(strings.Split(m[2], ".")[1]) < 7 {
+				t.Errorf("TIMESTAMP %q: want microseconds", m[2])
+			}
+			for i, want := range map[int]string{
+				1: "134", 3: "test-host", 4: "my_app", 5: strconv.Itoa(os.Getpid()), 6: "-", 7: "-",
+			} {
+				if m[i] != want {
+					t.Errorf("field %d = %q, want %q in %q", i, m[i], want, got)
+				}
+			}
+			// The body is the JSON record: attributes and request_id survive.
+			var body map[string]any
+			if err := json.Unmarshal([]byte(m[8]), &body); err != nil {
+				t.Fatalf("MSG is not JSON: %v: %q", err, m[8])
+			}
+			if body["msg"] != "hello" || body["note_id"] != 12.0 || body["svc"] != "notes" ||
+				body["request_id"] != "req-7" || body["text"] != "line1\nline2" {
+				t.Errorf("MSG = %v", body)
+			}
+		})
+	}
+}
+
+func TestSyslogRFC3164(t *testing.T) {
+	pid := strconv.Itoa(os.Getpid())
+	for _, tt := range []struct {
+		network string
+		want    *regexp.Regexp
+	}{
+		// On the network the receiver needs the HOSTNAME.
+		{"udp", regexp.MustCompile(`^<132>[A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d:\d\d test-host notes-api\[` + pid + `\]: level=WARN msg=careful k=v$`)},
+		// On the local socket it is left out, as glibc's syslog(3) does.
+		{"unixgram", regexp.MustCompile(`^<132>[A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d:\d\d notes-api\[` + pid + `\]: level=WARN msg=careful k=v$`)},
+	} {
+		t.Run(tt.network, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if tt.network == "unixgram" {
+				addr = filepath.Join(shortDir(t), "log.sock")
+			}
+			ln := listenPacket(t, tt.network, addr)
+			cfg := syslogConfig(tt.network, ln.addr)
+			cfg.Syslog.Protocol = "rfc3164"
+			cfg.Format = "text"
+			l, _, _ := setup(t, cfg)
+			l.Logger.Warn("careful", "k", "v")
+			got := ln.receive(t, 1)[0]
+			// The text body starts with time=...; drop it for the match.
+			got = regexp.MustCompile(`time=\S+ `).ReplaceAllString(got, "")
+			if !tt.want.MatchString(got) {
+				t.Errorf("message %q, want match %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// selfSignedTLS returns a server config with a fresh certificate for
+// 127.0.0.1 and the path of that certificate as a CA file.
+func selfSignedTLS(t testing.TB) (*tls.Config, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "syslog test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, caFile
+}
+
+func TestSyslogStreamFraming(t *testing.T) {
+	serverTLS, caFile := selfSignedTLS(t)
+	for _, tt := range []struct {
+		network, protocol string
+		frame             framing
+		prefix            string
+	}{
+		{"tcp", "rfc5424", frameOctetCount, "<134>1 "},
+		{"tcp", "rfc3164", frameNewline, "<134>"},
+		{"tcp+tls", "rfc5424", frameOctetCount, "<134>1 "},
+		{"unix", "rfc5424", frameNewline, "<134>1 "},
+	} {
+		t.Run(tt.network+"/"+tt.protocol, func(t *testing.T) {
+			var ln *listener
+			switch tt.network {
+			case "tcp":
+				ln = listenStream(t, "tcp", "127.0.0.1:0", tt.frame, nil)
+			case "tcp+tls":
+				ln = listenStream(t, "tcp", "127.0.0.1:0", tt.frame, serverTLS)
+			case "unix":
+				ln = listenStream(t, "unix", filepath.Join(shortDir(t), "log.sock"), tt.frame, nil)
+			}
+			cfg := syslogConfig(tt.network, ln.addr)
+			cfg.Syslog.Protocol = tt.protocol
+			cfg.Syslog.TLSCAFile = caFile
+			l, stdout, _ := setup(t, cfg)
+			// A raw newline in a message must not split it: slog's handlers
+			// escape newlines in values, and the sink escapes any left.
+			l.Logger.Info("first")
+			l.Logger.Info("two\nlines", "k", "a\r\nb")
+			l.Logger.Info(strings.Repeat("x", 5000))
+			got := ln.receive(t, 3)
+			for _, m := range got {
+				if !strings.HasPrefix(m, tt.prefix) || strings.ContainsAny(m, "\r\n") {
+					t.Errorf("message %.80q: want prefix %q and no raw CR/LF", m, tt.prefix)
+				}
+			}
+			if !strings.Contains(got[1], `two\nlines`) {
+				t.Errorf("second message %q lost its escaped newline", got[1])
+			}
+			waitFor(t, "3 sent", func() bool { return l.SyslogStats().Sent >= 3 }) // counted after the write returns
+			if s := l.SyslogStats(); !s.Connected || s.Network != tt.network {
+				t.Errorf("stats %+v, want connected over %s", s, tt.network)
+			}
+			if strings.Contains(stdout.String(), "unreachable") {
+				t.Errorf("stdout %q: a reachable daemon was reported unreachable", stdout)
+			}
+		})
+	}
+}
+
+func TestSyslogTLSWithUntrustedCertificate(t *testing.T) {
+	serverTLS, _ := selfSignedTLS(t)
+	_, otherCA := selfSignedTLS(t)
+	ln := listenStream(t, "tcp", "127.0.0.1:0", frameOctetCount, serverTLS)
+	cfg := syslogConfig("tcp+tls", ln.addr)
+	cfg.Syslog.TLSCAFile = otherCA
+	l, stdout, _ := setup(t, cfg)
+	recs := stdout.withMsg(t, "syslog unreachable at start; will retry")
+	if len(recs) != 1 || !strings.Contains(fmt.Sprint(recs[0]["error"]), "certificate") {
+		t.Fatalf("want one start warning naming the certificate problem; stdout %s", stdout)
+	}
+	if s := l.SyslogStats(); s.Connected || s.Errors == 0 {
+		t.Errorf("stats %+v: want disconnected with an error", s)
+	}
+}
+
+// TestSyslogNeverBlocksAndReconnects cuts the daemon away (removed socket,
+// closed port), logs far more than the queue holds, and brings it back.
+func TestSyslogNeverBlocksAndReconnects(t *testing.T) {
+	const queue, n = 50, 2000
+	for _, network := range []string{"unixgram", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			start := func(addr string) *listener {
+				if network == "unixgram" {
+					return listenPacket(t, network, addr)
+				}
+				return listenStream(t, network, addr, frameOctetCount, nil)
+			}
+			addr := "127.0.0.1:0"
+			if network == "unixgram" {
+				addr = filepath.Join(shortDir(t), "log.sock")
+			}
+			ln := start(addr)
+			addr = ln.addr
+			cfg := syslogConfig(network, addr)
+			cfg.Syslog.QueueSize = queue
+			l, stdout, _ := setup(t, cfg)
+			l.Logger.Info("before")
+			ln.receive(t, 1)
+
+			ln.stop() // the daemon goes away: socket removed, port closed
+
+			// Liveness, not speed: n records must be accepted without
+			// waiting on the daemon. A blocking sink would never finish.
+			logged := make(chan struct{})
+			go func() {
+				defer close(logged)
+				for i := range n {
+					l.Logger.Info("while gone", "i", i)
+				}
+			}()
+			select {
+			case <-logged:
+			case <-time.After(30 * time.Second):
+				t.Fatal("logging blocked while the syslog daemon was gone")
+			}
+			s := l.SyslogStats()
+			// Only the queue, one record in the writer's hands and the few
+			// written into the dying TCP connection before its reset escape
+			// the count.
+			if s.Dropped < n-queue-10 || s.Queued > queue {
+				t.Errorf("stats %+v: want at least %d dropped and at most %d queued", s, n-queue-10, queue)
+			}
+			waitFor(t, "the writer to notice", func() bool { return !l.SyslogStats().Connected })
+			if s := l.SyslogStats(); s.Errors == 0 {
+				t.Errorf("stats %+v: want errors counted", s)
+			}
+
+			back := start(addr) // the daemon comes back at the same address
+			waitFor(t, "a reconnect", func() bool { return l.SyslogStats().Reconnects >= 1 })
+			// What waited in the queue goes first; then new records flow.
+			waitFor(t, "the queue to drain", func() bool { return l.SyslogStats().Queued == 0 })
+			l.Logger.Info("after")
+			got := back.receive(t, 1)
+			deadline := time.After(10 * time.Second)
+			for !strings.Contains(got[len(got)-1], `"msg":"after"`) {
+				select {
+				case m := <-back.msgs:
+					got = append(got, m)
+				case <-deadline:
+					t.Fatalf("the record logged after the daemon came back never arrived; got %d messages", len(got))
+				}
+			}
+			if s := l.SyslogStats(); !s.Connected {
+				t.Errorf("stats %+v: want connected", s)
+			}
+			if len(stdout.withMsg(t, "syslog reconnected")) != 1 || len(stdout.withMsg(t, "syslog connection lost; reconnecting")) != 1 {
+				t.Errorf("want one lost and one reconnected line on stdout; got %q", stdout.msgs(t))
+			}
+		})
+	}
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// closedPort returns a loopback TCP address where nothing listens.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestSyslogUnreachableAtStart(t *testing.T) {
+	addr := closedPort(t)
+	cfg := syslogConfig("tcp", addr)
+	l, stdout, _ := setup(t, cfg) // Setup succeeds: the service runs
+	recs := stdout.withMsg(t, "syslog unreachable at start; will retry")
+	if len(recs) != 1 || recs[0]["level"] != "WARN" || recs[0]["address"] != addr || recs[0]["network"] != "tcp" {
+		t.Fatalf("want one warning with network and address on stdout; got %s", stdout)
+	}
+	l.Logger.Info("queued while away")
+	ln := listenStream(t, "tcp", addr, frameOctetCount, nil)
+	got := ln.receive(t, 2) // the start warning itself, then the record
+	if !strings.Contains(got[0], "syslog unreachable at start") || !strings.Contains(got[1], "queued while away") {
+		t.Errorf("got %q; want the queued records once the daemon listens", got)
+	}
+	if s := l.SyslogStats(); s.Reconnects != 1 || s.Dropped != 0 {
+		t.Errorf("stats %+v: want 1 reconnect and nothing dropped", s)
+	}
+}
+
+func TestSyslogDroppedCountIsLogged(t *testing.T) {
+	cfg := syslogConfig("tcp", closedPort(t))
+	cfg.Syslog.QueueSize = 1
+	cfg.DroppedReportInterval = 20 * time.Millisecond
+	l, stdout, _ := setup(t, cfg)
+	for range 10 {
+		l.Logger.Info("x")
+	}
+	waitFor(t, "a dropped report", func() bool { return len(stdout.withMsg(t, "syslog records dropped")) > 0 })
+	time.Sleep(100 * time.Millisecond) // several intervals with no new drops: no new lines
+	recs := stdout.withMsg(t, "syslog records dropped")
+	var sum float64
+	for _, r := range recs {
+		if r["level"] != "WARN" {
+			t.Errorf("report at %v, want WARN", r["level"])
+		}
+		sum += r["dropped"].(float64)
+	}
+	total := recs[len(recs)-1]["total"].(float64)
+	if sum != total || uint64(total) != l.SyslogStats().Dropped || total < 8 {
+		t.Errorf("reports %v: dropped adds up to %v, total %v, stats %d; want equal and >= 8",
+			recs, sum, total, l.SyslogStats().Dropped)
+	}
+}
+
+func TestCloseFlushesTheQueue(t *testing.T) {
+	ln := listenStream(t, "tcp", "127.0.0.1:0", frameOctetCount, nil)
+	cfg := syslogConfig("tcp", ln.addr)
+	var stdout syncBuffer
+	l, err := Setup(Options{Config: cfg, Stdout: &stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 500 {
+		l.Logger.Info("r", "i", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := ln.receive(t, 500); !strings.Contains(got[499], `"i":499`) {
+		t.Errorf("last message %q, want record 499", got[499])
+	}
+	if s := l.SyslogStats(); s.Sent != 500 || s.Queued != 0 || s.Connected {
+		t.Errorf("stats after Close %+v", s)
+	}
+	// After Close: stdout still works, syslog records are discarded, and a
+	// second Close is harmless.
+	l.Logger.Info("late")
+	if len(stdout.withMsg(t, "late")) != 1 || l.SyslogStats().Dropped != 0 {
+		t.Errorf("after Close: stdout %q, stats %+v", stdout.msgs(t), l.SyslogStats())
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestCloseGivesUpAtTheDeadline(t *testing.T) {
+	cfg := syslogConfig("tcp", closedPort(t))
+	var stdout syncBuffer
+	l, err := Setup(Options{Config: cfg, Stdout: &stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		l.Logger.Info("never sent")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = l.Close(ctx)
+	// 5 records and the start warning.
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "6 records not sent") {
+		t.Errorf("Close = %v, want 6 records not sent and DeadlineExceeded", err)
+	}
+	if s := l.SyslogStats(); s.Dropped != 6 || s.Queued != 0 {
+		t.Errorf("stats %+v: want 6 dropped", s)
+	}
+	if recs := stdout.withMsg(t, "syslog records dropped"); len(recs) != 1 || recs[0]["dropped"] != 6.0 {
+		t.Errorf("want a final dropped report of 6 on stdout; got %v", recs)
+	}
+}
+
+func TestSyslogDatagramIsTruncated(t *testing.T) {
+	ln := listenPacket(t, "udp", "127.0.0.1:0")
+	l, _, _ := setup(t, syslogConfig("udp", ln.addr))
+	l.Logger.Info("big", "blob", strings.Repeat("y\n", 50000)) // 100 kB, escaped 150 kB
+	got := ln.receive(t, 1)[0]
+	if len(got) > maxDatagram || !strings.HasPrefix(got, "<134>1 ") {
+		t.Errorf("datagram of %d bytes (max %d), prefix %.10q", len(got), maxDatagram, got)
+	}
+}
+
+func TestSyslogWithAttrsAndGroups(t *testing.T) {
+	ln := listenPacket(t, "udp", "127.0.0.1:0")
+	cfg := syslogConfig("udp", ln.addr)
+	cfg.Stderr = config.LogSink{Enabled: true, Level: "debug"}
+	l, stdout, stderr := setup(t, cfg)
+	l.Logger.With("k", "v").WithGroup("g").Info("m", "a", 1)
+	want := `"msg":"m","k":"v","g":{"a":1}}`
+	got := ln.receive(t, 1)[0]
+	for name, out := range map[string]string{"syslog": got, "stdout": stdout.String(), "stderr": stderr.String()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s = %q, want %q", name, out, want)
+		}
+	}
+}
+
+func TestSyslogSinkLevel(t *testing.T) {
+	ln := listenPacket(t, "udp", "127.0.0.1:0")
+	cfg := syslogConfig("udp", ln.addr)
+	cfg.Syslog.Level = "warn"
+	l, stdout, _ := setup(t, cfg)
+	logEach(l.Logger)
+	got := ln.receive(t, 2)
+	if !strings.Contains(got[0], `"msg":"warn"`) || !strings.Contains(got[1], `"msg":"error"`) {
+		t.Errorf("syslog got %q, want warn and error only", got)
+	}
+	if n := len(stdout.records(t)); n != 4 {
+		t.Errorf("stdout has %d records, want all 4", n)
+	}
+	select {
+	case m := <-ln.msgs:
+		t.Errorf("unexpected extra message %q", m)
+	default:
+	}
+}
+
+func TestHeaderFieldAndBackoff(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "-", "host": "host", "my host\x00é": "my_host___", strings.Repeat("a", 60): strings.Repeat("a", 48),
+	} {
+		if got := headerField(in, 48); got != want {
+			t.Errorf("headerField(%q) = %q, want %q", in, got, want)
+		}
+	}
+	var seq []time.Duration
+	d := time.Duration(0)
+	for range 12 {
+		d = nextBackoff(d)
+		seq = append(seq, d)
+		if j := jitter(d); j < d/2 || j > d {
+			t.Errorf("jitter(%v) = %v, want within [%v, %v]", d, j, d/2, d)
+		}
+	}
+	if seq[0] != backoffMin || seq[1] != 2*backoffMin || seq[len(seq)-1] != backoffMax {
+		t.Errorf("backoff %v: want %v doubling to %v", seq, backoffMin, backoffMax)
+	}
+	for lv, want := range map[slog.Level]int{slog.LevelDebug - 4: 7, slog.LevelInfo + 2: 6, slog.LevelWarn + 1: 4, slog.LevelError + 8: 3} {
+		if got := severity(lv); got != want {
+			t.Errorf("severity(%v) = %d, want %d", lv, got, want)
+		}
+	}
+}
+
+func TestMessageWithZeroTime(t *testing.T) {
+	f5424, err := newSyslogFormat("rfc5424", "user", "udp", "h", "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(f5424.message(slog.LevelInfo, time.Time{}, []byte("body\n"))); got != "<14>1 - h a 1 - - body" {
+		t.Errorf("RFC 5424 with zero time = %q", got)
+	}
+	f3164, err := newSyslogFormat("rfc3164", "user", "udp", "h", "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(f3164.message(slog.LevelInfo, time.Time{}, []byte("body\n")))
+	if !regexp.MustCompile(`^<14>[A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d:\d\d h a\[1\]: body$`).MatchString(got) {
+		t.Errorf("RFC 3164 with zero time = %q, want the current time", got)
+	}
+}
+
+// TestMessageEscapesRawNewlines covers a body with raw CR and LF, which slog's
+// own handlers never produce but a custom one might: each record must stay
+// one message and one line, even when cut to fit a datagram.
+func TestMessageEscapesRawNewlines(t *testing.T) {
+	f, err := newSyslogFormat("rfc3164", "user", "tcp", "h", "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(f.message(slog.LevelInfo, time.Unix(0, 0).UTC(), []byte("a\nb\r\nc\n"))); got != "<14>Jan  1 00:00:00 h a[1]: a\\nb\\r\\nc\n" {
+		t.Errorf("newline-framed message = %q", got)
+	}
+	udp, err := newSyslogFormat("rfc5424", "user", "udp", "h", "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(strings.Repeat("\n", maxDatagram))
+	got := udp.message(slog.LevelInfo, time.Time{}, body)
+	if len(got) > maxDatagram || len(got) < maxDatagram-1 || strings.ContainsAny(string(got), "\n") {
+		t.Errorf("truncated message: %d bytes (max %d), raw newline: %v", len(got), maxDatagram, strings.Contains(string(got), "\n"))
+	}
+}

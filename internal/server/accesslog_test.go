@@ -1,0 +1,158 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/prodready/service/internal/logging"
+)
+
+// accessLogs collects JSON log lines.
+type accessLogs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (a *accessLogs) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.buf.Write(p)
+}
+
+// take returns the records logged since the last call, and forgets them.
+func (a *accessLogs) take(t *testing.T) []map[string]any {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []map[string]any
+	for line := range strings.Lines(a.buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %v: %s", err, line)
+		}
+		out = append(out, rec)
+	}
+	a.buf.Reset()
+	return out
+}
+
+// accessLogEngine serves the probe and status routes and a notes-like route
+// that answers the status in ?code=, behind requestID and accessLog as New
+// sets them up.
+func accessLogEngine(t *testing.T, level string) (*gin.Engine, *accessLogs) {
+	t.Helper()
+	logs := &accessLogs{}
+	logger, _, err := logging.New(logs, logging.Options{Level: level, Format: "json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.RedirectTrailingSlash = false // as New sets it: /livez/ is a 404
+	e.Use(requestID(), accessLog(logger))
+	answer := func(c *gin.Context) {
+		code, err := strconv.Atoi(c.DefaultQuery("code", "200"))
+		if err != nil {
+			code = http.StatusBadRequest
+		}
+		c.String(code, "body")
+	}
+	e.GET(livezPath, answer)
+	e.GET(readyzPath, answer)
+	e.GET(statusPath, answer)
+	e.GET("/v1/notes/:id", answer)
+	return e, logs
+}
+
+func TestAccessLog(t *testing.T) {
+	tests := []struct {
+		name      string
+		target    string
+		wantLevel string // "" means no access record
+		wantRoute string
+		wantPath  string
+		status    int
+	}{
+		{"a request is logged at info", "/v1/notes/n1", "INFO", "/v1/notes/:id", "/v1/notes/n1", 200},
+		{"secret query values are redacted", "/v1/notes/n1?token=s3cr3t&limit=5&api_key=k3y&Password=pw",
+			"INFO", "/v1/notes/:id", "/v1/notes/n1?token=[redacted]&limit=5&api_key=[redacted]&Password=[redacted]", 200},
+		{"4xx is the client's: info", "/v1/notes/n1?code=404", "INFO", "/v1/notes/:id", "/v1/notes/n1?code=404", 404},
+		{"5xx is ours: warn", "/v1/notes/n1?code=503", "WARN", "/v1/notes/:id", "/v1/notes/n1?code=503", 503},
+		{"liveness is not logged", "/livez", "", "", "", 200},
+		{"liveness is not logged, even failing", "/livez?code=500", "", "", "", 500},
+		{"readiness is not logged", "/readyz?code=503", "", "", "", 503},
+		{"status is not logged when it succeeds", "/status?token=s3cr3t", "", "", "", 200},
+		{"status is logged when refused", "/status?token=wrong&code=401", "INFO", "/status", "/status?token=[redacted]&code=401", 401},
+		{"status is logged when unhealthy", "/status?code=503", "WARN", "/status", "/status?code=503", 503},
+		{"a probe's typo has no route and is logged", "/livez/", "INFO", "", "/livez/", 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, logs := accessLogEngine(t, "info")
+			req := httptest.NewRequest(http.MethodGet, tt.target, nil)
+			w := httptest.NewRecorder()
+			e.ServeHTTP(w, req)
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d", w.Code, tt.status)
+			}
+			recs := logs.take(t)
+			if tt.wantLevel == "" {
+				if len(recs) != 0 {
+					t.Errorf("want no record, got %v", recs)
+				}
+				return
+			}
+			if len(recs) != 1 {
+				t.Fatalf("want one access record, got %v", recs)
+			}
+			r := recs[0]
+			want := map[string]any{
+				"level": tt.wantLevel, "msg": "request", "method": "GET", "route": tt.wantRoute,
+				"path": tt.wantPath, "status": float64(tt.status), "client_ip": "192.0.2.1",
+				"request_id": w.Header().Get(RequestIDHeader),
+			}
+			if tt.status != http.StatusNotFound || tt.wantRoute != "" {
+				want["bytes"] = float64(len("body"))
+			}
+			for k, v := range want {
+				if r[k] != v {
+					t.Errorf("%s = %#v, want %#v (record %v)", k, r[k], v, r)
+				}
+			}
+			if d, ok := r["duration_ms"].(float64); !ok || d < 0 {
+				t.Errorf("duration_ms = %v, want a number", r["duration_ms"])
+			}
+			if line, _ := json.Marshal(r); strings.Contains(string(line), "s3cr3t") || strings.Contains(string(line), "k3y") {
+				t.Errorf("a secret reached the log: %s", line)
+			}
+		})
+	}
+}
+
+func TestAccessLogRequestStartedAtDebug(t *testing.T) {
+	e, logs := accessLogEngine(t, "debug")
+	for _, target := range []string{"/v1/notes/n1", "/status", "/livez"} {
+		e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, target, nil))
+	}
+	var started []string
+	for _, r := range logs.take(t) {
+		if r["msg"] == "request started" {
+			started = append(started, r["route"].(string))
+			if r["request_id"] == nil {
+				t.Errorf("request started without request_id: %v", r)
+			}
+		}
+	}
+	// The status route is polled: no start line for it either.
+	if len(started) != 1 || started[0] != "/v1/notes/:id" {
+		t.Errorf("request started lines for %q, want only /v1/notes/:id", started)
+	}
+}

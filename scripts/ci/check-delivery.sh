@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Offline checks of everything that delivers the service, each shown to bite:
+# every check also runs on a deliberately broken copy, and this script fails
+# if the broken copy passes.
+#
+#   1. actionlint on every workflow (and on a broken one)
+#   2. kustomize build of every kustomization under deploy/ (overlays, base,
+#      components); kubectl-validate of each render against the Kubernetes
+#      1.30 schemas built into it (and of a broken render)
+#   3. scripts/ci/deploy.sh renders staging and production with one digest,
+#      as a promotion does, and the renders validate
+#   4. the deploy/ Go tests: staging and production differ only in allowed
+#      fields and run the same digest; each platform's configuration loads
+#   5. the compose file against the Compose Specification (and a broken copy)
+#   6. shellcheck on every shell script in the repository (and a broken one)
+#   7. systemd-analyze verify and security of the unit, where systemd exists
+#
+# Needs the tools of scripts/ci/install-tools.sh (run it first); no network,
+# no Docker engine, no cluster.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+TOOLS="$ROOT/.tools"
+# Kubernetes version whose schemas the manifests are validated against: the
+# oldest the manifests support (lifecycle.preStop.sleep is on by default from 1.30).
+KUBE_VERSION=1.30
+# systemd-analyze security exposure, in tenths: 20 is "2.0", well inside "OK".
+SYSTEMD_MAX_EXPOSURE=20
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+start=$SECONDS
+step() { printf '\n== %s\n' "$*"; }
+die() {
+	echo "check-delivery: $*" >&2
+	exit 1
+}
+
+for tool in actionlint kustomize kubectl-validate composecheck; do
+	[ -x "$TOOLS/$tool" ] || die "$TOOLS/$tool is missing: run scripts/ci/install-tools.sh"
+done
+command -v shellcheck >/dev/null || die "shellcheck is missing: run scripts/ci/install-tools.sh"
+
+# must_fail WHAT COMMAND...: the command must exit non-zero on a broken input.
+must_fail() {
+	local what=$1
+	shift
+	if "$@" >"$work/bite.out" 2>&1; then
+		cat "$work/bite.out" >&2
+		die "the check passed $what: it does not bite"
+	fi
+	echo "rejected as it should be, $what:"
+	sed 's/^/    /' "$work/bite.out" | head -n 5
+}
+
+step "actionlint $("$TOOLS/actionlint" -version | head -1)"
+workflows=(.github/workflows/*.yml)
+"$TOOLS/actionlint" "${workflows[@]}"
+echo "ok: ${workflows[*]}"
+# A bad permission level and a job needing one that does not exist.
+mkdir -p "$work/bad/.github/workflows"
+sed -e '0,/contents: read/s//contents: reed/' \
+	-e '0,/    runs-on: /s//    needs: no-such-job\n    runs-on: /' \
+	.github/workflows/ci.yml >"$work/bad/.github/workflows/ci.yml"
+must_fail "a workflow with a bad permission and an unknown needs" \
+	"$TOOLS/actionlint" "$work/bad/.github/workflows/ci.yml"
+
+step "kustomize $("$TOOLS/kustomize" version) build, kubectl-validate --version $KUBE_VERSION"
+# --version selects built-in schemas; no kubeconfig is read, no cluster asked.
+validate() { env -u KUBECONFIG "$TOOLS/kubectl-validate" --version "$KUBE_VERSION" "$@"; }
+# Every kustomization under deploy/: the overlays, the base, and any component.
+while IFS= read -r dir; do
+	render="$work/render-${dir//\//-}.yaml"
+	"$TOOLS/kustomize" build "$dir" >"$render"
+	validate "$render" >/dev/null || { validate "$render" || true; die "the render of $dir is invalid"; }
+	echo "ok: $dir renders and validates ($(grep -c '^kind:' "$render") objects)"
+done < <(find deploy -name kustomization.yaml -exec dirname {} \; | sort)
+# A string where a port number belongs, and a misspelt probe.
+sed -e 's/containerPort: 8080/containerPort: "8080"/' -e 's/readinessProbe:/readynessProbe:/' \
+	"$work/render-deploy-kubernetes-overlays-production.yaml" >"$work/broken.yaml"
+must_fail "a render with a string port and an unknown field" validate "$work/broken.yaml"
+
+step "promotion: scripts/ci/deploy.sh sets one digest in staging and production"
+digest=sha256:$(printf 'check-delivery' | sha256sum | cut -c1-64)
+for env in staging production; do
+	RENDER_ONLY="$work/promoted-$env.yaml" KUSTOMIZE="$TOOLS/kustomize" \
+		bash scripts/ci/deploy.sh "$env" "ghcr.io/prodready/service@$digest"
+	validate "$work/promoted-$env.yaml" >/dev/null || die "the promoted $env render is invalid"
+done
+must_fail "a tag instead of a digest" env RENDER_ONLY="$work/x.yaml" \
+	bash scripts/ci/deploy.sh production ghcr.io/prodready/service:latest
+
+step "go test ./deploy/ (staging = production but for allowed fields; configurations load)"
+REQUIRE_SERVICES=1 go test -count=1 ./deploy/
+
+step "compose file (compose-go: schema, interpolation, consistency)"
+"$TOOLS/composecheck" deploy/compose/compose.yaml
+# Broken copies beside the original, so relative paths resolve the same way.
+broken=deploy/compose/.broken-compose.yaml
+trap 'rm -rf "$work" "$ROOT/$broken"' EXIT
+sed 's/condition: service_healthy/condition: service_happy/' deploy/compose/compose.yaml >"$broken"
+must_fail "a compose file with an unknown depends_on condition" "$TOOLS/composecheck" "$broken"
+sed 's/^      mailpit:$/      mailpot:/' deploy/compose/compose.yaml >"$broken"
+must_fail "a compose file depending on an undefined service" "$TOOLS/composecheck" "$broken"
+rm -f "$broken"
+
+step "shellcheck $(shellcheck --version | sed -n 's/^version: //p')"
+# Every shell script: *.sh, and files whose first line names sh or bash.
+scripts=()
+while IFS= read -r -d '' f; do
+	case $f in
+	*.sh) scripts+=("$f") ;;
+	*) head -n1 "$f" | grep -Eq '^#!.*\b(ba)?sh\b' && scripts+=("$f") ;;
+	esac
+done < <(find . \( -path ./.git -o -path ./.tools -o -path ./node_modules -o -path ./bin \) -prune \
+	-o -type f \( -name '*.sh' -o -path './.ci/*' -o -path './scripts/*' -o -path './deploy/*' \) -print0)
+[ ${#scripts[@]} -gt 0 ] || die "found no shell scripts"
+shellcheck "${scripts[@]}"
+printf 'ok: %s\n' "${scripts[@]}"
+cat >"$work/broken.sh" <<'SCRIPT'
+#!/usr/bin/env bash
+dir=$1
+rm -rf $dir/*
+SCRIPT
+must_fail "a script that deletes an unquoted path" shellcheck "$work/broken.sh"
+
+step "systemd unit"
+if command -v systemd-analyze >/dev/null; then
+	# verify wants the binary to exist: check a copy that starts /bin/true.
+	mkdir -p "$work/systemd"
+	sed 's|^ExecStart=[^ ]*|ExecStart=/bin/true|' deploy/systemd/notes-api.service >"$work/systemd/notes-api.service"
+	systemd-analyze verify "$work/systemd/notes-api.service"
+	systemd-analyze security --offline=yes --threshold="$SYSTEMD_MAX_EXPOSURE" "$work/systemd/notes-api.service" | tail -n 1
+	# Without its hardening the unit must exceed the threshold.
+	mkdir -p "$work/soft"
+	sed '/^NoNewPrivileges=/,/^SystemCallErrorNumber=/d' "$work/systemd/notes-api.service" >"$work/soft/notes-api.service"
+	must_fail "the unit without its hardening" \
+		systemd-analyze security --offline=yes --threshold="$SYSTEMD_MAX_EXPOSURE" "$work/soft/notes-api.service"
+else
+	echo "SKIPPED: systemd-analyze is not installed here; the unit is checked where systemd exists (CI runners)"
+fi
+
+printf '\ncheck-delivery: all checks passed in %ds\n' $((SECONDS - start))

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Deploys one image digest to one environment: sets the digest in a copy of the
+# environment's overlay (kustomize edit set image), renders it, applies it with
+# kubectl and waits for the rollout. cd.yml (dev) and release.yml (staging,
+# production) call it; the checkout itself is never modified.
+#
+#   scripts/ci/deploy.sh ENVIRONMENT IMAGE@sha256:DIGEST
+#
+# KUBECONFIG must point at the environment's cluster. RENDER_ONLY=FILE writes
+# the manifests to FILE and stops before kubectl (check-delivery.sh uses it).
+set -euo pipefail
+
+usage() {
+	echo "usage: $0 dev|staging|production IMAGE@sha256:<64 hex digits>" >&2
+	exit 2
+}
+[ $# -eq 2 ] || usage
+env=$1 image=$2
+case $env in dev | staging | production) ;; *) usage ;; esac
+# Only a digest: a tag can move between staging and production, a digest cannot.
+[[ $image =~ ^[a-z0-9][a-z0-9._/-]*(:[0-9]+)?[a-z0-9._/-]*@sha256:[0-9a-f]{64}$ ]] || usage
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KUSTOMIZE=${KUSTOMIZE:-$ROOT/.tools/kustomize}
+[ -x "$KUSTOMIZE" ] || KUSTOMIZE=$(command -v kustomize) || {
+	echo "deploy.sh: kustomize not found: run scripts/ci/install-tools.sh kustomize" >&2
+	exit 1
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# All of deploy/: overlays may include components from beside kubernetes/.
+cp -R "$ROOT/deploy" "$work/"
+overlay="$work/deploy/kubernetes/overlays/$env"
+(cd "$overlay" && "$KUSTOMIZE" edit set image "notes-api=$image")
+"$KUSTOMIZE" build "$overlay" >"$work/manifests.yaml"
+
+# Every container of the service runs exactly this image (other images, such
+# as a backup job's, are the overlay's business), and none is left unresolved.
+repo=${image%@*}
+ours=$(grep -E "^ *(- )?image: ($repo([:@].*)?|notes-api)$" "$work/manifests.yaml" | sed -E 's/^ *(- )?image: //' | sort -u)
+if [ "$ours" != "$image" ]; then
+	echo "deploy.sh: the render's service containers run [$ours], not just $image" >&2
+	exit 1
+fi
+
+if [ -n "${RENDER_ONLY:-}" ]; then
+	cp "$work/manifests.yaml" "$RENDER_ONLY"
+	echo "deploy.sh: rendered $env with $image into $RENDER_ONLY"
+	exit 0
+fi
+
+namespace=$(sed -n 's/^namespace: *//p' "$overlay/kustomization.yaml")
+echo "deploy.sh: applying $image to $env (namespace $namespace)"
+kubectl version --client
+kubectl apply -f "$work/manifests.yaml"
+# Waits for the new pods: migrated by the init container, then ready.
+if ! kubectl -n "$namespace" rollout status deployment/notes-api --timeout=10m; then
+	kubectl -n "$namespace" get pods -l app.kubernetes.io/name=notes-api -o wide >&2 || true
+	kubectl -n "$namespace" describe deployment/notes-api >&2 || true
+	echo "deploy.sh: the rollout did not complete; the previous pods keep serving (maxUnavailable 0)" >&2
+	exit 1
+fi
+echo "deploy.sh: $env runs $image"
