@@ -20,7 +20,7 @@ COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTime=$(BUILD_TIME)
 
-.PHONY: help run test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit clean
+.PHONY: help run test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit backup restore backup-verify clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,6 +82,16 @@ $(TOOLS)/mailpit:
 
 run-mailpit: mailpit ## Run Mailpit locally: SMTP on 127.0.0.1:1025, web UI on http://127.0.0.1:8025
 	$(TOOLS)/mailpit --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025 --disable-version-check
+
+backup: ## Back up the database (SQLite default or DATABASE_URL) into BACKUP_DIR (default backups/): verified, recorded, pruned
+	scripts/backup/backup.sh
+
+restore: ## Restore a backup: make restore BACKUP=backups/<file> TARGET=<db name|postgres URL|file> [FORCE=1] [IDENTITY=key.txt]
+	@test -n "$(BACKUP)" -a -n "$(TARGET)" || { echo "usage: make restore BACKUP=backups/<file> TARGET=<database or file> [FORCE=1] [IDENTITY=key]"; exit 2; }
+	scripts/backup/restore.sh --target "$(TARGET)" $(if $(FORCE),--force) $(if $(IDENTITY),--identity "$(IDENTITY)") "$(BACKUP)"
+
+backup-verify: ## Restore-drill a stored backup into a scratch copy: make backup-verify BACKUP=backups/<file> [IDENTITY=key.txt]
+	scripts/backup/verify.sh $(if $(IDENTITY),--identity "$(IDENTITY)") "$(BACKUP)"
 
 tools: ## Install the pinned delivery tools into .tools/ (actionlint, kustomize, kubectl-validate, composecheck, shellcheck)
 	bash scripts/ci/install-tools.sh

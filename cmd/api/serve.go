@@ -20,6 +20,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/prodready/service/internal/alert"
+	"github.com/prodready/service/internal/backup"
 	"github.com/prodready/service/internal/cache"
 	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/database"
@@ -182,6 +183,9 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 		runner.Register(health.SyslogCheck(addr, tlsConf, func() health.SyslogStats {
 			return health.SyslogStats{Dropped: logs.SyslogStats().Dropped}
 		}, st.SyslogTimeout, logger))
+	}
+	if cfg.Backup.CheckOn(cfg.Environment) {
+		runner.Register(backup.AgeCheck(db, cfg.Backup.WarnAfter, cfg.Backup.FailAfter, time.Now))
 	}
 	if database.Dialect(db) == "sqlite" {
 		runner.Register(health.DiskCheck(filepath.Dir(cfg.Database.SQLitePath), st.DiskWarnPercent, st.DiskFailPercent, logger))
