@@ -34,8 +34,11 @@ test: ## Run every test with the race detector; print coverage and enforce COVER
 		-coverprofile=$(COVER_DIR)/cover.out ./...
 	@total=$$($(GO) tool cover -func=$(COVER_DIR)/cover.out | awk '/^total:/ {sub("%","",$$3); print $$3}'); \
 	echo "coverage: $$total% of statements in internal/... and cmd/... (minimum $(COVER_MIN)%)"; \
-	awk -v t="$$total" -v m="$(COVER_MIN)" 'BEGIN { exit !(t+0 >= m+0) }' || \
-		{ echo "coverage $$total% is below the minimum $(COVER_MIN)%"; exit 1; }
+	if ! awk -v t="$$total" -v m="$(COVER_MIN)" 'BEGIN { exit !(t+0 >= m+0) }'; then \
+		if [ "$${REQUIRE_SERVICES:-}" = 1 ]; then echo "coverage $$total% is below the minimum $(COVER_MIN)%"; exit 1; fi; \
+		echo "WARNING: coverage $$total% is below $(COVER_MIN)%; not enforced without REQUIRE_SERVICES=1,"; \
+		echo "         since tests needing absent services may have skipped (.ci/run enforces it)"; \
+	fi
 
 cover: test ## Run the tests, then write the HTML report to coverage/index.html
 	$(GO) tool cover -html=$(COVER_DIR)/cover.out -o $(COVER_DIR)/index.html

@@ -712,3 +712,55 @@ func TestWorkflowsAreLeastPrivilegeAndPinned(t *testing.T) {
 		}
 	}
 }
+
+// The Service and the PodDisruptionBudget select the API's pods and no
+// other. The backup CronJob's pods share the name label; a maxUnavailable
+// budget that selects a Job's pod cannot count its expected pods and allows
+// no disruption, so node drains hang; a Service would route to it.
+func TestSelectorsPickOnlyTheAPIPods(t *testing.T) {
+	for _, env := range []string{"dev", "staging", "production"} {
+		t.Run(env, func(t *testing.T) {
+			objs := build(t, overlay(env))
+			podLabels := map[string]map[string]any{} // workload -> its pods' labels
+			for id, o := range objs {
+				spec, _ := o["spec"].(map[string]any)
+				if jt, ok := spec["jobTemplate"].(map[string]any); ok { // a CronJob
+					spec, _ = jt["spec"].(map[string]any)
+				}
+				tmpl, _ := spec["template"].(map[string]any)
+				md, _ := tmpl["metadata"].(map[string]any)
+				if labels, ok := md["labels"].(map[string]any); ok {
+					podLabels[id] = labels
+				}
+			}
+			if _, ok := podLabels["CronJob/notes-api-backup"]; !ok && env != "dev" {
+				t.Fatalf("no backup CronJob in %s: the test no longer checks what it is for", env)
+			}
+			selectors := map[string]map[string]any{}
+			if s, ok := objs["Service/notes-api"]["spec"].(map[string]any); ok {
+				selectors["Service/notes-api"], _ = s["selector"].(map[string]any)
+			}
+			if s, ok := objs["PodDisruptionBudget/notes-api"]["spec"].(map[string]any); ok {
+				sel, _ := s["selector"].(map[string]any)
+				selectors["PodDisruptionBudget/notes-api"], _ = sel["matchLabels"].(map[string]any)
+			}
+			for sid, sel := range selectors {
+				if len(sel) == 0 {
+					t.Errorf("%s has no selector", sid)
+					continue
+				}
+				for wid, labels := range podLabels {
+					matches := true
+					for k, v := range sel {
+						if labels[k] != v {
+							matches = false
+						}
+					}
+					if want := wid == "Deployment/notes-api"; matches != want {
+						t.Errorf("%s selects the pods of %s: %v, want %v (selector %v, labels %v)", sid, wid, matches, want, sel, labels)
+					}
+				}
+			}
+		})
+	}
+}

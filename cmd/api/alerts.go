@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/url"
 	"os"
 
 	"github.com/prodready/service/internal/alert"
@@ -21,6 +22,7 @@ func newAlertReporter(cfg config.Config, logger *slog.Logger) (*alert.Reporter, 
 		Version:      version,
 		Host:         host,
 		StatusTokens: cfg.Status.Tokens,
+		Secrets:      urlPasswords(cfg.Database.URL, cfg.Cache.RedisURL),
 	}, logger)
 }
 
@@ -51,4 +53,18 @@ func installAlertHooks(rep *alert.Reporter) (restore func()) {
 	return func() {
 		server.ReportPanic, server.ReportError, server.AlertScope = prevPanic, prevError, prevScope
 	}
+}
+
+// urlPasswords returns the passwords inside connection URLs, so the
+// reporter can scrub them from any error text it mails.
+func urlPasswords(raws ...string) []string {
+	var out []string
+	for _, raw := range raws {
+		if u, err := url.Parse(raw); err == nil && u.User != nil {
+			if p, ok := u.User.Password(); ok && p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

@@ -421,3 +421,10 @@ func fmtErr(err error) string {
 	}
 	return err.Error()
 }
+
+func TestURLPasswords(t *testing.T) {
+	got := urlPasswords("postgres://app:s3cret-db-pass@db:5432/notes", "", "redis://:r3dis-pass@cache:6379/0", "postgres://nopass@db/x", "%zz")
+	if len(got) != 2 || got[0] != "s3cret-db-pass" || got[1] != "r3dis-pass" {
+		t.Errorf("urlPasswords = %v", got)
+	}
+}

@@ -26,7 +26,10 @@ var (
 	buildTime = ""
 )
 
-func versionString() string {
+// revision is the commit this binary was built from: the stamped one, else
+// the VCS revision go build records, else "unknown". `api version` and the
+// status route's releaseId both report it.
+func revision() string {
 	c := commit
 	if c == "" { // go build records the VCS revision; use it when not stamped
 		if bi, ok := debug.ReadBuildInfo(); ok {
@@ -40,6 +43,11 @@ func versionString() string {
 	if c == "" {
 		c = "unknown"
 	}
+	return c
+}
+
+func versionString() string {
+	c := revision()
 	b := buildTime
 	if b == "" {
 		b = "unknown"

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -30,6 +31,9 @@ func healthcheckCmd(ctx context.Context, args []string, getenv func(string) stri
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("healthcheck: unexpected argument %q", fs.Arg(0))
+	}
 	l, err := config.Load(*path, getenv, os.ReadFile)
 	if err != nil {
 		var errs config.Errors
@@ -38,8 +42,12 @@ func healthcheckCmd(ctx context.Context, args []string, getenv func(string) stri
 		}
 		return fmt.Errorf("healthcheck: %w", err)
 	}
+	host := l.HTTP.Host
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1" // listening everywhere: ask over loopback
+	}
 	if *url == "" {
-		*url = "http://127.0.0.1:" + strconv.Itoa(l.HTTP.Port) + "/status"
+		*url = "http://" + net.JoinHostPort(host, strconv.Itoa(l.HTTP.Port)) + "/status"
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -47,7 +55,9 @@ func healthcheckCmd(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return fmt.Errorf("healthcheck: bad --url: %w", err)
 	}
-	if len(l.Status.Tokens) > 0 {
+	// The token goes only to this instance (loopback or its own address),
+	// never to whatever host --url names.
+	if len(l.Status.Tokens) > 0 && (isLoopback(req.URL.Hostname()) || req.URL.Hostname() == host) {
 		req.Header.Set("Authorization", "Bearer "+l.Status.Tokens[0])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -93,4 +103,12 @@ func plainNetError(err error) string {
 		return s[i+2:]
 	}
 	return s
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

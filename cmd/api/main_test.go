@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/servicetest"
 )
 
@@ -318,6 +319,7 @@ func TestServe_StatusReadinessAndHealthcheck(t *testing.T) {
 	a := startApp(t, map[string]string{"APP_HTTP_DRAIN_DELAY": "3s"})
 	resp, body := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
 	if resp.StatusCode != 200 || body["status"] != "pass" || body["serviceId"] != "notes-api" ||
+		body["version"] != version || body["releaseId"] != revision() ||
 		resp.Header.Get("Content-Type") != "application/health+json" {
 		t.Fatalf("status: %d %v", resp.StatusCode, body)
 	}
@@ -351,6 +353,9 @@ func TestServe_StatusReadinessAndHealthcheck(t *testing.T) {
 	if _, err := hc("--url", "http://127.0.0.1:1/status"); err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "unreachable") {
 		t.Errorf("healthcheck of a closed port: %v", err)
 	}
+	if _, err := hc("extra"); err == nil || !strings.Contains(err.Error(), `unexpected argument "extra"`) {
+		t.Errorf("healthcheck with a stray argument: %v", err)
+	}
 	hcEnv["APP_ENVIRONMENT"] = "production"
 	if _, err := hc(); err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "invalid configuration") {
 		t.Errorf("healthcheck with a bad configuration: %v", err)
@@ -364,6 +369,21 @@ func TestServe_StatusReadinessAndHealthcheck(t *testing.T) {
 	}
 	if resp, _ := a.do(t, "GET", "/livez", ""); resp.StatusCode != 200 {
 		t.Errorf("livez while draining: %d", resp.StatusCode)
+	}
+}
+
+// TestServe_DiskCheckWatchesTheSQLiteURLFile: with database.url naming a
+// SQLite file, the disk check watches that file's directory, not the unused
+// database.sqlite_path (whose directory does not even exist here).
+func TestServe_DiskCheckWatchesTheSQLiteURLFile(t *testing.T) {
+	a := startApp(t, map[string]string{
+		"APP_DATABASE_URL":         "sqlite://" + filepath.Join(t.TempDir(), "elsewhere", "notes.db"),
+		"APP_DATABASE_SQLITE_PATH": filepath.Join(t.TempDir(), "never-created", "notes.db"),
+	})
+	resp, body := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
+	disk, _ := body["checks"].(map[string]any)["disk:free"].([]any)
+	if resp.StatusCode != 200 || body["status"] != "pass" || len(disk) != 1 {
+		t.Fatalf("status with a sqlite: database url: %d %v", resp.StatusCode, body)
 	}
 }
 
@@ -553,6 +573,21 @@ func TestRun_Commands(t *testing.T) {
 	for _, args := range usage {
 		if err := run(context.Background(), args, getenv, io.Discard, io.Discard); exitCode(err) != exitUsage {
 			t.Errorf("run %v: err %v, want a usage error", args, err)
+		}
+	}
+}
+
+// TestSMTPTLS: the SMTP check dials implicit TLS exactly where the e-mail
+// sender does (port 465 unless tls_policy is none).
+func TestSMTPTLS(t *testing.T) {
+	for _, tt := range []struct {
+		port    int
+		policy  string
+		wantTLS bool
+	}{{465, "mandatory", true}, {465, "opportunistic", true}, {465, "none", false}, {587, "mandatory", false}, {25, "none", false}} {
+		got := smtpTLS(config.Email{SMTPHost: "relay.example", SMTPPort: tt.port, TLSPolicy: tt.policy})
+		if (got != nil) != tt.wantTLS || (got != nil && got.ServerName != "relay.example") {
+			t.Errorf("port %d, policy %s: %+v, want TLS %v", tt.port, tt.policy, got, tt.wantTLS)
 		}
 	}
 }

@@ -33,7 +33,7 @@ import (
 // serve runs the HTTP service until ctx is cancelled, then shuts down
 // gracefully: in-flight requests get up to http.shutdown_timeout to finish.
 // getenv is kept to reload the configuration on SIGHUP.
-func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	cfg := l.Config
 
 	// Logging: one logger for the whole process, configured once. SIGHUP
@@ -45,6 +45,13 @@ func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, st
 	}
 	defer closeLogs(logs, stdout)
 	logger := logs.Logger.With("service", cfg.Service.Name)
+	// main prints the error on stderr; the log sinks (syslog, the platform's
+	// collector) must learn why the process stopped too. Runs before closeLogs.
+	defer func() {
+		if err != nil {
+			logger.Error("service stopped with an error", "error", err.Error())
+		}
+	}()
 	logger.Info("starting", "version", version, "environment", cfg.Environment, "config", l)
 	stopReload := reloadLevelOnSIGHUP(logs, logger, l.File, getenv)
 	defer stopReload()
@@ -168,7 +175,7 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 		health.CacheCheck(c, st.CacheTimeout, logger),
 	)
 	if cfg.Email.Enabled {
-		runner.Register(health.SMTPCheck(cfg.Email.SMTPHost, cfg.Email.SMTPPort, st.SMTPTimeout, logger))
+		runner.Register(health.SMTPCheck(cfg.Email.SMTPHost, cfg.Email.SMTPPort, smtpTLS(cfg.Email), st.SMTPTimeout, logger))
 	}
 	if sl := cfg.Log.Syslog; sl.Enabled {
 		// Connecting proves something only for a remote daemon over TCP; for a
@@ -188,12 +195,14 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 		runner.Register(backup.AgeCheck(db, cfg.Backup.WarnAfter, cfg.Backup.FailAfter, time.Now))
 	}
 	if database.Dialect(db) == "sqlite" {
-		runner.Register(health.DiskCheck(filepath.Dir(cfg.Database.SQLitePath), st.DiskWarnPercent, st.DiskFailPercent, logger))
+		// The file database.url names when it is a sqlite: URL, else database.sqlite_path.
+		dir := filepath.Dir(database.SQLiteFile(dbOptions(cfg)))
+		runner.Register(health.DiskCheck(dir, st.DiskWarnPercent, st.DiskFailPercent, logger))
 	}
 	// Readiness asks one thing: can this instance serve? That is the database.
 	ready := health.NewRunner(logger, time.Second, st.DatabaseTimeout, health.DatabaseCheck(db, st.DatabaseTimeout, logger))
 	return health.NewHandler(runner, health.HandlerOptions{
-		Info:   health.Info{Version: version, ReleaseID: commit, ServiceID: cfg.Service.Name, Description: cfg.Service.Description},
+		Info:   health.Info{Version: version, ReleaseID: revision(), ServiceID: cfg.Service.Name, Description: cfg.Service.Description},
 		Tokens: st.Tokens, AllowQueryToken: st.AllowQueryToken, CacheTTL: st.CacheTTL, Ready: ready,
 	})
 }
@@ -233,6 +242,16 @@ func closeLogs(logs *logging.Logging, stdout io.Writer) {
 	if err := logs.Close(ctx); err != nil {
 		fmt.Fprintf(stdout, "{\"level\":\"WARN\",\"msg\":\"log flush at exit incomplete\",\"error\":%q}\n", err.Error())
 	}
+}
+
+// smtpTLS is the TLS configuration the SMTP check dials with: on port 465
+// the relay speaks implicit TLS, as internal/alert dials it, and a plain
+// EHLO there would hang; elsewhere nil (plain EHLO).
+func smtpTLS(e config.Email) *tls.Config {
+	if e.SMTPPort != 465 || e.TLSPolicy == "none" {
+		return nil
+	}
+	return &tls.Config{ServerName: e.SMTPHost, MinVersion: tls.VersionTLS12}
 }
 
 // syslogTLS is the TLS configuration the syslog check dials with: the

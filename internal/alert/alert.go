@@ -55,6 +55,9 @@ type Info struct {
 	// StatusTokens are scrubbed from every field of every mail, wherever
 	// they appear (an error text, a stack, a header).
 	StatusTokens []string
+	// Secrets are scrubbed the same way: the database and Redis passwords,
+	// which a driver error could quote.
+	Secrets []string
 }
 
 // Report is one event to mail. Kind and either Err or Value are required;
@@ -164,7 +167,7 @@ func newReporter(cfg config.Email, info Info, logger *slog.Logger, now func() ti
 	if cfg.QueueSize <= 0 || cfg.HourlyCap <= 0 || cfg.Timeout <= 0 {
 		return nil, errors.New("alert: queue_size, hourly_cap and timeout must be positive")
 	}
-	r.secrets = secretList(append([]string{cfg.Password}, info.StatusTokens...))
+	r.secrets = secretList(append(append([]string{cfg.Password}, info.StatusTokens...), info.Secrets...))
 	client, err := newClient(cfg, extra)
 	if err != nil {
 		return nil, fmt.Errorf("alert: %s", r.sanitize(err))

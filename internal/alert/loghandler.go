@@ -145,12 +145,31 @@ func (h *logHandler) report(rec slog.Record) Report {
 	rep := Report{Kind: KindErrorLog, Message: rec.Message, Time: rec.Time, pcs: callers()}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s", rec.Time.UTC().Format(time.RFC3339Nano), rec.Level, rec.Message)
-	add := func(a slog.Attr) bool {
+	var addAttr func(prefix string, a slog.Attr)
+	addAttr = func(prefix string, a slog.Attr) {
+		key := prefix + a.Key
 		v := a.Value.Resolve()
-		if err, ok := v.Any().(error); ok && rep.Err == nil {
-			rep.Err = err
+		switch {
+		case secretName(a.Key):
+			// A field named like a credential ("password", "token") is
+			// redacted, as a header of that name is: the mail goes to a list.
+			fmt.Fprintf(&b, " %s=%s", key, redacted)
+		case v.Kind() == slog.KindGroup:
+			if a.Key != "" { // an empty key inlines the group, as slog's handlers do
+				prefix = key + "."
+			}
+			for _, ga := range v.Group() {
+				addAttr(prefix, ga)
+			}
+		default:
+			if err, ok := v.Any().(error); ok && rep.Err == nil {
+				rep.Err = err
+			}
+			fmt.Fprintf(&b, " %s=%s", key, truncate(v.String(), 300))
 		}
-		fmt.Fprintf(&b, " %s=%s", a.Key, truncate(v.String(), 300))
+	}
+	add := func(a slog.Attr) bool {
+		addAttr("", a)
 		return true
 	}
 	for _, a := range h.attrs {

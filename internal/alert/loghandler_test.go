@@ -152,3 +152,27 @@ func TestErrorRecordOfASucceedingRequestIsMailedAtItsEnd(t *testing.T) {
 		t.Errorf("mails = %+v", msgs)
 	}
 }
+
+// A field named like a credential is redacted in the mailed record, as a
+// header of that name is, in a group too; the other fields stay readable.
+func TestErrorLogRecordRedactsSecretFields(t *testing.T) {
+	rep, logger, m, _ := setup(t, true)
+	logger.With("api_key", "k-0123456789abcdef").Error("login failed",
+		"user", "alice", "password", "hunter2-Sup3r-S3cret",
+		slog.Group("upstream", "host", "auth.internal", "access_token", "tok-0123456789abcdef"))
+	closeReporter(t, rep)
+
+	msgs := m.Messages(t)
+	if len(msgs) != 1 {
+		t.Fatalf("%d mails, want 1", len(msgs))
+	}
+	for _, secret := range []string{"hunter2-Sup3r-S3cret", "tok-0123456789abcdef", "k-0123456789abcdef"} {
+		if strings.Contains(msgs[0].Text, secret) || strings.Contains(msgs[0].Subject, secret) {
+			t.Errorf("mail carries the secret %q:\n%s", secret, msgs[0].Text)
+		}
+	}
+	want := "ERROR login failed api_key=[redacted] user=alice password=[redacted] upstream.host=auth.internal upstream.access_token=[redacted]"
+	if !strings.Contains(msgs[0].Text, want) {
+		t.Errorf("body lacks %q:\n%s", want, msgs[0].Text)
+	}
+}

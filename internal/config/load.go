@@ -75,7 +75,7 @@ func Load(path string, getenv func(string) string, readFile func(string) ([]byte
 		}
 	}
 	errs = append(errs, l.applyEnv(fields, getenv, readFile)...)
-	errs = append(errs, l.validate(fields)...)
+	errs = append(errs, l.validate(fields, len(errs) > 0)...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -205,7 +205,7 @@ func (l *Loaded) applyEnv(fields []Field, getenv func(string) string, readFile f
 }
 
 // validate checks ranges, enums and the rules that span keys.
-func (l *Loaded) validate(fields []Field) Errors {
+func (l *Loaded) validate(fields []Field, earlier bool) Errors {
 	var errs Errors
 	c := &l.Config
 	bad := map[string]bool{} // keys already reported, so rules spanning keys stay quiet about them
@@ -273,7 +273,7 @@ func (l *Loaded) validate(fields []Field) Errors {
 	// staging, which must be identical to production to prove anything. Reported last and
 	// only when everything else is valid, so the operator sees one clear line
 	// for each missing piece.
-	if len(errs) == 0 && (c.Environment == Production || c.Environment == Staging) {
+	if !earlier && len(errs) == 0 && (c.Environment == Production || c.Environment == Staging) {
 		if !isPostgres(c.Database.URL) {
 			errs = append(errs, Problem{Key: "database.url", Source: l.Sources["database.url"],
 				Message: c.Environment + " needs a PostgreSQL database: set DATABASE_URL (or " + EnvName("database.url") + "_FILE), or set " + EnvName("environment") + "=development to use the embedded SQLite file"})

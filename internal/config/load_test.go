@@ -176,6 +176,17 @@ func TestLoad_Rejects(t *testing.T) {
 	}
 }
 
+// TestLoad_ProductionRulesWaitForTheRest: under the production default, a
+// file with three mistakes reports those three, not the missing secrets too.
+func TestLoad_ProductionRulesWaitForTheRest(t *testing.T) {
+	bad := "log:\n  level: verbose\nhttp:\n  read_timeout: soon\n  prot: 1\n"
+	_, err := config.Load("bad.yaml", env(), files(map[string]string{"bad.yaml": bad}))
+	var errs config.Errors
+	if !errors.As(err, &errs) || len(errs) != 3 {
+		t.Fatalf("want exactly the file's 3 problems, got: %v", err)
+	}
+}
+
 func TestLoad_MissingFile(t *testing.T) {
 	_, err := config.Load("nope.yaml", env(), files(nil))
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml: cannot read the config file: file does not exist") {

@@ -89,16 +89,35 @@ func open(o Options) (db *bun.DB, where string, err error) {
 		}
 		return bun.NewDB(sqldb, pgdialect.New()), "", nil
 	case "sqlite", "file":
-		// sqlite:///var/lib/notes.db and file:/var/lib/notes.db are absolute,
-		// sqlite://data/notes.db and file:data/notes.db relative.
-		path := strings.TrimPrefix(rest, "//")
-		if scheme == "file" && strings.HasPrefix(path, "localhost/") {
-			path = strings.TrimPrefix(path, "localhost")
-		}
-		return openSQLite(path, o.BusyTimeout)
+		return openSQLite(sqliteURLPath(scheme, rest), o.BusyTimeout)
 	default:
 		return nil, "", fmt.Errorf("unsupported database url scheme %q; want postgres, postgresql, sqlite or file", scheme)
 	}
+}
+
+// SQLiteFile returns the path of the SQLite file o selects (from a sqlite:
+// or file: URL, or SQLitePath when URL is empty), or "" when o selects
+// PostgreSQL. The disk check watches the directory holding it.
+func SQLiteFile(o Options) string {
+	if o.URL == "" {
+		return o.SQLitePath
+	}
+	scheme, rest, ok := splitScheme(o.URL)
+	if !ok || (scheme != "sqlite" && scheme != "file") {
+		return ""
+	}
+	return sqliteURLPath(scheme, rest)
+}
+
+// sqliteURLPath is the file path in a sqlite: or file: URL:
+// sqlite:///var/lib/notes.db and file:/var/lib/notes.db are absolute,
+// sqlite://data/notes.db and file:data/notes.db relative.
+func sqliteURLPath(scheme, rest string) string {
+	path := strings.TrimPrefix(rest, "//")
+	if scheme == "file" && strings.HasPrefix(path, "localhost/") {
+		path = strings.TrimPrefix(path, "localhost")
+	}
+	return path
 }
 
 // splitScheme returns the lowercased RFC 3986 scheme of raw and what follows

@@ -55,6 +55,9 @@ func TestOpen_SQLite(t *testing.T) {
 			if _, err := os.Stat(tt.wantFile); err != nil {
 				t.Errorf("database file: %v", err)
 			}
+			if got := SQLiteFile(tt.opts); got != tt.wantFile {
+				t.Errorf("SQLiteFile = %q; want %q, the file opened", got, tt.wantFile)
+			}
 			info, err := os.Stat(filepath.Dir(tt.wantFile))
 			if err != nil {
 				t.Fatal(err)
@@ -77,6 +80,12 @@ func TestOpen_SQLiteRelativeURL(t *testing.T) {
 		t.Fatalf("relative sqlite url: %v", err)
 	}
 	assertPragmas(t, db, 0)
+	if got := SQLiteFile(Options{URL: "sqlite://data/notes.db"}); got != "data/notes.db" {
+		t.Errorf("SQLiteFile = %q; want data/notes.db", got)
+	}
+	if got := SQLiteFile(Options{URL: "postgres://db/notes", SQLitePath: "data/notes.db"}); got != "" {
+		t.Errorf("SQLiteFile of a postgres url = %q; want empty", got)
+	}
 }
 
 // assertPragmas checks the settings on several pooled connections at once:

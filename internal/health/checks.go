@@ -78,13 +78,14 @@ func CacheCheck(c Pinger, timeout time.Duration, log *slog.Logger) Check {
 }
 
 // SMTPCheck connects to the relay, says EHLO and QUIT: what sending needs,
-// without sending anything.
-func SMTPCheck(host string, port int, timeout time.Duration, log *slog.Logger) Check {
+// without sending anything. With tlsConf not nil the connection starts with
+// TLS (implicit TLS, port 465), as the e-mail sender's does.
+func SMTPCheck(host string, port int, tlsConf *tls.Config, timeout time.Duration, log *slog.Logger) Check {
 	addr := net.JoinHostPort(host, fmt.Sprint(port))
 	return Check{Name: "smtp:responseTime", ComponentType: "component", Timeout: timeout,
 		Run: func(ctx context.Context) Result {
 			start := time.Now()
-			if err := smtpHello(ctx, addr, host); err != nil {
+			if err := smtpHello(ctx, addr, host, tlsConf); err != nil {
 				log.WarnContext(ctx, "health: smtp check failed", "addr", addr, "error", err)
 				if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 					// the connection's deadline is the check's timeout
@@ -96,7 +97,7 @@ func SMTPCheck(host string, port int, timeout time.Duration, log *slog.Logger) C
 		}}
 }
 
-func smtpHello(ctx context.Context, addr, host string) error {
+func smtpHello(ctx context.Context, addr, host string, tlsConf *tls.Config) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -105,6 +106,13 @@ func smtpHello(ctx context.Context, addr, host string) error {
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl) // the SMTP dialogue obeys the check's timeout too
+	}
+	if tlsConf != nil {
+		tc := tls.Client(conn, tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		conn = tc
 	}
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
@@ -138,7 +146,9 @@ func SyslogCheck(addr string, tlsConf *tls.Config, stats func() SyslogStats, tim
 			conn, err := d.DialContext(ctx, "tcp", addr)
 			if err == nil && tlsConf != nil {
 				tc := tls.Client(conn, tlsConf)
-				err = tc.HandshakeContext(ctx)
+				if err = tc.HandshakeContext(ctx); err != nil {
+					_ = conn.Close() // a failed handshake (e.g. an untrusted certificate) leaves the socket open
+				}
 				conn = tc
 			}
 			if err != nil {

@@ -1,12 +1,17 @@
 package health_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -153,7 +158,7 @@ func TestSMTPCheck_RealMailpit(t *testing.T) {
 	p := servicetest.NewProxy(t, net.JoinHostPort(mp.SMTPHost(), strconv.Itoa(mp.SMTPPort())))
 	host, portStr, _ := net.SplitHostPort(p.Addr())
 	port, _ := strconv.Atoi(portStr)
-	c := health.SMTPCheck(host, port, 300*time.Millisecond, discard())
+	c := health.SMTPCheck(host, port, nil, 300*time.Millisecond, discard())
 	run := func() health.CheckResult {
 		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["smtp:responseTime"][0]
 	}
@@ -242,5 +247,105 @@ func TestDiskCheck_Thresholds(t *testing.T) {
 	r := health.NewRunner(nil, 0, time.Second, health.DiskCheck(filepath.Join(dir, "missing"), 10, 5, discard())).Run(context.Background())
 	if r.Checks["disk:free"][0].Status != health.Fail {
 		t.Errorf("missing directory: %+v", r.Checks["disk:free"][0])
+	}
+}
+
+// TestSyslogCheck_TLS: a daemon with a trusted certificate passes; one the
+// check does not trust fails, and the check hangs up instead of leaving the
+// socket open (one leaked connection per status run otherwise).
+func TestSyslogCheck_TLS(t *testing.T) {
+	srv := httptest.NewTLSServer(nil) // only for its certificate
+	srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	hungUp := make(chan error, 8)
+	go func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer raw.Close()
+				_ = tls.Server(raw, srv.TLS).Handshake()
+				// Wait for the check to close its end of the socket: the
+				// raw read returns io.EOF then, or times out if it never does.
+				_ = raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+				_, err := io.Copy(io.Discard, raw)
+				hungUp <- err
+			}()
+		}
+	}()
+	run := func(c health.Check) health.CheckResult {
+		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["syslog:connection"][0]
+	}
+	trusted := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: "127.0.0.1"}
+	if r := run(health.SyslogCheck(ln.Addr().String(), trusted, nil, time.Second, discard())); r.Status != health.Pass {
+		t.Errorf("trusted certificate: %+v", r)
+	}
+	<-hungUp
+	untrusted := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: "127.0.0.1"} // system roots
+	if r := run(health.SyslogCheck(ln.Addr().String(), untrusted, nil, time.Second, discard())); r.Status != health.Fail || !strings.Contains(r.Output, "unreachable") {
+		t.Errorf("untrusted certificate: %+v", r)
+	}
+	if err := <-hungUp; errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("after a failed handshake the check left the connection open (server read: %v)", err)
+	}
+}
+
+// TestSMTPCheck_ImplicitTLS: a relay on implicit TLS (port 465, where the
+// e-mail sender starts with a handshake) passes when the check dials TLS
+// too; a plain EHLO there gets no greeting and fails at the timeout.
+func TestSMTPCheck_ImplicitTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(nil) // only for its certificate
+	srv.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // a minimal relay: greet, answer EHLO, then QUIT
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				r := bufio.NewReader(c)
+				_, _ = io.WriteString(c, "220 relay ready\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch strings.ToUpper(strings.Fields(line + " x")[0]) {
+					case "EHLO":
+						_, _ = io.WriteString(c, "250-relay\r\n250 8BITMIME\r\n")
+					case "QUIT":
+						_, _ = io.WriteString(c, "221 bye\r\n")
+						return
+					default:
+						_, _ = io.WriteString(c, "502 no\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	run := func(c health.Check) health.CheckResult {
+		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["smtp:responseTime"][0]
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: host}
+	if r := run(health.SMTPCheck(host, port, conf, time.Second, discard())); r.Status != health.Pass || r.ObservedUnit != "ms" {
+		t.Errorf("implicit TLS relay, TLS check: %+v", r)
+	}
+	if r := run(health.SMTPCheck(host, port, nil, 300*time.Millisecond, discard())); r.Status != health.Fail {
+		t.Errorf("implicit TLS relay, plain check: %+v", r)
 	}
 }

@@ -136,7 +136,9 @@ func (h *Handler) write(c *gin.Context, code int, b Body) {
 // authorized compares the presented token with every configured one in
 // constant time (hashing first so lengths leak nothing either).
 func (h *Handler) authorized(r *http.Request) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	// The scheme name is case-insensitive (RFC 9110); the token is not.
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	ok = ok && strings.EqualFold(scheme, "Bearer")
 	if !ok && h.queryToken {
 		tok, ok = r.URL.Query().Get("token"), r.URL.Query().Has("token")
 	}

@@ -63,6 +63,7 @@ func TestStatus_EveryAnswerIsHealthJSON(t *testing.T) {
 		{"fail", handler([]string{token}, false, check("db:responseTime", health.Fail)), "GET", "/status", "Bearer " + token, 500, "fail", true},
 		{"second of two rotated tokens", handler([]string{"another-token-0123456", token}, false, check("a:b", health.Pass)), "GET", "/status", "Bearer " + token, 200, "pass", true},
 		{"no token sent", handler([]string{token}, false), "GET", "/status", "", 401, "fail", false},
+		{"scheme in lower case", handler([]string{token}, false, check("a:b", health.Pass)), "GET", "/status", "bearer " + token, 200, "pass", true},
 		{"wrong token", handler([]string{token}, false), "GET", "/status", "Bearer " + token + "x", 401, "fail", false},
 		{"not a bearer token", handler([]string{token}, false), "GET", "/status", "Basic " + token, 401, "fail", false},
 		{"query token when not allowed", handler([]string{token}, false), "GET", "/status?token=" + token, "", 401, "fail", false},

@@ -1,6 +1,7 @@
 package backup_test
 
 import (
+	"context"
 	"maps"
 	"os"
 	"os/exec"
@@ -346,4 +347,60 @@ func decryptTo(t *testing.T, file, identity string) []byte {
 		t.Fatalf("age --decrypt: %v", err)
 	}
 	return out
+}
+
+// A forced restore drops the target, then renames the checked temporary
+// database into its place. If the rename fails, the temporary database is by
+// then the only copy of the data: it must be kept, and the failure line must
+// name it, not drop it in the clean-up.
+func TestPostgreSQL_ForcedRestoreKeepsTheRestoredCopyWhenTheSwapFails(t *testing.T) {
+	t.Parallel()
+	dbURL, name, admin := newPostgresDatabase(t)
+	db := openDB(t, database.Options{URL: dbURL})
+	migrate(t, db)
+	srv := api(t, db)
+	writeNotes(t, srv, 5)
+	srv.Close()
+	_ = db.Close()
+
+	dir := t.TempDir()
+	env := map[string]string{"DATABASE_URL": dbURL, "BACKUP_DIR": dir}
+	run(t, env, "backup.sh").mustSucceed(t)
+	manifestPath, _ := onlyBackup(t, dir)
+
+	// A psql whose ALTER DATABASE ... RENAME fails, as it does when a session
+	// is connected to the database being renamed.
+	realPsql, err := exec.LookPath("psql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim := t.TempDir()
+	script := "#!/usr/bin/env bash\nsql=$(cat)\ncase $sql in *'RENAME TO'*)\n" +
+		"  echo 'ERROR:  database is being accessed by other users' >&2; exit 1 ;;\nesac\n" +
+		"exec " + strconv.Quote(realPsql) + " \"$@\" <<<\"$sql\"\n"
+	if err := os.WriteFile(filepath.Join(shim, "psql"), []byte(script), 0o755); err != nil { //nolint:gosec // a test executable
+		t.Fatal(err)
+	}
+	env["PATH"] = shim + string(os.PathListSeparator) + os.Getenv("PATH")
+	env["BACKUP_SYSLOG"] = "0"
+	line := run(t, env, "restore.sh", "--force", "--target", name, manifestPath).failureLine(t)
+
+	var kept string
+	if err := admin.QueryRowContext(t.Context(),
+		"SELECT coalesce(string_agg(datname, ', '), '') FROM pg_database WHERE datname LIKE $1", name+`\_restoring\_%`).Scan(&kept); err != nil {
+		t.Fatal(err)
+	}
+	if kept == "" {
+		t.Fatalf("the target was dropped and the restored copy too: nothing left (%s)", line)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.ExecContext(context.Background(), `DROP DATABASE IF EXISTS "`+kept+`" WITH (FORCE)`)
+	})
+	if !strings.Contains(line, "kept as database "+kept) {
+		t.Errorf("failure line %q does not name the kept copy %s", line, kept)
+	}
+	copyDB := openDB(t, database.Options{URL: strings.Replace(dbURL, "/"+name, "/"+kept, 1)})
+	if n, err := copyDB.NewSelect().Table("notes").Count(t.Context()); err != nil || n != 5 {
+		t.Errorf("the kept copy has %d notes (%v); want the 5 backed up", n, err)
+	}
 }

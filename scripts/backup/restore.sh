@@ -56,13 +56,18 @@ restore_postgres() {
 	compare_with_manifest "the restored database" "$version" "$counts"
 
 	# The swap: the only moment the target changes, and it cannot half-happen
-	# to the data (the restore above is complete and checked).
+	# to the data (the restore above is complete and checked). From here the
+	# temporary database is kept whatever happens: once the target is
+	# dropped it is the only copy, and a failed rename must not be followed
+	# by the clean-up dropping it too.
+	cancel_exit "$cleanup"
 	if [ "$exists" = 1 ]; then
 		log "replacing database $name ($tables tables; --force)"
-		pg_drop_db "$server" "$name"
+		psql_at "drop database $name (the restored, checked copy is kept as database $tmp)" \
+			"$(pg_admin_url "$server")" <<<"DROP DATABASE IF EXISTS \"$name\" WITH (FORCE);"
 	fi
-	psql_at "rename $tmp to $name" "$(pg_admin_url "$server")" <<<"ALTER DATABASE \"$tmp\" RENAME TO \"$name\";"
-	cancel_exit "$cleanup"
+	psql_at "rename $tmp to $name (the restored, checked copy is kept as database $tmp: rename it by hand)" \
+		"$(pg_admin_url "$server")" <<<"ALTER DATABASE \"$tmp\" RENAME TO \"$name\";"
 	RESTORE_MS=$(($(now_ms) - start))
 	TARGET_LABEL="postgres database $name"
 }

@@ -147,3 +147,45 @@ func TestPrune_Refusals(t *testing.T) {
 		t.Errorf("unknown flag: exit %d, stderr %q; want 2 and the usage line", r.code, r.stderr)
 	}
 }
+
+// A dump without its manifest (a run killed between its two renames, a copy
+// fetched without it) is not a backup: it must not count as the newest or
+// take a day's slot, which would remove the newest complete backup. It is
+// removed once a complete backup is newer, and left alone otherwise.
+func TestPrune_IncompleteBackupsDoNotDisplaceGoodOnes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	yesterday := dated(t, dir, "postgres", time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC))
+	newestGood := dated(t, dir, "postgres", time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC))
+	orphans := map[string]bool{ // file name: whether it must survive
+		"notes-api-postgres-20261125T030000Z.pgdump":        true,  // newer than every complete backup
+		"notes-api-postgres-20261120T030000Z.pgdump":        false, // older: a leftover
+		"notes-api-postgres-20261121T030000Z.manifest.json": false, // a manifest whose file is gone
+	}
+	for f := range orphans {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Keeping only the newest makes the mistake total: the orphan alone would be left.
+	env := map[string]string{"BACKUP_DIR": dir, "BACKUP_KEEP_DAILY": "0", "BACKUP_KEEP_WEEKLY": "0", "BACKUP_KEEP_MONTHLY": "0"}
+	r := run(t, env, "prune.sh").mustSucceed(t)
+
+	for f, survives := range orphans {
+		_, err := os.Stat(filepath.Join(dir, f))
+		if exists := err == nil; exists != survives {
+			t.Errorf("%s: exists %v, want %v", f, exists, survives)
+		}
+	}
+	for _, f := range []string{newestGood + ".pgdump.age", newestGood + ".manifest.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("the newest complete backup lost %s: %v\n%s", f, err, r.stdout)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, yesterday+".manifest.json")); err == nil {
+		t.Errorf("%s kept; with every count at 0 only the newest complete backup stays", yesterday)
+	}
+	if !strings.Contains(r.stdout, "notes-api-postgres-20261125T030000Z is incomplete") {
+		t.Errorf("no warning about the incomplete newest dump:\n%s", r.stdout)
+	}
+}

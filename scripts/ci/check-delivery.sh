@@ -51,7 +51,7 @@ must_fail() {
 		die "the check passed $what: it does not bite"
 	fi
 	echo "rejected as it should be, $what:"
-	sed 's/^/    /' "$work/bite.out" | head -n 5
+	sed -n '1,5s/^/    /p' "$work/bite.out" # not sed | head: head's early exit would SIGPIPE sed under pipefail
 }
 
 step "actionlint $("$TOOLS/actionlint" -version | head -1)"

@@ -733,6 +733,13 @@ db_time() {
 # BACKUP_KEEP_MONTHLY months that have backups (restic's --keep-daily/weekly/
 # monthly rule), and always the newest; removes the other backups with their
 # manifests. Dates come from the names, not file times, which copies change.
+#
+# Only a complete backup (a manifest and a file beside it) counts: a dump
+# left without its manifest (a run killed between its two renames, a copy
+# brought back without it) cannot be restored, so it must not take the
+# newest backup's place or a day's slot and get a good backup removed. Such
+# leftovers are removed once a complete backup is newer; newer ones are left
+# alone, with a warning.
 prune_backups() {
 	local dir=$1 dry=${2:-}
 	local daily=${BACKUP_KEEP_DAILY:-7} weekly=${BACKUP_KEEP_WEEKLY:-4} monthly=${BACKUP_KEEP_MONTHLY:-12}
@@ -742,19 +749,39 @@ prune_backups() {
 	done
 	local kind removed=0 kept=0 doomed=()
 	for kind in postgres sqlite; do
-		local names=() weeks=() f
+		local found=() names=() incomplete=() weeks=() f files name
 		for f in "$dir/$NAME_PREFIX-$kind-"*; do
 			[ -e "$f" ] || continue
 			if [[ ${f##*/} =~ $NAME_RE ]]; then
-				names+=("${BASH_REMATCH[1]}")
+				found+=("${BASH_REMATCH[1]}")
+			fi
+		done
+		[ "${#found[@]}" -gt 0 ] || continue
+		mapfile -t found < <(printf '%s\n' "${found[@]}" | sort -ru)
+		for name in "${found[@]}"; do
+			files=("$dir/$name".*)
+			if [ -f "$dir/$name.manifest.json" ] && [ "${#files[@]}" -ge 2 ]; then
+				names+=("$name")
+			else
+				incomplete+=("$name")
+			fi
+		done
+		for name in "${incomplete[@]}"; do
+			# Names sort in time order within a kind.
+			if [ "${#names[@]}" -eq 0 ] || [[ ! $name < ${names[0]} ]]; then
+				warn "prune: $name is incomplete (no manifest or no backup file) and newer than every complete backup; leaving it"
+			elif [ -n "$dry" ]; then
+				log "prune (dry run): would remove the incomplete $name"
+			else
+				doomed+=("$dir/$name".*)
+				log "prune: removing the incomplete $name"
 			fi
 		done
 		[ "${#names[@]}" -gt 0 ] || continue
-		mapfile -t names < <(printf '%s\n' "${names[@]}" | sort -ru)
 		# ISO week of every date in one date(1) call.
 		mapfile -t weeks < <(printf '%s\n' "${names[@]}" | sed -E 's/.*-([0-9]{4})([0-9]{2})([0-9]{2})T.*/\1-\2-\3/' | date -u -f - +%G-W%V)
 		local -A seen_day=() seen_week=() seen_month=()
-		local nd=0 nw=0 nm=0 i name ts keep
+		local nd=0 nw=0 nm=0 i ts keep
 		for i in "${!names[@]}"; do
 			name=${names[i]}
 			ts=${name##*-}
