@@ -85,6 +85,7 @@ func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, st
 	// stops the service: reads fall back to the database and errors are counted.
 	var c cache.Cache
 	if cfg.Cache.RedisURL != "" {
+		cache.RouteRedisLogs(logger)
 		r, err := cache.NewRedis(ctx, cfg.Cache.RedisURL, cache.RedisOptions{
 			KeyPrefix:   cfg.Cache.KeyPrefix,
 			DialTimeout: cfg.Cache.Timeout, ReadTimeout: cfg.Cache.Timeout, WriteTimeout: cfg.Cache.Timeout,
