@@ -55,23 +55,35 @@ func versionString() string {
 	return fmt.Sprintf("api %s (commit %s, built %s, %s)", version, c, b, runtime.Version())
 }
 
+// configCmd prints the effective configuration, and after it, when the
+// configuration is invalid, every problem (exit code 2): the table shows
+// what each key ended up as and where that came from, which is what an
+// operator needs to fix them.
+func configCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	path, err := configFlags("config", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	l, err := config.Inspect(path, getenv, os.ReadFile)
+	if l != nil {
+		if perr := l.Print(stdout); perr != nil {
+			return perr
+		}
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
 // loadConfig parses the command's flags and loads the configuration. Flag
 // mistakes produce one plain line; configuration problems list them all.
 func loadConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config.Loaded, error) {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // we print one line ourselves instead of flag's usage dump
-	path := fs.String("config", getenv("APP_CONFIG"), "YAML configuration file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			_, _ = io.WriteString(stderr, usageText)
-			return nil, usagef("%s: help requested", cmd)
-		}
-		return nil, usagef("%s: %v", cmd, err)
+	path, err := configFlags(cmd, args, getenv, stderr)
+	if err != nil {
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, usagef("%s: unexpected argument %q", cmd, fs.Arg(0))
-	}
-	l, err := config.Load(*path, getenv, os.ReadFile)
+	l, err := config.Load(path, getenv, os.ReadFile)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -150,4 +162,22 @@ func dbOptions(c config.Config) database.Options {
 		MaxIdleConns:    c.Database.MaxIdleConns,
 		ConnMaxLifetime: c.Database.ConnMaxLifetime,
 	}
+}
+
+// configFlags parses --config (default: APP_CONFIG) and rejects anything else.
+func configFlags(cmd string, args []string, getenv func(string) string, stderr io.Writer) (string, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // we print one line ourselves instead of flag's usage dump
+	path := fs.String("config", getenv("APP_CONFIG"), "YAML configuration file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			_, _ = io.WriteString(stderr, usageText)
+			return "", usagef("%s: help requested", cmd)
+		}
+		return "", usagef("%s: %v", cmd, err)
+	}
+	if fs.NArg() > 0 {
+		return "", usagef("%s: unexpected argument %q", cmd, fs.Arg(0))
+	}
+	return *path, nil
 }

@@ -89,11 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "email-test":
 		return emailTestCmd(ctx, args, getenv, stdout, stderr)
 	case "config":
-		l, err := loadConfig("config", args, getenv, stderr)
-		if err != nil {
-			return err
-		}
-		return l.Print(stdout)
+		return configCmd(args, getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheckCmd(ctx, args, getenv, stdout)
 	case "version":

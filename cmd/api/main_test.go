@@ -501,9 +501,11 @@ func TestMain_ExitCodes(t *testing.T) {
 		wantOut  []string
 	}{
 		{"three config mistakes", "config --config " + bad, nil, 2, []string{
-			"api: invalid configuration: 3 problems",
+			"api: invalid configuration: 3 problems", "KEY", "log.level",
 			"log.level (" + bad + ":2)", "http.read_timeout (" + bad + ":4)", "http.prot (" + bad + ":5): unknown key"}},
 		{"production without a database", "serve", []string{"APP_ENVIRONMENT=production"}, 2, []string{"production needs a PostgreSQL database"}},
+		{"config shows the defaults, then what production lacks", "config", []string{"APP_ENVIRONMENT=", "DATABASE_URL=postgres://u:topsecret@db/x"}, 2, []string{
+			"environment                  production", "[redacted]", "status.tokens (default): production needs a status token"}},
 		{"unknown command", "frobnicate", nil, 2, []string{`api: unknown command "frobnicate"`}},
 		{"unknown flag", "serve --verbose", nil, 2, []string{"api: serve: flag provided but not defined: -verbose"}},
 		{"unreachable database", "serve", []string{"APP_ENVIRONMENT=production", "STATUS_TOKENS=0123456789abcdef0123", "DATABASE_URL=postgres://u:topsecret@127.0.0.1:1/x?connect_timeout=2"}, 1, []string{"api: open database"}},

@@ -56,7 +56,16 @@ type Loaded struct {
 // path is not empty), then the environment read through getenv. readFile reads
 // <VAR>_FILE secrets and the YAML file (os.ReadFile in production; tests pass
 // their own). It returns Errors listing every problem, or the valid Loaded.
+// Use Inspect to see the values even when they are invalid.
 func Load(path string, getenv func(string) string, readFile func(string) ([]byte, error)) (*Loaded, error) {
+	l, err := load(path, getenv, readFile)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func load(path string, getenv func(string) string, readFile func(string) ([]byte, error)) (*Loaded, error) {
 	l := &Loaded{Config: Default(), File: path, Sources: map[string]string{}}
 	fields := Fields()
 	byKey := make(map[string]Field, len(fields))
@@ -77,9 +86,16 @@ func Load(path string, getenv func(string) string, readFile func(string) ([]byte
 	errs = append(errs, l.applyEnv(fields, getenv, readFile)...)
 	errs = append(errs, l.validate(fields, len(errs) > 0)...)
 	if len(errs) > 0 {
-		return nil, errs
+		return l, errs
 	}
 	return l, nil
+}
+
+// Inspect is Load for diagnosis (`api config`): it returns the values as far
+// as they could be applied, with their sources, together with any Errors.
+// Nothing must run on a configuration that has errors.
+func Inspect(path string, getenv func(string) string, readFile func(string) ([]byte, error)) (*Loaded, error) {
+	return load(path, getenv, readFile)
 }
 
 // applyYAML walks the document node by node, rather than unmarshalling into
