@@ -2,6 +2,7 @@ package backup_test
 
 import (
 	"context"
+	"database/sql"
 	"maps"
 	"os"
 	"os/exec"
@@ -349,58 +350,193 @@ func decryptTo(t *testing.T, file, identity string) []byte {
 	return out
 }
 
-// A forced restore drops the target, then renames the checked temporary
-// database into its place. If the rename fails, the temporary database is by
-// then the only copy of the data: it must be kept, and the failure line must
-// name it, not drop it in the clean-up.
-func TestPostgreSQL_ForcedRestoreKeepsTheRestoredCopyWhenTheSwapFails(t *testing.T) {
+// A forced restore keeps the database it replaces, as it keeps a SQLite file:
+// renamed aside to <name>_pre_restore_<UTC time>, with its data, and named in
+// the output with how to drop it. A session left connected to the target (the
+// service's pool) does not stop the swap.
+func TestPostgreSQL_ForcedRestoreKeepsThePreviousDatabase(t *testing.T) {
 	t.Parallel()
 	dbURL, name, admin := newPostgresDatabase(t)
 	db := openDB(t, database.Options{URL: dbURL})
 	migrate(t, db)
 	srv := api(t, db)
 	writeNotes(t, srv, 5)
-	srv.Close()
-	_ = db.Close()
 
+	backedUp := checksums(t, db) // the dump's content: backup.sh records itself afterwards
 	dir := t.TempDir()
-	env := map[string]string{"DATABASE_URL": dbURL, "BACKUP_DIR": dir}
+	env := map[string]string{"DATABASE_URL": dbURL, "BACKUP_DIR": dir, "BACKUP_SYSLOG": "0"}
 	run(t, env, "backup.sh").mustSucceed(t)
 	manifestPath, _ := onlyBackup(t, dir)
-
-	// A psql whose ALTER DATABASE ... RENAME fails, as it does when a session
-	// is connected to the database being renamed.
-	realPsql, err := exec.LookPath("psql")
+	writeNotes(t, srv, 3) // written after the backup: only the kept copy has them
+	previous := checksums(t, db)
+	srv.Close()
+	session, err := db.Conn(t.Context()) // a session left open on the target
 	if err != nil {
 		t.Fatal(err)
 	}
-	shim := t.TempDir()
-	script := "#!/usr/bin/env bash\nsql=$(cat)\ncase $sql in *'RENAME TO'*)\n" +
-		"  echo 'ERROR:  database is being accessed by other users' >&2; exit 1 ;;\nesac\n" +
-		"exec " + strconv.Quote(realPsql) + " \"$@\" <<<\"$sql\"\n"
-	if err := os.WriteFile(filepath.Join(shim, "psql"), []byte(script), 0o755); err != nil { //nolint:gosec // a test executable
-		t.Fatal(err)
-	}
-	env["PATH"] = shim + string(os.PathListSeparator) + os.Getenv("PATH")
-	env["BACKUP_SYSLOG"] = "0"
-	line := run(t, env, "restore.sh", "--force", "--target", name, manifestPath).failureLine(t)
+	t.Cleanup(func() { _ = session.Close() })
+	dropPreRestore(t, admin, name)
 
-	var kept string
-	if err := admin.QueryRowContext(t.Context(),
-		"SELECT coalesce(string_agg(datname, ', '), '') FROM pg_database WHERE datname LIKE $1", name+`\_restoring\_%`).Scan(&kept); err != nil {
-		t.Fatal(err)
+	before := time.Now().UTC().Truncate(time.Second)
+	r := run(t, env, "restore.sh", "--force", "--target", name, manifestPath).mustSucceed(t)
+	after := time.Now().UTC()
+	asides := preRestore(t.Context(), t, admin, name)
+	if len(asides) != 1 {
+		t.Fatalf("databases %s_pre_restore_*: %v; want one\nstdout:\n%s", name, asides, r.stdout)
 	}
-	if kept == "" {
-		t.Fatalf("the target was dropped and the restored copy too: nothing left (%s)", line)
+	aside := asides[0]
+	stamp, ok := strings.CutPrefix(aside, name+"_pre_restore_")
+	at, err := time.Parse("20060102150405", stamp)
+	if !ok || err != nil || at.Before(before) || at.After(after) {
+		t.Errorf("kept copy %s; want %s_pre_restore_<UTC YYYYmmddHHMMSS of the restore>", aside, name)
+	}
+	if want := "kept as " + aside + "; drop it once satisfied with the restore: dropdb " + aside; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout does not say %q:\n%s", want, r.stdout)
+	}
+	sameChecksums(t, "the kept copy", previous, checksums(t, openDB(t, database.Options{URL: withDB(dbURL, name, aside)})))
+	sameChecksums(t, "the target after the restore", backedUp, checksums(t, openDB(t, database.Options{URL: dbURL})))
+
+	// A target name as long as PostgreSQL allows: the kept copy's name is cut
+	// to fit in 63 bytes, and the target itself keeps its full name.
+	long := name + "_" + strings.Repeat("x", 63-len(name)-1)
+	if _, err := admin.ExecContext(t.Context(), "CREATE DATABASE "+long); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_, _ = admin.ExecContext(context.Background(), `DROP DATABASE IF EXISTS "`+kept+`" WITH (FORCE)`)
+		_, _ = admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+long+" WITH (FORCE)")
 	})
-	if !strings.Contains(line, "kept as database "+kept) {
-		t.Errorf("failure line %q does not name the kept copy %s", line, kept)
+	dropPreRestore(t, admin, long[:36])
+	r = run(t, env, "restore.sh", "--force", "--target", long, manifestPath).mustSucceed(t)
+	asides = preRestore(t.Context(), t, admin, long[:36])
+	if len(asides) != 1 || len(asides[0]) != 63 || !strings.Contains(r.stdout, "dropdb "+asides[0]) {
+		t.Errorf("kept copies of %s: %v; want one of 63 bytes, named in stdout:\n%s", long, asides, r.stdout)
 	}
-	copyDB := openDB(t, database.Options{URL: strings.Replace(dbURL, "/"+name, "/"+kept, 1)})
-	if n, err := copyDB.NewSelect().Table("notes").Count(t.Context()); err != nil || n != 5 {
-		t.Errorf("the kept copy has %d notes (%v); want the 5 backed up", n, err)
+	sameChecksums(t, "the long-named target after the restore", backedUp, checksums(t, openDB(t, database.Options{URL: withDB(dbURL, name, long)})))
+}
+
+// preRestore lists the databases kept aside by forced restores of name.
+func preRestore(ctx context.Context, t *testing.T, admin *sql.DB, name string) []string {
+	t.Helper()
+	rows, err := admin.QueryContext(ctx, "SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname",
+		strings.ReplaceAll(name, "_", `\_`)+`\_pre\_restore\_%`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// dropPreRestore drops, when the test ends, the copies forced restores of
+// name kept: restore.sh never drops them itself.
+func dropPreRestore(t *testing.T, admin *sql.DB, name string) {
+	t.Helper()
+	t.Cleanup(func() {
+		for _, n := range preRestore(context.Background(), t, admin, name) {
+			if _, err := admin.ExecContext(context.Background(), `DROP DATABASE IF EXISTS "`+n+`" WITH (FORCE)`); err != nil {
+				t.Errorf("drop database %s: %v", n, err)
+			}
+		}
+	})
+}
+
+// withDB is dbURL (whose database is name) pointed at database other.
+func withDB(dbURL, name, other string) string {
+	return strings.Replace(dbURL, "/"+name, "/"+other, 1)
+}
+
+// A forced restore renames the target aside, then renames the checked
+// temporary database into its place. If either rename fails, the target name
+// must still point at a complete database: the old one, untouched or moved
+// back. The temporary database is kept, named in the failure line, not
+// dropped in the clean-up, so the restore can be finished by hand.
+func TestPostgreSQL_ForcedRestoreKeepsTheRestoredCopyWhenTheSwapFails(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		failing string // a case pattern: the SQL whose psql run fails
+		want    string
+	}{
+		{
+			name:    "moving the target aside fails",
+			failing: `*'_pre_restore_'*`,
+			want:    " is unchanged; the restored, checked copy is kept as database ",
+		},
+		{
+			name:    "renaming the restored copy in fails",
+			failing: `*'_restoring_'*'RENAME TO'*`,
+			want:    " was moved back and is unchanged; the restored, checked copy is kept as database ",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dbURL, name, admin := newPostgresDatabase(t)
+			db := openDB(t, database.Options{URL: dbURL})
+			migrate(t, db)
+			srv := api(t, db)
+			writeNotes(t, srv, 5)
+
+			dir := t.TempDir()
+			env := map[string]string{"DATABASE_URL": dbURL, "BACKUP_DIR": dir}
+			run(t, env, "backup.sh").mustSucceed(t)
+			manifestPath, _ := onlyBackup(t, dir)
+			writeNotes(t, srv, 2) // the target now differs from the backup
+			previous := checksums(t, db)
+			srv.Close()
+			_ = db.Close()
+			dropPreRestore(t, admin, name)
+
+			// A psql whose ALTER DATABASE ... RENAME fails, as it does when a
+			// session is connected to the database being renamed.
+			realPsql, err := exec.LookPath("psql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			shim := t.TempDir()
+			script := "#!/usr/bin/env bash\nsql=$(cat)\ncase $sql in " + tt.failing + ")\n" +
+				"  echo 'ERROR:  database is being accessed by other users' >&2; exit 1 ;;\nesac\n" +
+				"exec " + strconv.Quote(realPsql) + " \"$@\" <<<\"$sql\"\n"
+			if err := os.WriteFile(filepath.Join(shim, "psql"), []byte(script), 0o755); err != nil { //nolint:gosec // a test executable
+				t.Fatal(err)
+			}
+			env["PATH"] = shim + string(os.PathListSeparator) + os.Getenv("PATH")
+			env["BACKUP_SYSLOG"] = "0"
+			line := run(t, env, "restore.sh", "--force", "--target", name, manifestPath).failureLine(t)
+			t.Log(line)
+
+			var kept string
+			if err := admin.QueryRowContext(t.Context(),
+				"SELECT coalesce(string_agg(datname, ', '), '') FROM pg_database WHERE datname LIKE $1", name+`\_restoring\_%`).Scan(&kept); err != nil {
+				t.Fatal(err)
+			}
+			if kept == "" {
+				t.Fatalf("the restored copy was dropped (%s)", line)
+			}
+			t.Cleanup(func() {
+				_, _ = admin.ExecContext(context.Background(), `DROP DATABASE IF EXISTS "`+kept+`" WITH (FORCE)`)
+			})
+			if !strings.Contains(line, tt.want+kept) {
+				t.Errorf("failure line %q; want it to say %q", line, tt.want+kept)
+			}
+			copyDB := openDB(t, database.Options{URL: withDB(dbURL, name, kept)})
+			if n, err := copyDB.NewSelect().Table("notes").Count(t.Context()); err != nil || n != 5 {
+				t.Errorf("the kept copy has %d notes (%v); want the 5 backed up", n, err)
+			}
+			sameChecksums(t, "the target after the failed swap", previous, checksums(t, openDB(t, database.Options{URL: dbURL})))
+			if asides := preRestore(t.Context(), t, admin, name); len(asides) != 0 {
+				t.Errorf("databases left aside: %v; the target should have been moved back", asides)
+			}
+		})
 	}
 }

@@ -19,8 +19,30 @@
 
 readonly USAGE="restore.sh --target NAME|URL|PATH [--force] [--identity FILE] BACKUP"
 
+# pg_rename_db SERVER_URL FROM TO renames database FROM to TO. A rename needs
+# FROM to have no other sessions and, unlike DROP DATABASE, has no WITH
+# (FORCE): so end them first, as DROP ... WITH (FORCE) does (the rename then
+# waits up to 5 s for them to exit). It returns non-zero with the server's
+# error in _PG_RENAME_ERROR, rather than dying: a failed swap must be undone.
+_PG_RENAME_ERROR=""
+pg_rename_db() {
+	local server=$1 from=$2 to=$3
+	pg_split "$(pg_admin_url "$server")"
+	if [ -n "$_PGS_PASS" ]; then
+		local -x PGPASSWORD=$_PGS_PASS
+	fi
+	if psql -X -q -At -v ON_ERROR_STOP=1 -v from="$from" --dbname="$_PGS_URL" >/dev/null 2>"$_RUN_DIR/stderr" <<SQL; then
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :'from' AND pid <> pg_backend_pid();
+ALTER DATABASE "$from" RENAME TO "$to";
+SQL
+		return 0
+	fi
+	_PG_RENAME_ERROR=$(tool_error "$_RUN_DIR/stderr")
+	return 1
+}
+
 restore_postgres() {
-	local target=$1 force=$2 plain server name tmp tmp_url start cleanup version counts tables=0 exists=0
+	local target=$1 force=$2 plain server name tmp tmp_url start cleanup version counts tables=0 exists=0 aside suffix err
 	need pg_restore psql
 	if [[ $target == postgres://* || $target == postgresql://* ]]; then
 		server=$target
@@ -56,18 +78,31 @@ restore_postgres() {
 	compare_with_manifest "the restored database" "$version" "$counts"
 
 	# The swap: the only moment the target changes, and it cannot half-happen
-	# to the data (the restore above is complete and checked). From here the
-	# temporary database is kept whatever happens: once the target is
-	# dropped it is the only copy, and a failed rename must not be followed
-	# by the clean-up dropping it too.
+	# to the data (the restore above is complete and checked). As for SQLite,
+	# the old target is kept, renamed aside, never dropped: a --force typed by
+	# mistake can be undone. From here the temporary database is kept whatever
+	# happens, and if it cannot take the target's name the old database moves
+	# back, so the name always points at a complete database.
 	cancel_exit "$cleanup"
 	if [ "$exists" = 1 ]; then
+		# <name>_pre_restore_<UTC time>, the name cut so the whole fits
+		# PostgreSQL's 63-byte identifiers (names are ASCII: bytes = characters).
+		suffix="_pre_restore_$(date -u +%Y%m%d%H%M%S)"
+		aside="${name:0:$((63 - ${#suffix}))}$suffix"
 		log "replacing database $name ($tables tables; --force)"
-		psql_at "drop database $name (the restored, checked copy is kept as database $tmp)" \
-			"$(pg_admin_url "$server")" <<<"DROP DATABASE IF EXISTS \"$name\" WITH (FORCE);"
+		pg_rename_db "$server" "$name" "$aside" ||
+			die "move database $name aside to $aside (database $name is unchanged; the restored, checked copy is kept as database $tmp): $_PG_RENAME_ERROR"
+		if ! pg_rename_db "$server" "$tmp" "$name"; then
+			err=$_PG_RENAME_ERROR
+			pg_rename_db "$server" "$aside" "$name" ||
+				die "rename $tmp to $name: $err; moving the previous database back from $aside failed too: $_PG_RENAME_ERROR (no database is named $name: the previous one is $aside, the restored, checked copy is kept as database $tmp: rename one by hand)"
+			die "rename $tmp to $name (database $name was moved back and is unchanged; the restored, checked copy is kept as database $tmp): $err"
+		fi
+		log "the previous database $name is kept as $aside; drop it once satisfied with the restore: dropdb $aside"
+	else
+		pg_rename_db "$server" "$tmp" "$name" ||
+			die "rename $tmp to $name (the restored, checked copy is kept as database $tmp: rename it by hand): $_PG_RENAME_ERROR"
 	fi
-	psql_at "rename $tmp to $name (the restored, checked copy is kept as database $tmp: rename it by hand)" \
-		"$(pg_admin_url "$server")" <<<"ALTER DATABASE \"$tmp\" RENAME TO \"$name\";"
 	RESTORE_MS=$(($(now_ms) - start))
 	TARGET_LABEL="postgres database $name"
 }
