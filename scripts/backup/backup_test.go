@@ -58,6 +58,8 @@ func TestPostgreSQL_BackupDropRestore(t *testing.T) {
 		"BACKUP_AGE_RECIPIENTS": recipient,
 		"BACKUP_AGE_IDENTITY":   identity,
 		"BACKUP_UPLOAD_CMD":     `cp -- "$@" ` + uploaded + `/`,
+		// its own scratch names: other tests run backups in parallel
+		"BACKUP_SCRATCH_PREFIX": name + "_drill",
 	}
 	r := run(t, env, "backup.sh").mustSucceed(t)
 	for _, want := range []string{"verified: restored into a scratch copy", "checked: BACKUP_AGE_IDENTITY decrypts", "upload: done", "recorded", "backup complete"} {
@@ -114,8 +116,8 @@ func TestPostgreSQL_BackupDropRestore(t *testing.T) {
 		// Temporary and scratch databases are dropped on every path.
 		var leftovers string
 		if err := admin.QueryRowContext(t.Context(),
-			"SELECT coalesce(string_agg(datname, ', '), '') FROM pg_database WHERE datname LIKE 'notes\\_verify\\_%' OR datname LIKE $1",
-			name+`\_restoring\_%`).Scan(&leftovers); err != nil {
+			"SELECT coalesce(string_agg(datname, ', '), '') FROM pg_database WHERE datname LIKE $1 OR datname LIKE $2",
+			name+`\_drill\_%`, name+`\_restoring\_%`).Scan(&leftovers); err != nil {
 			t.Fatal(err)
 		}
 		if leftovers != "" {

@@ -661,7 +661,9 @@ verify_dump() {
 		fi
 		pg_split "$server" # registers its password with mask()
 		need pg_restore psql
-		scratch="notes_verify_$(date -u +%Y%m%d%H%M%S)_$$"
+		# BACKUP_SCRATCH_PREFIX names the drill's database, so concurrent runs
+		# (or tests) can tell their scratch databases apart.
+		scratch="${BACKUP_SCRATCH_PREFIX:-notes_verify}_$(date -u +%Y%m%d%H%M%S)_$$"
 		url=$(pg_with_db "$server" "$scratch")
 		pg_create_db "$server" "$scratch"
 		at_exit pg_drop_db "$server" "$scratch"
