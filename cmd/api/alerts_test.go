@@ -50,7 +50,7 @@ func (f failingStore) Get(context.Context, string) (notes.Note, error) { return 
 type alertServer struct {
 	handler http.Handler
 	rep     *alert.Reporter
-	logs    *syncBuffer
+	logs    *servicetest.LogBuffer
 }
 
 func newAlertServer(tb testing.TB, host string, port int, store notes.Store, logOut io.Writer) *alertServer {
@@ -63,7 +63,7 @@ func newAlertServer(tb testing.TB, host string, port int, store notes.Store, log
 		SMTPHost: host, SMTPPort: port, Password: alertPassword, TLSPolicy: "none",
 		Timeout: 2 * time.Second, QueueSize: 100, HourlyCap: 30, FlushTimeout: 5 * time.Second,
 	}
-	logs := &syncBuffer{}
+	logs := &servicetest.LogBuffer{}
 	if logOut == nil {
 		logOut = logs
 	}

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,29 +34,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// syncBuffer is a bytes.Buffer safe for the server goroutine to write while
-// the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // app is the real program running in-process.
 type app struct {
 	url    string
-	logs   *syncBuffer
+	logs   *servicetest.LogBuffer
 	stop   context.CancelFunc
 	done   chan error
 	client *http.Client
@@ -84,7 +64,7 @@ func startApp(t *testing.T, env map[string]string) *app {
 		base[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &app{logs: &syncBuffer{}, stop: cancel, done: make(chan error, 1), client: &http.Client{Timeout: 10 * time.Second}}
+	a := &app{logs: &servicetest.LogBuffer{}, stop: cancel, done: make(chan error, 1), client: &http.Client{Timeout: 10 * time.Second}}
 	go func() {
 		a.done <- run(ctx, []string{"serve"}, func(k string) string { return base[k] }, a.logs, a.logs)
 	}()
@@ -432,7 +412,7 @@ func TestServe_GracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, logs *syncBuffer, s string) {
+func waitFor(t *testing.T, logs *servicetest.LogBuffer, s string) {
 	t.Helper()
 	for range 500 {
 		if strings.Contains(logs.String(), s) {

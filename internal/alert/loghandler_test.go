@@ -5,12 +5,10 @@ package alert_test
 // the tests' own frames if they were in it.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,26 +17,9 @@ import (
 	"github.com/prodready/service/internal/servicetest"
 )
 
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // setup returns a reporter sending to a fresh Mailpit and a logger whose
 // handler is wrapped by the reporter's LogHandler, as serve wires it.
-func setup(t *testing.T, onErrorLog bool) (*alert.Reporter, *slog.Logger, *servicetest.MailpitServer, *buffer) {
+func setup(t *testing.T, onErrorLog bool) (*alert.Reporter, *slog.Logger, *servicetest.MailpitServer, *servicetest.LogBuffer) {
 	t.Helper()
 	m := servicetest.Mailpit(t)
 	cfg := config.Email{
@@ -46,7 +27,7 @@ func setup(t *testing.T, onErrorLog bool) (*alert.Reporter, *slog.Logger, *servi
 		SubjectPrefix: "[notes-api]", SMTPHost: m.SMTPHost(), SMTPPort: m.SMTPPort(), TLSPolicy: "none",
 		Timeout: 5 * time.Second, QueueSize: 100, HourlyCap: 30, OnErrorLog: onErrorLog,
 	}
-	out := &buffer{}
+	out := &servicetest.LogBuffer{}
 	base := slog.New(slog.NewJSONHandler(out, nil))
 	rep, err := alert.New(cfg, alert.Info{Service: "notes-api", Environment: "staging", Version: "v1", Host: "web-1"}, base)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
@@ -58,40 +57,6 @@ func mailpitConfig(m *servicetest.MailpitServer) config.Email {
 
 var testInfo = Info{Service: "notes-api", Environment: "staging", Version: "v1.2.3", Host: "web-1", StatusTokens: []string{testToken}}
 
-// logBuffer collects the reporter's JSON log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// records returns the records whose msg is msg.
-func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(l.String()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %s", line)
-		}
-		if rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
 // clock is a settable time source.
 type clock struct {
 	mu sync.Mutex
@@ -112,9 +77,9 @@ func (c *clock) Add(d time.Duration) {
 
 // newTestReporter builds a reporter logging into a buffer, closed at the end
 // of the test.
-func newTestReporter(t *testing.T, cfg config.Email, now func() time.Time, extra ...mail.Option) (*Reporter, *logBuffer) {
+func newTestReporter(t *testing.T, cfg config.Email, now func() time.Time, extra ...mail.Option) (*Reporter, *servicetest.LogBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &servicetest.LogBuffer{}
 	if now == nil {
 		now = time.Now
 	}
@@ -249,7 +214,7 @@ func TestHourlyCapSuppressesThenSummarizes(t *testing.T) {
 	if st := r.Stats(); st.Suppressed != 7 {
 		t.Errorf("suppressed = %d, want 7", st.Suppressed)
 	}
-	if n := len(logs.records(t, "alert e-mail hourly cap reached; alerts are suppressed until it has room, then summarized in one mail")); n != 1 {
+	if n := len(logs.Records(t, "alert e-mail hourly cap reached; alerts are suppressed until it has room, then summarized in one mail")); n != 1 {
 		t.Errorf("%d cap warnings, want 1", n)
 	}
 	m.WaitForMessages(t, 3, 10*time.Second)
@@ -363,7 +328,7 @@ func TestSMTPDownIsCountedAndLoggedAtWarn(t *testing.T) {
 	if st.Failed != 1 || st.Sent != 0 || !strings.Contains(st.LastError, "connection refused") || st.LastErrorAt.IsZero() {
 		t.Errorf("stats = %+v, want 1 failure with the SMTP error", st)
 	}
-	recs := logs.records(t, "alert e-mail not sent")
+	recs := logs.Records(t, "alert e-mail not sent")
 	if len(recs) != 1 || recs[0]["level"] != "WARN" || !strings.Contains(fmt.Sprint(recs[0]["error"]), "connection refused") {
 		t.Errorf("failure log = %v, want one WARN record with the error", recs)
 	}
@@ -389,7 +354,7 @@ func TestFullQueueDropsWithoutBlocking(t *testing.T) {
 	if st.Dropped < 7 || st.Dropped > 8 || st.Queued > 2 {
 		t.Errorf("stats = %+v, want 7 or 8 dropped (one may be in flight) and at most 2 queued", st)
 	}
-	if n := len(logs.records(t, "alert e-mail dropped: the queue is full or the reporter is closed")); n != 1 {
+	if n := len(logs.Records(t, "alert e-mail dropped: the queue is full or the reporter is closed")); n != 1 {
 		t.Errorf("%d drop warnings, want 1 (at most one a minute)", n)
 	}
 

@@ -1,9 +1,7 @@
 package logging
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,57 +14,14 @@ import (
 	"time"
 
 	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/servicetest"
 )
 
-// syncBuffer is a writer that the logger's goroutines and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// records parses every line as a JSON record.
-func (b *syncBuffer) records(t testing.TB) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(b.String()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %v: %q", err, line)
-		}
-		out = append(out, rec)
-	}
-	return out
-}
-
-// withMsg returns the JSON records whose msg is msg.
-func (b *syncBuffer) withMsg(t testing.TB, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, r := range b.records(t) {
-		if r["msg"] == msg {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // msgs returns the msg of every JSON record, in order.
-func (b *syncBuffer) msgs(t testing.TB) []string {
+func msgs(t testing.TB, b *servicetest.LogBuffer) []string {
 	t.Helper()
 	var out []string
-	for _, r := range b.records(t) {
+	for _, r := range b.Records(t, "") {
 		out = append(out, fmt.Sprint(r["msg"]))
 	}
 	return out
@@ -74,9 +29,9 @@ func (b *syncBuffer) msgs(t testing.TB) []string {
 
 // setup builds logging from cfg with buffers for stdout and stderr, closed
 // at the end of the test.
-func setup(t testing.TB, cfg config.Log) (*Logging, *syncBuffer, *syncBuffer) {
+func setup(t testing.TB, cfg config.Log) (*Logging, *servicetest.LogBuffer, *servicetest.LogBuffer) {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr servicetest.LogBuffer
 	l, err := Setup(Options{Config: cfg, Stdout: &stdout, Stderr: &stderr, Hostname: "test-host"})
 	if err != nil {
 		t.Fatalf("Setup: %v", err)
@@ -158,10 +113,10 @@ func TestSinksRouteRecordsByLevel(t *testing.T) {
 			tt.change(&cfg)
 			l, stdout, stderr := setup(t, cfg)
 			logEach(l.Logger)
-			if got := stdout.msgs(t); !slices.Equal(got, tt.wantStdout) {
+			if got := msgs(t, stdout); !slices.Equal(got, tt.wantStdout) {
 				t.Errorf("stdout got %q, want %q", got, tt.wantStdout)
 			}
-			if got := stderr.msgs(t); !slices.Equal(got, tt.wantStderr) {
+			if got := msgs(t, stderr); !slices.Equal(got, tt.wantStderr) {
 				t.Errorf("stderr got %q, want %q", got, tt.wantStderr)
 			}
 		})
@@ -219,9 +174,9 @@ func TestSetLevelAtRuntime(t *testing.T) {
 		if got := l.Level(); got != wantLevel {
 			t.Errorf("Level() = %q, want %q", got, wantLevel)
 		}
-		before := len(stdout.withMsg(t, "probe"))
+		before := len(stdout.Records(t, "probe"))
 		l.Logger.Debug("probe")
-		got := len(stdout.withMsg(t, "probe")) - before
+		got := len(stdout.Records(t, "probe")) - before
 		if want := map[bool]int{true: 1, false: 0}[wantDebug]; got != want {
 			t.Errorf("at level %s: %d debug records on stdout, want %d", level, got, want)
 		}
@@ -233,7 +188,7 @@ func TestSetLevelAtRuntime(t *testing.T) {
 	step("warning", "warn", false)
 
 	var changes []string
-	for _, r := range stdout.withMsg(t, "log level changed") {
+	for _, r := range stdout.Records(t, "log level changed") {
 		if r["level"] != "WARN" {
 			t.Errorf("level change logged at %v, want WARN", r["level"])
 		}
@@ -243,14 +198,14 @@ func TestSetLevelAtRuntime(t *testing.T) {
 	if !slices.Equal(changes, want) {
 		t.Errorf("changes logged on stdout %q, want %q (each one visible)", changes, want)
 	}
-	if n := len(stderr.withMsg(t, "log level changed")); n != len(want) {
+	if n := len(stderr.Records(t, "log level changed")); n != len(want) {
 		t.Errorf("stderr (warn sink) has %d change lines, want %d", n, len(want))
 	}
 
 	if err := l.SetLevel("warn"); err != nil { // unchanged: not logged again
 		t.Fatal(err)
 	}
-	if n := len(stdout.withMsg(t, "log level changed")); n != len(want) {
+	if n := len(stdout.Records(t, "log level changed")); n != len(want) {
 		t.Errorf("setting the same level logged a change: %d lines", n)
 	}
 	if err := l.SetLevel("verbose"); err == nil || l.Level() != "warn" {
@@ -280,7 +235,7 @@ func TestSetLevelConcurrently(t *testing.T) {
 		}
 	})
 	wg.Wait()
-	if n := len(stdout.withMsg(t, "i")); n != 8*200 {
+	if n := len(stdout.Records(t, "i")); n != 8*200 {
 		t.Errorf("%d info records, want %d", n, 8*200)
 	}
 }
@@ -294,8 +249,8 @@ func TestRequestIDOnEveryRecord(t *testing.T) {
 	l.Logger.With("k", "v").WithGroup("g").InfoContext(ctx, "derived", "a", 1)
 	l.Logger.Info("without id")
 
-	for name, b := range map[string]*syncBuffer{"stdout": stdout, "stderr": stderr} {
-		recs := b.records(t)
+	for name, b := range map[string]*servicetest.LogBuffer{"stdout": stdout, "stderr": stderr} {
+		recs := b.Records(t, "")
 		if len(recs) != 3 {
 			t.Fatalf("%s: %d records, want 3", name, len(recs))
 		}
@@ -317,7 +272,7 @@ func TestRequestIDOnEveryRecord(t *testing.T) {
 }
 
 func TestNewKeepsWorking(t *testing.T) {
-	var buf syncBuffer
+	var buf servicetest.LogBuffer
 	logger, level, err := New(&buf, Options{Level: "warn", Format: "text"})
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +323,7 @@ func TestSetupRejectsBadConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := config.Default().Log
 			tt.change(&cfg)
-			_, err := Setup(Options{Config: cfg, Stdout: &syncBuffer{}})
+			_, err := Setup(Options{Config: cfg, Stdout: &servicetest.LogBuffer{}})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Setup error = %v, want one containing %q", err, tt.want)
 			}
@@ -393,13 +348,13 @@ func TestParseLevel(t *testing.T) {
 func TestDefaultsWithEmptyConfig(t *testing.T) {
 	// A zero config.Log still gives a working logger (info, JSON) rather
 	// than an error: Setup fills in what validation would.
-	var stdout syncBuffer
-	l, err := Setup(Options{Config: config.Log{Stdout: config.LogSink{Enabled: true}}, Stdout: &stdout})
+	stdout := &servicetest.LogBuffer{}
+	l, err := Setup(Options{Config: config.Log{Stdout: config.LogSink{Enabled: true}}, Stdout: stdout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logEach(l.Logger)
-	if got := stdout.msgs(t); !slices.Equal(got, []string{"info", "warn", "error"}) {
+	if got := msgs(t, stdout); !slices.Equal(got, []string{"info", "warn", "error"}) {
 		t.Errorf("got %q", got)
 	}
 	if err := l.Close(context.Background()); err != nil {
@@ -418,7 +373,7 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken p
 func TestSinkErrorsAreReturnedToTheHandlerCaller(t *testing.T) {
 	cfg := config.Default().Log
 	cfg.Stderr = config.LogSink{Enabled: true, Level: "info"}
-	var stdout syncBuffer
+	var stdout servicetest.LogBuffer
 	l, err := Setup(Options{Config: cfg, Stdout: &stdout, Stderr: failingWriter{}})
 	if err != nil {
 		t.Fatal(err)
@@ -428,7 +383,7 @@ func TestSinkErrorsAreReturnedToTheHandlerCaller(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stderr: broken pipe") {
 		t.Errorf("Handle error = %v, want the stderr failure", err)
 	}
-	if len(stdout.withMsg(t, "m")) != 1 {
+	if len(stdout.Records(t, "m")) != 1 {
 		t.Error("a failing stderr stopped the record reaching stdout")
 	}
 	// Below the global level, Handle called directly writes nothing.
@@ -438,7 +393,7 @@ func TestSinkErrorsAreReturnedToTheHandlerCaller(t *testing.T) {
 	if l.Logger.Handler().WithGroup("") != l.Logger.Handler() {
 		t.Error(`WithGroup("") should return the handler itself`)
 	}
-	if len(stdout.withMsg(t, "low")) != 0 {
+	if len(stdout.Records(t, "low")) != 0 {
 		t.Error("a debug record passed the info gate")
 	}
 }

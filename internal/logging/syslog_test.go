@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/servicetest"
 )
 
 // listener is a syslog daemon stand-in: a real socket the test opens,
@@ -391,7 +392,7 @@ func TestSyslogTLSWithUntrustedCertificate(t *testing.T) {
 	cfg := syslogConfig("tcp+tls", ln.addr)
 	cfg.Syslog.TLSCAFile = otherCA
 	l, stdout, _ := setup(t, cfg)
-	recs := stdout.withMsg(t, "syslog unreachable at start; will retry")
+	recs := stdout.Records(t, "syslog unreachable at start; will retry")
 	if len(recs) != 1 || !strings.Contains(fmt.Sprint(recs[0]["error"]), "certificate") {
 		t.Fatalf("want one start warning naming the certificate problem; stdout %s", stdout)
 	}
@@ -470,8 +471,8 @@ func TestSyslogNeverBlocksAndReconnects(t *testing.T) {
 			if s := l.SyslogStats(); !s.Connected {
 				t.Errorf("stats %+v: want connected", s)
 			}
-			if len(stdout.withMsg(t, "syslog reconnected")) != 1 || len(stdout.withMsg(t, "syslog connection lost; reconnecting")) != 1 {
-				t.Errorf("want one lost and one reconnected line on stdout; got %q", stdout.msgs(t))
+			if len(stdout.Records(t, "syslog reconnected")) != 1 || len(stdout.Records(t, "syslog connection lost; reconnecting")) != 1 {
+				t.Errorf("want one lost and one reconnected line on stdout; got %q", msgs(t, stdout))
 			}
 		})
 	}
@@ -504,7 +505,7 @@ func TestSyslogUnreachableAtStart(t *testing.T) {
 	addr := closedPort(t)
 	cfg := syslogConfig("tcp", addr)
 	l, stdout, _ := setup(t, cfg) // Setup succeeds: the service runs
-	recs := stdout.withMsg(t, "syslog unreachable at start; will retry")
+	recs := stdout.Records(t, "syslog unreachable at start; will retry")
 	if len(recs) != 1 || recs[0]["level"] != "WARN" || recs[0]["address"] != addr || recs[0]["network"] != "tcp" {
 		t.Fatalf("want one warning with network and address on stdout; got %s", stdout)
 	}
@@ -527,9 +528,9 @@ func TestSyslogDroppedCountIsLogged(t *testing.T) {
 	for range 10 {
 		l.Logger.Info("x")
 	}
-	waitFor(t, "a dropped report", func() bool { return len(stdout.withMsg(t, "syslog records dropped")) > 0 })
+	waitFor(t, "a dropped report", func() bool { return len(stdout.Records(t, "syslog records dropped")) > 0 })
 	time.Sleep(100 * time.Millisecond) // several intervals with no new drops: no new lines
-	recs := stdout.withMsg(t, "syslog records dropped")
+	recs := stdout.Records(t, "syslog records dropped")
 	var sum float64
 	for _, r := range recs {
 		if r["level"] != "WARN" {
@@ -547,7 +548,7 @@ func TestSyslogDroppedCountIsLogged(t *testing.T) {
 func TestCloseFlushesTheQueue(t *testing.T) {
 	ln := listenStream(t, "tcp", "127.0.0.1:0", frameOctetCount, nil)
 	cfg := syslogConfig("tcp", ln.addr)
-	var stdout syncBuffer
+	var stdout servicetest.LogBuffer
 	l, err := Setup(Options{Config: cfg, Stdout: &stdout})
 	if err != nil {
 		t.Fatal(err)
@@ -569,8 +570,8 @@ func TestCloseFlushesTheQueue(t *testing.T) {
 	// After Close: stdout still works, syslog records are discarded, and a
 	// second Close is harmless.
 	l.Logger.Info("late")
-	if len(stdout.withMsg(t, "late")) != 1 || l.SyslogStats().Dropped != 0 {
-		t.Errorf("after Close: stdout %q, stats %+v", stdout.msgs(t), l.SyslogStats())
+	if len(stdout.Records(t, "late")) != 1 || l.SyslogStats().Dropped != 0 {
+		t.Errorf("after Close: stdout %q, stats %+v", msgs(t, &stdout), l.SyslogStats())
 	}
 	if err := l.Close(ctx); err != nil {
 		t.Errorf("second Close: %v", err)
@@ -579,7 +580,7 @@ func TestCloseFlushesTheQueue(t *testing.T) {
 
 func TestCloseGivesUpAtTheDeadline(t *testing.T) {
 	cfg := syslogConfig("tcp", closedPort(t))
-	var stdout syncBuffer
+	var stdout servicetest.LogBuffer
 	l, err := Setup(Options{Config: cfg, Stdout: &stdout})
 	if err != nil {
 		t.Fatal(err)
@@ -597,7 +598,7 @@ func TestCloseGivesUpAtTheDeadline(t *testing.T) {
 	if s := l.SyslogStats(); s.Dropped != 6 || s.Queued != 0 {
 		t.Errorf("stats %+v: want 6 dropped", s)
 	}
-	if recs := stdout.withMsg(t, "syslog records dropped"); len(recs) != 1 || recs[0]["dropped"] != 6.0 {
+	if recs := stdout.Records(t, "syslog records dropped"); len(recs) != 1 || recs[0]["dropped"] != 6.0 {
 		t.Errorf("want a final dropped report of 6 on stdout; got %v", recs)
 	}
 }
@@ -637,7 +638,7 @@ func TestSyslogSinkLevel(t *testing.T) {
 	if !strings.Contains(got[0], `"msg":"warn"`) || !strings.Contains(got[1], `"msg":"error"`) {
 		t.Errorf("syslog got %q, want warn and error only", got)
 	}
-	if n := len(stdout.records(t)); n != 4 {
+	if n := len(stdout.Records(t, "")); n != 4 {
 		t.Errorf("stdout has %d records, want all 4", n)
 	}
 	select {

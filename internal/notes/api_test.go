@@ -7,7 +7,6 @@ package notes_test
 // test files in this package.
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -27,6 +25,7 @@ import (
 	"github.com/prodready/service/internal/notes"
 	"github.com/prodready/service/internal/problem"
 	"github.com/prodready/service/internal/server"
+	"github.com/prodready/service/internal/servicetest"
 )
 
 // Small limits so the edge cases are cheap to reach.
@@ -53,36 +52,6 @@ const apiSecret = "dial tcp 10.1.2.3:5432: connection refused"
 
 var errAPIStore = errors.New(apiSecret)
 
-// apiLogs is a goroutine-safe buffer for the server's JSON log lines.
-type apiLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *apiLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// records returns every log record with the given msg.
-func (l *apiLogs) records(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.Lines(l.buf.String()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %v: %s", err, line)
-		}
-		if rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
 // apiCase is one request against the server and what must come back.
 type apiCase struct {
 	name    string
@@ -96,8 +65,8 @@ type apiCase struct {
 	brokenBody bool // the body fails to read after body
 	expect     func(m *MockStoreMockRecorder)
 	status     int
-	problem    string                                                       // problem type URI when the response is an error
-	check      func(t *testing.T, w *httptest.ResponseRecorder, l *apiLogs) // extra assertions
+	problem    string                                                                     // problem type URI when the response is an error
+	check      func(t *testing.T, w *httptest.ResponseRecorder, l *servicetest.LogBuffer) // extra assertions
 }
 
 func apiRun(t *testing.T, cases []apiCase) {
@@ -110,7 +79,7 @@ func apiRun(t *testing.T, cases []apiCase) {
 			if tc.expect != nil {
 				tc.expect(store.EXPECT())
 			}
-			logs := &apiLogs{}
+			logs := &servicetest.LogBuffer{}
 			logger, _, err := logging.New(logs, logging.Options{Level: "debug", Format: "json"})
 			if err != nil {
 				t.Fatal(err)
@@ -206,8 +175,8 @@ func apiProblemOf(t *testing.T, w *httptest.ResponseRecorder) problem.Problem {
 }
 
 // apiDetailHas checks the problem's detail mentions want.
-func apiDetailHas(want string) func(*testing.T, *httptest.ResponseRecorder, *apiLogs) {
-	return func(t *testing.T, w *httptest.ResponseRecorder, _ *apiLogs) {
+func apiDetailHas(want string) func(*testing.T, *httptest.ResponseRecorder, *servicetest.LogBuffer) {
+	return func(t *testing.T, w *httptest.ResponseRecorder, _ *servicetest.LogBuffer) {
 		t.Helper()
 		if d := apiProblemOf(t, w).Detail; !strings.Contains(d, want) {
 			t.Errorf("detail %q does not mention %q", d, want)
@@ -216,8 +185,8 @@ func apiDetailHas(want string) func(*testing.T, *httptest.ResponseRecorder, *api
 }
 
 // apiFieldErrors checks the problem lists exactly these fields as invalid.
-func apiFieldErrors(fields ...string) func(*testing.T, *httptest.ResponseRecorder, *apiLogs) {
-	return func(t *testing.T, w *httptest.ResponseRecorder, _ *apiLogs) {
+func apiFieldErrors(fields ...string) func(*testing.T, *httptest.ResponseRecorder, *servicetest.LogBuffer) {
+	return func(t *testing.T, w *httptest.ResponseRecorder, _ *servicetest.LogBuffer) {
 		t.Helper()
 		p := apiProblemOf(t, w)
 		if p.Title != "Validation failed" {
@@ -237,8 +206,8 @@ func apiFieldErrors(fields ...string) func(*testing.T, *httptest.ResponseRecorde
 }
 
 // apiNoteBody checks the response is the note with its version as ETag.
-func apiNoteBody(want notes.Note) func(*testing.T, *httptest.ResponseRecorder, *apiLogs) {
-	return func(t *testing.T, w *httptest.ResponseRecorder, _ *apiLogs) {
+func apiNoteBody(want notes.Note) func(*testing.T, *httptest.ResponseRecorder, *servicetest.LogBuffer) {
+	return func(t *testing.T, w *httptest.ResponseRecorder, _ *servicetest.LogBuffer) {
 		t.Helper()
 		var got notes.Note
 		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
@@ -255,9 +224,9 @@ func apiNoteBody(want notes.Note) func(*testing.T, *httptest.ResponseRecorder, *
 
 // apiStoreErrorLogged checks the store failure went to the log, at error
 // level, with the request's ID, and only there.
-func apiStoreErrorLogged(t *testing.T, w *httptest.ResponseRecorder, l *apiLogs) {
+func apiStoreErrorLogged(t *testing.T, w *httptest.ResponseRecorder, l *servicetest.LogBuffer) {
 	t.Helper()
-	recs := l.records(t, "notes store failed")
+	recs := l.Records(t, "notes store failed")
 	if len(recs) != 1 {
 		t.Fatalf("got %d 'notes store failed' records, want 1", len(recs))
 	}
@@ -278,7 +247,7 @@ func TestAPICreate(t *testing.T) {
 			name: "201 with Location, ETag and the note", method: "POST", target: "/v1/notes", body: good,
 			expect: func(m *MockStoreMockRecorder) { m.Create(gomock.Any(), wantIn).Return(created, nil) },
 			status: http.StatusCreated,
-			check: func(t *testing.T, w *httptest.ResponseRecorder, l *apiLogs) {
+			check: func(t *testing.T, w *httptest.ResponseRecorder, l *servicetest.LogBuffer) {
 				if got := w.Header().Get("Location"); got != apiPath {
 					t.Errorf("Location = %q, want %q", got, apiPath)
 				}
@@ -338,7 +307,7 @@ func TestAPICreate(t *testing.T) {
 			name: "400 for a field of the wrong type, without Go type names", method: "POST", target: "/v1/notes",
 			body:   `{"title":42}`,
 			status: http.StatusBadRequest, problem: problem.TypeBadRequest,
-			check: func(t *testing.T, w *httptest.ResponseRecorder, l *apiLogs) {
+			check: func(t *testing.T, w *httptest.ResponseRecorder, l *servicetest.LogBuffer) {
 				apiDetailHas(`field "title" must be a string, not a JSON number`)(t, w, l)
 				if strings.Contains(w.Body.String(), "Input") {
 					t.Errorf("detail names a Go type: %s", w.Body)
@@ -400,7 +369,7 @@ func TestAPICreate(t *testing.T) {
 func TestAPIGet(t *testing.T) {
 	id := apiNote.ID
 	found := func(m *MockStoreMockRecorder) { m.Get(gomock.Any(), id).Return(apiNote, nil) }
-	notModified := func(t *testing.T, w *httptest.ResponseRecorder, _ *apiLogs) {
+	notModified := func(t *testing.T, w *httptest.ResponseRecorder, _ *servicetest.LogBuffer) {
 		if w.Body.Len() != 0 {
 			t.Errorf("304 has a body: %s", w.Body)
 		}
@@ -457,7 +426,7 @@ func TestAPIList(t *testing.T) {
 			name: "200 uses the default page size and sends items as [] when empty", method: "GET", target: "/v1/notes",
 			expect: func(m *MockStoreMockRecorder) { m.List(gomock.Any(), "", apiDefaultPage).Return(notes.Page{}, nil) },
 			status: http.StatusOK,
-			check: func(t *testing.T, w *httptest.ResponseRecorder, _ *apiLogs) {
+			check: func(t *testing.T, w *httptest.ResponseRecorder, _ *servicetest.LogBuffer) {
 				if got := strings.TrimSpace(w.Body.String()); got != `{"items":[]}` {
 					t.Errorf("body = %s, want {\"items\":[]}", got)
 				}
@@ -471,7 +440,7 @@ func TestAPIList(t *testing.T) {
 			target: "/v1/notes?limit=5&cursor=cur%2F1",
 			expect: func(m *MockStoreMockRecorder) { m.List(gomock.Any(), "cur/1", 5).Return(page, nil) },
 			status: http.StatusOK,
-			check: func(t *testing.T, w *httptest.ResponseRecorder, _ *apiLogs) {
+			check: func(t *testing.T, w *httptest.ResponseRecorder, _ *servicetest.LogBuffer) {
 				var got struct {
 					Items      []notes.Note `json:"items"`
 					NextCursor string       `json:"next_cursor"`
@@ -553,7 +522,7 @@ func TestAPIUpdate(t *testing.T) {
 			name: "200 with the new ETag", method: "PUT", target: apiPath, body: body, header: ifMatch(`"3"`),
 			expect: func(m *MockStoreMockRecorder) { m.Update(gomock.Any(), id, in, int64(3)).Return(updated, nil) },
 			status: http.StatusOK,
-			check: func(t *testing.T, w *httptest.ResponseRecorder, l *apiLogs) {
+			check: func(t *testing.T, w *httptest.ResponseRecorder, l *servicetest.LogBuffer) {
 				apiNoteBody(updated)(t, w, l)
 				if got := w.Header().Get("ETag"); got != `"4"` {
 					t.Errorf(`ETag = %s, want "4"`, got)
@@ -635,7 +604,7 @@ func TestAPIDelete(t *testing.T) {
 			name: "204 without If-Match deletes any version", method: "DELETE", target: apiPath,
 			expect: func(m *MockStoreMockRecorder) { m.Delete(gomock.Any(), id, notes.AnyVersion).Return(nil) },
 			status: http.StatusNoContent,
-			check: func(t *testing.T, w *httptest.ResponseRecorder, _ *apiLogs) {
+			check: func(t *testing.T, w *httptest.ResponseRecorder, _ *servicetest.LogBuffer) {
 				if w.Body.Len() != 0 {
 					t.Errorf("204 has a body: %s", w.Body)
 				}

@@ -1,55 +1,25 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/prodready/service/internal/logging"
+	"github.com/prodready/service/internal/servicetest"
 )
-
-// accessLogs collects JSON log lines.
-type accessLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (a *accessLogs) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.buf.Write(p)
-}
-
-// take returns the records logged since the last call, and forgets them.
-func (a *accessLogs) take(t *testing.T) []map[string]any {
-	t.Helper()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.Lines(a.buf.String()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %v: %s", err, line)
-		}
-		out = append(out, rec)
-	}
-	a.buf.Reset()
-	return out
-}
 
 // accessLogEngine serves the probe and status routes and a notes-like route
 // that answers the status in ?code=, behind requestID and accessLog as New
 // sets them up.
-func accessLogEngine(t *testing.T, level string) (*gin.Engine, *accessLogs) {
+func accessLogEngine(t *testing.T, level string) (*gin.Engine, *servicetest.LogBuffer) {
 	t.Helper()
-	logs := &accessLogs{}
+	logs := &servicetest.LogBuffer{}
 	logger, _, err := logging.New(logs, logging.Options{Level: level, Format: "json"})
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +73,7 @@ func TestAccessLog(t *testing.T) {
 			if w.Code != tt.status {
 				t.Fatalf("status %d, want %d", w.Code, tt.status)
 			}
-			recs := logs.take(t)
+			recs := logs.Take(t)
 			if tt.wantLevel == "" {
 				if len(recs) != 0 {
 					t.Errorf("want no record, got %v", recs)
@@ -143,7 +113,7 @@ func TestAccessLogRequestStartedAtDebug(t *testing.T) {
 		e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, target, nil))
 	}
 	var started []string
-	for _, r := range logs.take(t) {
+	for _, r := range logs.Take(t) {
 		if r["msg"] == "request started" {
 			started = append(started, r["route"].(string))
 			if r["request_id"] == nil {

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/prodready/service/internal/notes"
 	"github.com/prodready/service/internal/problem"
 	"github.com/prodready/service/internal/server"
+	"github.com/prodready/service/internal/servicetest"
 )
 
 const testMaxBody = 1024
@@ -43,41 +43,10 @@ func (f *fakeStore) Get(context.Context, string) (notes.Note, error) {
 	return notes.Note{}, f.err
 }
 
-// logBuffer collects the server's JSON log lines; safe for the server's
-// goroutines and the test's to share.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// records returns the log records whose msg is msg.
-func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.Lines(l.buf.String()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %v: %s", err, line)
-		}
-		if rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
 // newServer builds the server as cmd/ does, with a logger from logging.New.
-func newServer(t *testing.T, store notes.Store) (*gin.Engine, *logBuffer) {
+func newServer(t *testing.T, store notes.Store) (*gin.Engine, *servicetest.LogBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &servicetest.LogBuffer{}
 	logger, _, err := logging.New(logs, logging.Options{Level: "info", Format: "json"})
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +206,7 @@ func TestPanicBecomesProblem500(t *testing.T) {
 		t.Errorf("panic details leaked to the client: %s", w.Body)
 	}
 
-	recs := logs.records(t, "panic serving request")
+	recs := logs.Records(t, "panic serving request")
 	if len(recs) != 1 {
 		t.Fatalf("got %d panic log records, want 1", len(recs))
 	}
@@ -259,7 +228,7 @@ func TestPanicBecomesProblem500(t *testing.T) {
 	}
 
 	// The access log still records the request, with the 500.
-	access := logs.records(t, "request")
+	access := logs.Records(t, "request")
 	if len(access) != 1 || access[0]["status"] != 500.0 {
 		t.Errorf("access log = %v, want one record with status 500", access)
 	}
@@ -277,7 +246,7 @@ func TestPanicAfterResponseStartedKeepsResponse(t *testing.T) {
 	if w.Code != http.StatusOK || w.Body.String() != "partial" {
 		t.Errorf("got %d %q; a started response cannot be replaced", w.Code, w.Body)
 	}
-	if len(logs.records(t, "panic serving request")) != 1 || len(*reports) != 1 {
+	if len(logs.Records(t, "panic serving request")) != 1 || len(*reports) != 1 {
 		t.Error("a late panic must still be logged and reported")
 	}
 }
@@ -291,7 +260,7 @@ func TestAbortHandlerPanicPassesThrough(t *testing.T) {
 		if err, _ := recover().(error); !errors.Is(err, http.ErrAbortHandler) {
 			t.Errorf("recovered %v, want http.ErrAbortHandler re-panicked for net/http", err)
 		}
-		if len(*reports) != 0 || len(logs.records(t, "panic serving request")) != 0 {
+		if len(*reports) != 0 || len(logs.Records(t, "panic serving request")) != 0 {
 			t.Error("an intentional abort was reported as a crash")
 		}
 	}()
@@ -381,7 +350,7 @@ func TestAccessLog(t *testing.T) {
 	serve(e, httptest.NewRequest(http.MethodGet, "/nope", nil))
 	serve(e, httptest.NewRequest(http.MethodGet, "/livez", nil))
 
-	recs := logs.records(t, "request")
+	recs := logs.Records(t, "request")
 	if len(recs) != 2 {
 		t.Fatalf("got %d access log records, want 2 (/livez is not logged): %v", len(recs), recs)
 	}
@@ -418,7 +387,7 @@ func TestHandlerLogsCarryRequestID(t *testing.T) {
 		t.Errorf("store error leaked: %s", w.Body)
 	}
 
-	recs := logs.records(t, "notes store failed")
+	recs := logs.Records(t, "notes store failed")
 	if len(recs) != 1 {
 		t.Fatalf("got %d store failure records, want 1", len(recs))
 	}

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -25,7 +24,7 @@ type MailpitServer struct {
 	smtpAddr string
 	apiURL   string
 	cmd      *exec.Cmd
-	output   *lockedBuffer
+	output   *LogBuffer
 }
 
 // MailpitMessage is one received message as Mailpit decoded it.
@@ -127,7 +126,7 @@ func startMailpit(t testing.TB, bin string, extraArgs []string) (*MailpitServer,
 	m := &MailpitServer{
 		smtpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(smtpPort)),
 		apiURL:   "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
-		output:   &lockedBuffer{},
+		output:   &LogBuffer{},
 	}
 	args := append([]string{
 		"--smtp", m.smtpAddr,
@@ -302,23 +301,4 @@ func (m *MailpitServer) getRaw(t testing.TB, path string) []byte {
 		t.Fatalf("mailpit: GET %s: %s: %s", path, resp.Status, b.String())
 	}
 	return b.Bytes()
-}
-
-// lockedBuffer collects the process output; written by exec's copying
-// goroutines, read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,6 +1,7 @@
 // Package servicetest gives tests access to the real services on the machine
-// (PostgreSQL, Redis, ...). A test that needs an absent service skips with a
-// loud message, unless REQUIRE_SERVICES=1 is set (as .ci/run does): then it fails.
+// (PostgreSQL, Redis, Mailpit, a TCP proxy to cut them) and what tests share
+// to watch the service (LogBuffer). A test that needs an absent service skips
+// with a loud message, unless REQUIRE_SERVICES=1 is set (as .ci/run does): then it fails.
 package servicetest
 
 import (
