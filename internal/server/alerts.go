@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/prodready/service/internal/logging"
 )
 
 // The server reports failures through three hooks that do nothing until
@@ -24,15 +22,8 @@ type ErrorReport struct {
 	Status int
 	// Err is the last error a handler recorded with c.Error; nil when the
 	// handler wrote the 500 without recording one.
-	Err       error
-	Method    string
-	Route     string // route template such as /v1/notes/:id; "" when none matched
-	Path      string // the actual request path
-	Query     string // the raw query string; the reporter redacts secret-looking parameters
-	RequestID string
-	UserAgent string
-	ClientIP  string
-	Headers   http.Header // the request's headers; the reporter redacts credentials
+	Err error
+	RequestInfo
 }
 
 // ReportError is called once for every request answered with 500, or with
@@ -59,22 +50,11 @@ func reportErrors() gin.HandlerFunc {
 		c.Next()
 		if status := c.Writer.Status(); status == http.StatusInternalServerError ||
 			(status >= 500 && len(c.Errors) > 0) {
-			r := c.Request
-			e := ErrorReport{
-				Status:    status,
-				Method:    r.Method,
-				Route:     c.FullPath(),
-				Path:      r.URL.Path,
-				Query:     r.URL.RawQuery,
-				RequestID: logging.RequestID(r.Context()),
-				UserAgent: r.UserAgent(),
-				ClientIP:  c.ClientIP(),
-				Headers:   r.Header,
-			}
+			e := ErrorReport{Status: status, RequestInfo: requestInfo(c)}
 			if last := c.Errors.Last(); last != nil {
 				e.Err = last.Err
 			}
-			ReportError(r.Context(), e)
+			ReportError(c.Request.Context(), e)
 		}
 		end()
 	}

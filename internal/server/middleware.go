@@ -51,10 +51,8 @@ func newRequestID() string {
 	return id.String()
 }
 
-// PanicReport describes one recovered panic for ReportPanic.
-type PanicReport struct {
-	Value     any    // what was passed to panic
-	Stack     []byte // the panicking goroutine's stack
+// RequestInfo is what an alert says about the request that failed.
+type RequestInfo struct {
 	Method    string
 	Route     string // route template such as /v1/notes/:id; "" when none matched
 	Path      string // the actual request path
@@ -63,6 +61,28 @@ type PanicReport struct {
 	UserAgent string
 	ClientIP  string
 	Headers   http.Header // the request's headers; the reporter redacts credentials
+}
+
+// requestInfo describes the request c is serving.
+func requestInfo(c *gin.Context) RequestInfo {
+	r := c.Request
+	return RequestInfo{
+		Method:    r.Method,
+		Route:     c.FullPath(),
+		Path:      r.URL.Path,
+		Query:     r.URL.RawQuery,
+		RequestID: logging.RequestID(r.Context()),
+		UserAgent: r.UserAgent(),
+		ClientIP:  c.ClientIP(),
+		Headers:   r.Header,
+	}
+}
+
+// PanicReport describes one recovered panic for ReportPanic.
+type PanicReport struct {
+	Value any    // what was passed to panic
+	Stack []byte // the panicking goroutine's stack
+	RequestInfo
 }
 
 // ReportPanic is called once for every recovered panic, after the panic is
@@ -91,18 +111,7 @@ func recovery(logger *slog.Logger) gin.HandlerFunc {
 				panic(v)
 			}
 			r := c.Request
-			report := PanicReport{
-				Value:     v,
-				Stack:     debug.Stack(),
-				Method:    r.Method,
-				Route:     c.FullPath(),
-				Path:      r.URL.Path,
-				Query:     r.URL.RawQuery,
-				RequestID: logging.RequestID(r.Context()),
-				UserAgent: r.UserAgent(),
-				ClientIP:  c.ClientIP(),
-				Headers:   r.Header,
-			}
+			report := PanicReport{Value: v, Stack: debug.Stack(), RequestInfo: requestInfo(c)}
 			// request_id comes from the context via the logger's handler.
 			logger.ErrorContext(r.Context(), "panic serving request",
 				"panic", fmt.Sprint(v),
