@@ -174,7 +174,8 @@ func (l *Loaded) setFromNode(f Field, v *yaml.Node) string {
 		return "expected a single value, got a " + nodeKind(v)
 	case v.Tag == "!!null":
 		if f.typ.Kind() == reflect.String || f.isList() {
-			return emptyValue(f, &l.Config)
+			_ = f.set(&l.Config, "") // "key:" with nothing after it: empty, which cannot fail
+			return ""
 		}
 		return "a value is required"
 	default:
@@ -381,11 +382,6 @@ func nodeKind(n *yaml.Node) string {
 		return "list"
 	}
 	return "value"
-}
-
-func emptyValue(f Field, c *Config) string {
-	_ = f.set(c, "")
-	return ""
 }
 
 // plainIOError drops Go's "open x: " prefix noise but keeps the reason.
