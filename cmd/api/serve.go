@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -186,7 +185,7 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 			addr = sl.Address
 		}
 		if sl.Network == "tcp+tls" {
-			tlsConf = syslogTLS(sl, logger)
+			tlsConf = logs.SyslogTLS() // the sink's own: same CA bundle, same server name
 		}
 		runner.Register(health.SyslogCheck(addr, tlsConf, func() health.SyslogStats {
 			return health.SyslogStats{Dropped: logs.SyslogStats().Dropped}
@@ -253,23 +252,6 @@ func smtpTLS(e config.Email) *tls.Config {
 		return nil
 	}
 	return &tls.Config{ServerName: e.SMTPHost, MinVersion: tls.VersionTLS12}
-}
-
-// syslogTLS is the TLS configuration the syslog check dials with: the
-// configured CA bundle, or the system roots.
-func syslogTLS(sl config.LogSyslog, logger *slog.Logger) *tls.Config {
-	host, _, _ := net.SplitHostPort(sl.Address)
-	conf := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if sl.TLSCAFile != "" {
-		pem, err := os.ReadFile(sl.TLSCAFile)
-		pool := x509.NewCertPool()
-		if err != nil || !pool.AppendCertsFromPEM(pem) {
-			logger.Warn("syslog CA bundle unreadable; the syslog check uses the system roots", "file", sl.TLSCAFile)
-			return conf
-		}
-		conf.RootCAs = pool
-	}
-	return conf
 }
 
 // flushAlerts gives queued e-mails until timeout to go out at shutdown.

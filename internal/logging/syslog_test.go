@@ -381,6 +381,10 @@ func TestSyslogStreamFraming(t *testing.T) {
 			if strings.Contains(stdout.String(), "unreachable") {
 				t.Errorf("stdout %q: a reachable daemon was reported unreachable", stdout)
 			}
+			// The health check dials with the sink's TLS settings.
+			if tc := l.SyslogTLS(); (tt.network == "tcp+tls") != (tc != nil) || (tc != nil && (tc.RootCAs == nil || tc.ServerName != "127.0.0.1")) {
+				t.Errorf("SyslogTLS() = %+v over %s", tc, tt.network)
+			}
 		})
 	}
 }

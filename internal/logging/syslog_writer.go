@@ -49,6 +49,15 @@ type SyslogStats struct {
 	Address    string `json:"address"`
 }
 
+// SyslogTLS is the TLS configuration the syslog sink dials with (nil unless
+// log.syslog.network is tcp+tls), so a health check can dial the same way.
+func (l *Logging) SyslogTLS() *tls.Config {
+	if l.syslog == nil || l.syslog.tls == nil {
+		return nil
+	}
+	return l.syslog.tls.Clone()
+}
+
 // SyslogStats reports the syslog sink's state; Enabled is false when
 // log.syslog.enabled is.
 func (l *Logging) SyslogStats() SyslogStats {
@@ -72,6 +81,7 @@ func (l *Logging) SyslogStats() SyslogStats {
 type syslogWriter struct {
 	network, address string
 	timeout          time.Duration
+	tls              *tls.Config // tcp+tls only
 	dial             func(context.Context) (net.Conn, error)
 	format           *syslogFormat
 	queue            chan []byte
@@ -121,6 +131,7 @@ func newSyslogWriter(c config.LogSyslog, hostname string) (*syslogWriter, error)
 		if err != nil {
 			return nil, err
 		}
+		w.tls = tc
 		td := &tls.Dialer{NetDialer: d, Config: tc}
 		w.dial = func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", w.address) }
 	default:
