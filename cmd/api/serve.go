@@ -248,7 +248,7 @@ func closeLogs(logs *logging.Logging, stdout io.Writer) {
 // the relay speaks implicit TLS, as internal/alert dials it, and a plain
 // EHLO there would hang; elsewhere nil (plain EHLO).
 func smtpTLS(e config.Email) *tls.Config {
-	if e.SMTPPort != 465 || e.TLSPolicy == "none" {
+	if !alert.ImplicitTLS(e) {
 		return nil
 	}
 	return &tls.Config{ServerName: e.SMTPHost, MinVersion: tls.VersionTLS12}

@@ -21,6 +21,13 @@ import (
 //
 // Port 465 is SMTP over implicit TLS (RFC 8314): the connection starts with
 // a TLS handshake instead of STARTTLS.
+// ImplicitTLS reports whether the relay is dialled with TLS from the first
+// byte (port 465, unless tls_policy is none), so a health check can dial it
+// the same way.
+func ImplicitTLS(cfg config.Email) bool {
+	return cfg.SMTPPort == 465 && cfg.TLSPolicy != "none"
+}
+
 func newClient(cfg config.Email, extra []mail.Option) (*mail.Client, error) {
 	policy, err := tlsPolicy(cfg.TLSPolicy)
 	if err != nil {
@@ -31,7 +38,7 @@ func newClient(cfg config.Email, extra []mail.Option) (*mail.Client, error) {
 		mail.WithTLSPolicy(policy),
 		mail.WithTimeout(cfg.Timeout),
 	}
-	if cfg.SMTPPort == 465 && policy != mail.NoTLS {
+	if ImplicitTLS(cfg) {
 		opts = append(opts, mail.WithSSL())
 	}
 	if cfg.Username != "" {
