@@ -103,7 +103,9 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	db, err := database.Open(ctx, dbOptions(l.Config))
+	o := dbOptions(l.Config)
+	o.StatementTimeout = 0 // a migration may rightly run longer than any request
+	db, err := database.Open(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -155,12 +157,15 @@ func migrate(ctx context.Context, db *bun.DB, sub string, stdout io.Writer) erro
 
 func dbOptions(c config.Config) database.Options {
 	return database.Options{
-		URL:             c.Database.URL,
-		SQLitePath:      c.Database.SQLitePath,
-		BusyTimeout:     c.Database.BusyTimeout,
-		MaxOpenConns:    c.Database.MaxOpenConns,
-		MaxIdleConns:    c.Database.MaxIdleConns,
-		ConnMaxLifetime: c.Database.ConnMaxLifetime,
+		URL:              c.Database.URL,
+		SQLitePath:       c.Database.SQLitePath,
+		BusyTimeout:      c.Database.BusyTimeout,
+		ConnectTimeout:   c.Database.ConnectTimeout,
+		StatementTimeout: c.Database.StatementTimeout,
+		MaxOpenConns:     c.Database.MaxOpenConns,
+		MaxIdleConns:     c.Database.MaxIdleConns,
+		ConnMaxLifetime:  c.Database.ConnMaxLifetime,
+		ConnMaxIdleTime:  c.Database.ConnMaxIdleTime,
 	}
 }
 

@@ -100,7 +100,10 @@ func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, st
 		c = cache.NewMemory(cfg.Cache.MemoryMaxEntries)
 	}
 	defer c.Close()
-	store := notes.NewCachedStore(notes.NewBunStore(db), c, cfg.Cache.TTL, logger)
+	// Every request's database work ends within database.request_timeout;
+	// an unreachable database answers 503 with Retry-After, not a hang.
+	bounded := notes.NewBoundedStore(notes.NewBunStore(db), cfg.Database.RequestTimeout, database.Unavailable)
+	store := notes.NewCachedStore(bounded, c, cfg.Cache.TTL, logger)
 
 	// Health: every dependency the service is configured to use gets a check.
 	hh := healthHandler(cfg, db, c, logs, logger)

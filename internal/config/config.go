@@ -135,15 +135,21 @@ type Status struct {
 }
 
 // Database selects the store: SQLite at SQLitePath when URL is empty,
-// PostgreSQL when URL is a postgres:// URL.
+// PostgreSQL when URL is a postgres:// URL. The timeouts bound every piece of
+// database work, so an unreachable or partitioned database costs a request a
+// known time (then a 503), never a hang that holds a pooled connection.
 type Database struct {
-	URL             string        `yaml:"url" env:"DATABASE_URL" secret:"true"`
-	SQLitePath      string        `yaml:"sqlite_path"`
-	BusyTimeout     time.Duration `yaml:"busy_timeout" min:"0s" max:"5m"`
-	MaxOpenConns    int           `yaml:"max_open_conns" min:"1" max:"1000"`
-	MaxIdleConns    int           `yaml:"max_idle_conns" min:"0" max:"1000"`
-	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime" min:"0s" max:"24h"`
-	MigrateOnStart  bool          `yaml:"migrate_on_start"`
+	URL              string        `yaml:"url" env:"DATABASE_URL" secret:"true"`
+	SQLitePath       string        `yaml:"sqlite_path"`
+	BusyTimeout      time.Duration `yaml:"busy_timeout" min:"0s" max:"5m"`
+	ConnectTimeout   time.Duration `yaml:"connect_timeout" min:"100ms" max:"1m"`
+	StatementTimeout time.Duration `yaml:"statement_timeout" min:"0s" max:"1h"`
+	RequestTimeout   time.Duration `yaml:"request_timeout" min:"10ms" max:"10m"`
+	MaxOpenConns     int           `yaml:"max_open_conns" min:"1" max:"1000"`
+	MaxIdleConns     int           `yaml:"max_idle_conns" min:"0" max:"1000"`
+	ConnMaxLifetime  time.Duration `yaml:"conn_max_lifetime" min:"0s" max:"24h"`
+	ConnMaxIdleTime  time.Duration `yaml:"conn_max_idle_time" min:"0s" max:"24h"`
+	MigrateOnStart   bool          `yaml:"migrate_on_start"`
 }
 
 // Cache configures the read-through cache: Redis when RedisURL is set,
@@ -200,12 +206,16 @@ func Default() Config {
 			DiskWarnPercent: 10, DiskFailPercent: 5,
 		},
 		Database: Database{
-			SQLitePath:      "data/notes.db",
-			BusyTimeout:     5 * time.Second,
-			MaxOpenConns:    10,
-			MaxIdleConns:    5,
-			ConnMaxLifetime: 30 * time.Minute,
-			MigrateOnStart:  true,
+			SQLitePath:       "data/notes.db",
+			BusyTimeout:      5 * time.Second,
+			ConnectTimeout:   3 * time.Second,
+			StatementTimeout: 5 * time.Second,
+			RequestTimeout:   6 * time.Second,
+			MaxOpenConns:     10,
+			MaxIdleConns:     5,
+			ConnMaxLifetime:  30 * time.Minute,
+			ConnMaxIdleTime:  5 * time.Minute,
+			MigrateOnStart:   true,
 		},
 		Cache: Cache{
 			KeyPrefix:        "notes-api:",

@@ -14,7 +14,8 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -25,7 +26,7 @@ import (
 // Options say which database to open and how to pool connections. The pool
 // fields keep the meaning of the database/sql setters they feed: zero
 // MaxOpenConns means unlimited, zero MaxIdleConns keeps no idle connection,
-// zero ConnMaxLifetime reuses connections forever.
+// zero ConnMaxLifetime and ConnMaxIdleTime keep connections forever.
 type Options struct {
 	// URL selects the database: postgres:// or postgresql:// for PostgreSQL,
 	// sqlite:// or file: for SQLite at the URL's path, empty for SQLite at SQLitePath.
@@ -33,10 +34,20 @@ type Options struct {
 	SQLitePath string
 	// BusyTimeout is how long a SQLite write waits for another writer's lock
 	// before failing with "database is locked"; zero fails at once.
-	BusyTimeout     time.Duration
-	MaxOpenConns    int
-	MaxIdleConns    int
-	ConnMaxLifetime time.Duration
+	BusyTimeout time.Duration
+	// ConnectTimeout bounds opening one PostgreSQL connection: dial, TLS and
+	// login. Without it a partition hangs a new connection for the kernel's
+	// TCP timeout (minutes). A connect_timeout in the URL wins; zero: none.
+	ConnectTimeout time.Duration
+	// StatementTimeout is PostgreSQL's statement_timeout on every
+	// connection: the server cancels a query running longer, and the
+	// connection stays usable. It cannot help when the network is gone;
+	// the caller's context deadline covers that. Zero sets none.
+	StatementTimeout time.Duration
+	MaxOpenConns     int
+	MaxIdleConns     int
+	ConnMaxLifetime  time.Duration
+	ConnMaxIdleTime  time.Duration
 }
 
 // Open connects to the database o selects and checks it answers within ctx.
@@ -49,6 +60,7 @@ func Open(ctx context.Context, o Options) (*bun.DB, error) {
 	db.SetMaxOpenConns(o.MaxOpenConns)
 	db.SetMaxIdleConns(o.MaxIdleConns)
 	db.SetConnMaxLifetime(o.ConnMaxLifetime)
+	db.SetConnMaxIdleTime(o.ConnMaxIdleTime)
 
 	// sql.Open only validates its arguments; the first real connection, with
 	// the SQLite pragmas or the PostgreSQL login, happens here.
@@ -83,11 +95,17 @@ func open(o Options) (db *bun.DB, where string, err error) {
 	}
 	switch scheme {
 	case "postgres", "postgresql":
-		sqldb, err := sql.Open("pgx", o.URL)
+		cfg, err := pgx.ParseConfig(o.URL)
 		if err != nil {
 			return nil, "", redact(err, o.URL)
 		}
-		return bun.NewDB(sqldb, pgdialect.New()), "", nil
+		if cfg.ConnectTimeout == 0 && o.ConnectTimeout > 0 {
+			cfg.ConnectTimeout = o.ConnectTimeout // pgconn applies it to the whole connect
+		}
+		if _, set := cfg.RuntimeParams["statement_timeout"]; !set && o.StatementTimeout > 0 {
+			cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
+		}
+		return bun.NewDB(stdlib.OpenDB(*cfg), pgdialect.New()), "", nil
 	case "sqlite", "file":
 		return openSQLite(sqliteURLPath(scheme, rest), o.BusyTimeout)
 	default:

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -210,6 +211,13 @@ func storeFailed(c *gin.Context, logger *slog.Logger, op string, err error) {
 	case errors.Is(err, ErrVersionMismatch):
 		problem.Write(c, problem.PreconditionFailed(
 			"the note has changed since the version named in If-Match; GET it again and retry with the new ETag"))
+	case errors.Is(err, ErrUnavailable):
+		// The database's failure, not this request's: warn, not error, and
+		// no c.Error, so it is not mailed once per request. The database
+		// check on /status turns fail and says so once.
+		logger.WarnContext(c.Request.Context(), "notes store unavailable", "op", op, "error", err)
+		c.Header("Retry-After", strconv.Itoa(int(unavailableRetryAfter/time.Second)))
+		problem.Write(c, problem.Unavailable("the database did not answer in time; retry later"))
 	default:
 		logger.ErrorContext(c.Request.Context(), "notes store failed", "op", op, "error", err)
 		// Recorded for the server's 5xx reporting, which mails the error
@@ -218,6 +226,10 @@ func storeFailed(c *gin.Context, logger *slog.Logger, op string, err error) {
 		problem.Write(c, problem.Internal())
 	}
 }
+
+// unavailableRetryAfter is the Retry-After sent with a 503: long enough that
+// a crowd of retrying clients does not add load to a struggling database.
+const unavailableRetryAfter = 5 * time.Second
 
 // etag formats a version as a strong entity tag: 3 → "3" (with the quotes).
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }

@@ -52,6 +52,7 @@ const (
 	TypePayloadTooLarge      = TypePrefix + "payload-too-large"
 	TypeUnsupportedMediaType = TypePrefix + "unsupported-media-type"
 	TypeInternal             = TypePrefix + "internal"
+	TypeUnavailable          = TypePrefix + "unavailable"
 )
 
 // TypeInfo documents one problem type: the fixed title and status that go
@@ -85,6 +86,8 @@ var Types = []TypeInfo{
 		"Send the body as JSON with Content-Type: application/json."},
 	{TypeInternal, "Internal server error", http.StatusInternalServerError,
 		"Something failed on the server. Retrying may help; if it persists, report the request_id."},
+	{TypeUnavailable, "Service unavailable", http.StatusServiceUnavailable,
+		"A dependency (the database) did not answer in time. Retry after the seconds in the Retry-After header. A write answered this way may or may not have been applied: GET before repeating a create, and send updates with If-Match."},
 }
 
 // FieldError names one invalid field. It has the same shape as
@@ -161,6 +164,10 @@ func PreconditionRequired(detail string) Problem { return New(TypePreconditionRe
 func Internal() Problem {
 	return New(TypeInternal, "the server failed to handle the request; quote request_id when reporting it")
 }
+
+// Unavailable is for a dependency that did not answer in time or at all;
+// the caller sets Retry-After. detail must not quote the dependency's error.
+func Unavailable(detail string) Problem { return New(TypeUnavailable, detail) }
 
 // Write sends p as the response and aborts the rest of the gin chain.
 // It fills RequestID from the request context (see logging.WithRequestID)

@@ -28,6 +28,7 @@ const (
 	forward   proxyMode = iota // pass bytes both ways
 	cut                        // close every connection at once
 	blackhole                  // accept, read, never answer
+	partition                  // blackhole, but open connections stay open and go silent too
 )
 
 // NewProxy listens on a free loopback port and forwards to target (host:port).
@@ -53,6 +54,12 @@ func (p *Proxy) Cut() { p.set(cut) }
 // Blackhole drops open connections, then accepts new ones and never answers.
 func (p *Proxy) Blackhole() { p.set(blackhole) }
 
+// Partition makes the network silent, as a partition looks to both ends:
+// open connections stay open but every byte either way is dropped, and new
+// connections are accepted and never answered. Nobody sees a reset, so only
+// the clients' own timeouts end their waits.
+func (p *Proxy) Partition() { p.set(partition) }
+
 // Restore forwards again.
 func (p *Proxy) Restore() { p.set(forward) }
 
@@ -60,7 +67,7 @@ func (p *Proxy) set(m proxyMode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mode = m
-	if m != forward {
+	if m == cut || m == blackhole {
 		for c := range p.conns {
 			_ = c.Close()
 		}
@@ -89,7 +96,7 @@ func (p *Proxy) accept() {
 		switch mode {
 		case cut:
 			_ = c.Close()
-		case blackhole:
+		case blackhole, partition:
 			if p.track(c) {
 				go func() { _, _ = io.Copy(io.Discard, c) }()
 			}
@@ -113,7 +120,7 @@ func (p *Proxy) pipe(client net.Conn) {
 	}
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
-		_, err := io.Copy(dst, src)
+		err := p.copy(dst, src)
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			_ = dst.Close()
 		}
@@ -129,6 +136,32 @@ func (p *Proxy) pipe(client net.Conn) {
 	delete(p.conns, client)
 	delete(p.conns, server)
 	p.mu.Unlock()
+}
+
+// copy moves bytes from src to dst until either fails, dropping them
+// instead while the proxy is partitioned. A nil error means src ended.
+func (p *Proxy) copy(dst, src net.Conn) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.partitioned() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (p *Proxy) partitioned() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mode == partition
 }
 
 func (p *Proxy) close() {

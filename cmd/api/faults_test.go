@@ -1,0 +1,111 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prodready/service/internal/servicetest"
+)
+
+// TestServe_DatabasePartition runs the service on PostgreSQL behind a proxy
+// and partitions the network (every byte dropped, both ways, no reset):
+// writes and uncached reads answer 503 problem+json with Retry-After while
+// the partition lasts, more of them than the pool has connections, so the
+// pool cannot wedge; a cached note is still served; once the network
+// returns, the same requests succeed without a restart.
+func TestServe_DatabasePartition(t *testing.T) {
+	u, err := url.Parse(servicetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := servicetest.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	const requestTimeout = 700 * time.Millisecond
+	a := startApp(t, map[string]string{
+		"DATABASE_URL":                   u.String(),
+		"APP_DATABASE_REQUEST_TIMEOUT":   requestTimeout.String(),
+		"APP_DATABASE_CONNECT_TIMEOUT":   "300ms",
+		"APP_DATABASE_STATEMENT_TIMEOUT": "500ms",
+		"APP_DATABASE_MAX_OPEN_CONNS":    "3",
+		"APP_DATABASE_MAX_IDLE_CONNS":    "3",
+	})
+
+	resp, cached := a.do(t, "POST", "/v1/notes", `{"title":"cached"}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create before the partition: %d", resp.StatusCode)
+	}
+	cachedPath := "/v1/notes/" + cached["id"].(string)
+	if resp, _ := a.do(t, "GET", cachedPath, ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("get before the partition: %d", resp.StatusCode) // this read fills the cache
+	}
+	resp, uncached := a.do(t, "POST", "/v1/notes", `{"title":"never read"}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create before the partition: %d", resp.StatusCode)
+	}
+	uncachedPath := "/v1/notes/" + uncached["id"].(string)
+
+	proxy.Partition()
+	// Three times the pool size, at once: without a bound on each request's
+	// database work the first three would hold every connection for as long
+	// as the partition lasts, and the rest would queue behind them.
+	type call struct{ method, path, body string }
+	calls := []call{}
+	for range 3 {
+		calls = append(calls,
+			call{"POST", "/v1/notes", `{"title":"during the partition"}`},
+			call{"GET", uncachedPath, ""},
+			call{"GET", "/v1/notes", ""},
+		)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slowest time.Duration
+	for _, c := range calls {
+		wg.Go(func() {
+			start := time.Now()
+			resp, body := a.do(t, c.method, c.path, c.body)
+			mu.Lock()
+			slowest = max(slowest, time.Since(start))
+			mu.Unlock()
+			if resp.StatusCode != http.StatusServiceUnavailable || !isProblem(resp) ||
+				body["type"] != "/problems/unavailable" || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("%s %s during the partition: %d %s Retry-After=%q %v", c.method, c.path,
+					resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), body)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d requests during the partition all answered; slowest %s (database.request_timeout %s)", len(calls), slowest, requestTimeout)
+	if resp, body := a.do(t, "GET", cachedPath, ""); resp.StatusCode != http.StatusOK || body["title"] != "cached" {
+		t.Errorf("cached note during the partition: %d %v; want it served from the cache", resp.StatusCode, body)
+	}
+	logs := a.logs.String()
+	if !strings.Contains(logs, `"msg":"notes store unavailable"`) {
+		t.Error("the unavailable database is not logged")
+	}
+	if strings.Contains(logs, `"msg":"notes store failed"`) {
+		t.Error("an unavailable database is logged as an unexpected store failure")
+	}
+
+	proxy.Restore()
+	// Recovery needs no restart: the pool drops the connections the
+	// deadlines broke and dials new ones.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, _ := a.do(t, "POST", "/v1/notes", `{"title":"after the partition"}`)
+		if resp.StatusCode == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes still fail 10 s after the network returned: %d", resp.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if resp, _ := a.do(t, "GET", uncachedPath, ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("uncached read after the partition: %d", resp.StatusCode)
+	}
+}
