@@ -26,32 +26,34 @@ func newAlertReporter(cfg config.Config, logger *slog.Logger) (*alert.Reporter, 
 	}, logger)
 }
 
-// installAlertHooks connects the server's failure hooks to rep: recovered
+// alertHooks adapts the e-mail reporter to server.Alerts: recovered
 // panics, unhandled 5xx errors, and the per-request scope that puts the
 // error records of a failing request into its one mail. The server does not
-// import internal/alert; this adapter is the only place the two meet. It
-// returns a function that restores the previous hooks (for tests).
-func installAlertHooks(rep *alert.Reporter) (restore func()) {
-	prevPanic, prevError, prevScope := server.ReportPanic, server.ReportError, server.AlertScope
-	server.ReportPanic = func(ctx context.Context, p server.PanicReport) {
-		rep.Report(ctx, alert.Report{
-			Kind: alert.KindPanic, Value: p.Value, Stack: p.Stack,
-			Method: p.Method, Route: p.Route, Path: p.Path, Query: p.Query,
-			RequestID: p.RequestID, UserAgent: p.UserAgent, ClientIP: p.ClientIP,
-			Status: 500, Headers: p.Headers,
-		})
-	}
-	server.ReportError = func(ctx context.Context, e server.ErrorReport) {
-		rep.Report(ctx, alert.Report{
-			Kind: alert.Kind5xx, Err: e.Err,
-			Method: e.Method, Route: e.Route, Path: e.Path, Query: e.Query,
-			RequestID: e.RequestID, UserAgent: e.UserAgent, ClientIP: e.ClientIP,
-			Status: e.Status, Headers: e.Headers,
-		})
-	}
-	server.AlertScope = rep.BeginRequest
-	return func() {
-		server.ReportPanic, server.ReportError, server.AlertScope = prevPanic, prevError, prevScope
+// import internal/alert; this adapter is the only place the two meet.
+type alertHooks struct{ rep *alert.Reporter }
+
+func (a alertHooks) Scope(ctx context.Context) (context.Context, func()) {
+	return a.rep.BeginRequest(ctx)
+}
+
+func (a alertHooks) ReportPanic(ctx context.Context, p server.PanicReport) {
+	r := requestReport(p.RequestInfo)
+	r.Kind, r.Value, r.Stack, r.Status = alert.KindPanic, p.Value, p.Stack, 500
+	a.rep.Report(ctx, r)
+}
+
+func (a alertHooks) ReportError(ctx context.Context, e server.ErrorReport) {
+	r := requestReport(e.RequestInfo)
+	r.Kind, r.Err, r.Status = alert.Kind5xx, e.Err, e.Status
+	a.rep.Report(ctx, r)
+}
+
+// requestReport is the part of an alert that describes the request.
+func requestReport(ri server.RequestInfo) alert.Report {
+	return alert.Report{
+		Method: ri.Method, Route: ri.Route, Path: ri.Path, Query: ri.Query,
+		RequestID: ri.RequestID, UserAgent: ri.UserAgent, ClientIP: ri.ClientIP,
+		Headers: ri.Headers,
 	}
 }
 

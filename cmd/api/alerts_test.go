@@ -45,8 +45,8 @@ type failingStore struct {
 
 func (f failingStore) Get(context.Context, string) (notes.Note, error) { return notes.Note{}, f.err }
 
-// alertServer is the real HTTP handler with the alert hooks installed as
-// serve installs them, reporting to an SMTP server at host:port.
+// alertServer is the real HTTP handler with the alert reporter wired as
+// serve wires it, reporting to an SMTP server at host:port.
 type alertServer struct {
 	handler http.Handler
 	rep     *alert.Reporter
@@ -76,7 +76,6 @@ func newAlertServer(tb testing.TB, host string, port int, store notes.Store, log
 		tb.Fatal(err)
 	}
 	logger = slog.New(rep.LogHandler(logger.Handler()))
-	tb.Cleanup(installAlertHooks(rep))
 	tb.Cleanup(func() { // tests that expect a clean flush call flush themselves
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -85,7 +84,7 @@ func newAlertServer(tb testing.TB, host string, port int, store notes.Store, log
 	if store == nil {
 		store = failingStore{err: errors.New("unused")}
 	}
-	e := newEngine(logger, store)
+	e := newEngine(logger, store, alertHooks{rep})
 	e.GET("/test/panic/:id", func(c *gin.Context) {
 		var ids []string
 		_ = ids[len(c.Param("id"))] // index out of range
@@ -93,8 +92,13 @@ func newAlertServer(tb testing.TB, host string, port int, store notes.Store, log
 	return &alertServer{handler: e, rep: rep, logs: logs}
 }
 
-func newEngine(logger *slog.Logger, store notes.Store) *gin.Engine {
-	return server.New(server.Options{Logger: logger, Notes: store, Version: "test"})
+// newEngine is the server as serve builds it, over store, reporting to
+// alerts (nil: no alerts).
+func newEngine(logger *slog.Logger, store notes.Store, alerts server.Alerts) *gin.Engine {
+	return server.New(server.Options{
+		Logger: logger, Version: "test", Alerts: alerts,
+		Routes: []func(gin.IRouter){notes.Routes(store, notes.APIOptions{Logger: logger})},
+	})
 }
 
 func flush(tb testing.TB, rep *alert.Reporter) {
@@ -128,6 +132,7 @@ func assertNoAlertSecret(t *testing.T, where string, texts ...string) {
 }
 
 func TestAlerts_OnePanicGivesOneMail(t *testing.T) {
+	t.Parallel() // each test has its own reporter, passed in server.Options.Alerts
 	m := servicetest.Mailpit(t)
 	s := newAlertServer(t, m.SMTPHost(), m.SMTPPort(), nil, nil)
 
@@ -177,6 +182,7 @@ func TestAlerts_OnePanicGivesOneMail(t *testing.T) {
 }
 
 func TestAlerts_ThousandIdenticalPanicsGiveAHandfulOfMails(t *testing.T) {
+	t.Parallel() // each test has its own reporter, passed in server.Options.Alerts
 	m := servicetest.Mailpit(t)
 	s := newAlertServer(t, m.SMTPHost(), m.SMTPPort(), nil, io.Discard)
 	for range 1000 {
@@ -200,6 +206,7 @@ func TestAlerts_ThousandIdenticalPanicsGiveAHandfulOfMails(t *testing.T) {
 }
 
 func TestAlerts_StoreFailureGivesOne5xxMail(t *testing.T) {
+	t.Parallel() // each test has its own reporter, passed in server.Options.Alerts
 	m := servicetest.Mailpit(t)
 	s := newAlertServer(t, m.SMTPHost(), m.SMTPPort(), failingStore{err: errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")}, nil)
 	w := httptest.NewRecorder()
@@ -232,6 +239,7 @@ func closedTCPPort(tb testing.TB) int {
 }
 
 func TestAlerts_SMTPDownRequestsStillAnswered(t *testing.T) {
+	t.Parallel() // each test has its own reporter, passed in server.Options.Alerts
 	s := newAlertServer(t, "127.0.0.1", closedTCPPort(t), nil, nil)
 	for i := range 50 {
 		w := httptest.NewRecorder()
@@ -272,13 +280,13 @@ func benchmarkPanicRequest(b *testing.B, host string, port int) {
 }
 
 // BenchmarkPanicRequest_NoAlerts is the baseline: the same request with
-// the hooks left as no-ops.
+// no alerts (server.Options.Alerts nil).
 func BenchmarkPanicRequest_NoAlerts(b *testing.B) {
 	logger, _, err := logging.New(io.Discard, logging.Options{Level: "info", Format: "json"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := newEngine(logger, failingStore{})
+	e := newEngine(logger, failingStore{}, nil)
 	e.GET("/test/panic/:id", func(c *gin.Context) {
 		var ids []string
 		_ = ids[len(c.Param("id"))]

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
 
 	"github.com/prodready/service/internal/alert"
@@ -32,112 +33,211 @@ import (
 // serve runs the HTTP service until ctx is cancelled, then shuts down
 // gracefully: in-flight requests get up to http.shutdown_timeout to finish.
 // getenv is kept to reload the configuration on SIGHUP.
+//
+// The start-up sequence is the list of steps below, run in order; a step
+// that fails stops the sequence, and what the earlier steps opened is closed
+// in reverse order. A new dependency is one more step.
 func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, stdout, stderr io.Writer) (err error) {
-	cfg := l.Config
+	s := &service{cfg: l.Config, loaded: l, getenv: getenv, stdout: stdout, stderr: stderr}
+	defer func() { s.stop(err) }()
+	for _, start := range []func(context.Context) error{
+		s.startLogging,   // first: every later step logs
+		s.startAlerts,    // before anything that can fail at run time
+		s.openDatabase,   // fail fast: without it the service can do nothing
+		s.openCache,      // never fails the start: Redis down means reads go to the database
+		s.mountResources, // the API: each resource's routes, over the database and cache
+		s.buildHealth,    // a check for every dependency configured above
+		s.listen,         // last: accept traffic only when everything is ready
+	} {
+		if err := start(ctx); err != nil {
+			return err
+		}
+	}
+	return s.serveUntilDone(ctx)
+}
 
-	// Logging: one logger for the whole process, configured once. SIGHUP
-	// reloads the configuration and applies its log level without a restart.
+// service is what the start-up steps build, in the order they build it.
+type service struct {
+	cfg            config.Config
+	loaded         *config.Loaded
+	getenv         func(string) string
+	stdout, stderr io.Writer
+
+	logs   *logging.Logging
+	logger *slog.Logger
+	alerts *alert.Reporter
+	db     *bun.DB
+	cache  cache.Cache
+	routes []func(gin.IRouter)
+	health *health.Handler
+	http   *http.Server
+	ln     net.Listener
+
+	stops   []func() // undone in reverse order by stop
+	exitErr error    // what serve returns, for the last log record
+}
+
+// onStop records f to run when the service stops, before everything
+// recorded earlier.
+func (s *service) onStop(f func()) { s.stops = append(s.stops, f) }
+
+// stop undoes the start-up steps in reverse order.
+func (s *service) stop(err error) {
+	s.exitErr = err
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+}
+
+// startLogging sets up one logger for the whole process. SIGHUP reloads the
+// configuration and applies its log level without a restart.
+func (s *service) startLogging(context.Context) error {
 	host, _ := os.Hostname()
-	logs, err := logging.Setup(logging.Options{Config: cfg.Log, Stdout: stdout, Stderr: stderr, Hostname: host})
+	logs, err := logging.Setup(logging.Options{Config: s.cfg.Log, Stdout: s.stdout, Stderr: s.stderr, Hostname: host})
 	if err != nil {
 		return err // unreachable after validation; kept so a bad level is never ignored
 	}
-	defer closeLogs(logs, stdout)
-	logger := logs.Logger.With("service", cfg.Service.Name)
+	s.logs = logs
+	s.onStop(func() { closeLogs(logs, s.stdout) })
+	s.logger = logs.Logger.With("service", s.cfg.Service.Name)
 	// main prints the error on stderr; the log sinks (syslog, the platform's
 	// collector) must learn why the process stopped too. Runs before closeLogs.
-	defer func() {
-		if err != nil {
-			logger.Error("service stopped with an error", "error", err.Error())
+	s.onStop(func() {
+		if s.exitErr != nil {
+			s.logger.Error("service stopped with an error", "error", s.exitErr.Error())
 		}
-	}()
-	logger.Info("starting", "version", version, "environment", cfg.Environment, "config", l)
-	stopReload := reloadLevelOnSIGHUP(logs, logger, l.File, getenv)
-	defer stopReload()
+	})
+	s.logger.Info("starting", "version", version, "environment", s.cfg.Environment, "config", s.loaded)
+	s.onStop(reloadLevelOnSIGHUP(logs, s.logger, s.loaded.File, s.getenv))
+	return nil
+}
 
-	// Alerts: stack-trace e-mails for panics and unhandled 5xx errors, queued
-	// and sent in the background (a no-op reporter when email.enabled is off).
-	rep, err := newAlertReporter(cfg, logger)
+// startAlerts sets up stack-trace e-mails for panics and unhandled 5xx
+// errors, queued and sent in the background (a reporter that does nothing
+// when email.enabled is off).
+func (s *service) startAlerts(context.Context) error {
+	rep, err := newAlertReporter(s.cfg, s.logger)
 	if err != nil {
 		return err
 	}
-	defer installAlertHooks(rep)()
-	defer flushAlerts(rep, cfg.Email.FlushTimeout, logger)
-	logger = slog.New(rep.LogHandler(logger.Handler())) // error records can be mailed too (email.on_error_log)
+	s.alerts = rep
+	s.onStop(func() { flushAlerts(rep, s.cfg.Email.FlushTimeout, s.logger) })
+	s.logger = slog.New(rep.LogHandler(s.logger.Handler())) // error records can be mailed too (email.on_error_log)
+	return nil
+}
 
-	// Database: fail fast when it cannot be reached at start, so the platform
-	// restarts us with backoff instead of serving a process that can do nothing.
-	db, err := database.Open(ctx, dbOptions(cfg))
+// openDatabase fails when the database cannot be reached at start, so the
+// platform restarts us with backoff instead of running a process that can
+// do nothing; it applies migrations when database.migrate_on_start is on.
+func (s *service) openDatabase(ctx context.Context) error {
+	db, err := database.Open(ctx, dbOptions(s.cfg))
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	if cfg.Database.MigrateOnStart {
-		applied, err := database.Migrate(ctx, db, logger)
+	s.db = db
+	s.onStop(func() { db.Close() })
+	if s.cfg.Database.MigrateOnStart {
+		applied, err := database.Migrate(ctx, db, s.logger)
 		if err != nil {
 			return err
 		}
-		logger.Info("migrations applied at start", "applied", applied, "dialect", database.Dialect(db))
+		s.logger.Info("migrations applied at start", "applied", applied, "dialect", database.Dialect(db))
 	}
+	return nil
+}
 
-	// Cache: Redis when configured, memory otherwise. Redis being down never
-	// stops the service: reads fall back to the database and errors are counted.
-	var c cache.Cache
-	if cfg.Cache.RedisURL != "" {
-		cache.RouteRedisLogs(logger)
-		r, err := cache.NewRedis(ctx, cfg.Cache.RedisURL, cache.RedisOptions{
-			KeyPrefix:   cfg.Cache.KeyPrefix,
-			DialTimeout: cfg.Cache.Timeout, ReadTimeout: cfg.Cache.Timeout, WriteTimeout: cfg.Cache.Timeout,
-		})
-		if err != nil {
-			return fmt.Errorf("cache: %w", err)
-		}
-		if err := r.Ping(ctx); err != nil {
-			logger.Warn("redis unreachable at start; reads go to the database until it answers", "error", err)
-		}
-		c = r
-	} else {
-		c = cache.NewMemory(cfg.Cache.MemoryMaxEntries)
+// openCache connects Redis when configured, else an in-memory cache. Redis
+// being down never stops the service: reads fall back to the database and
+// errors are counted.
+func (s *service) openCache(ctx context.Context) error {
+	cc := s.cfg.Cache
+	if cc.RedisURL == "" {
+		s.cache = cache.NewMemory(cc.MemoryMaxEntries)
+		s.onStop(func() { s.cache.Close() })
+		return nil
 	}
-	defer c.Close()
+	cache.RouteRedisLogs(s.logger)
+	r, err := cache.NewRedis(ctx, cc.RedisURL, cache.RedisOptions{
+		KeyPrefix:   cc.KeyPrefix,
+		DialTimeout: cc.Timeout, ReadTimeout: cc.Timeout, WriteTimeout: cc.Timeout,
+	})
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	s.cache = r
+	s.onStop(func() { r.Close() })
+	if err := r.Ping(ctx); err != nil {
+		s.logger.Warn("redis unreachable at start; reads go to the database until it answers", "error", err)
+	}
+	return nil
+}
+
+// mountResources builds each resource the service serves. A new resource
+// is one more line here; removing one is deleting its line.
+func (s *service) mountResources(context.Context) error {
+	s.routes = append(s.routes,
+		notesRoutes(s.cfg, s.db, s.cache, s.logger),
+	)
+	return nil
+}
+
+// notesRoutes builds the notes resource: its store over the database,
+// bounded in time and cached, and its routes.
+func notesRoutes(cfg config.Config, db *bun.DB, c cache.Cache, logger *slog.Logger) func(gin.IRouter) {
 	// Every request's database work ends within database.request_timeout;
 	// an unreachable database answers 503 with Retry-After, not a hang.
 	bounded := notes.NewBoundedStore(notes.NewBunStore(db), cfg.Database.RequestTimeout, database.Unavailable)
 	store := notes.NewCachedStore(bounded, c, cfg.Cache.TTL, logger)
+	return notes.Routes(store, notes.APIOptions{
+		DefaultPageSize: cfg.Notes.DefaultPageSize, MaxPageSize: cfg.Notes.MaxPageSize, Logger: logger,
+	})
+}
 
-	// Health: every dependency the service is configured to use gets a check.
-	hh := healthHandler(cfg, db, c, logs, logger)
-	if cfg.Status.AllowQueryToken {
-		logger.Warn("status.allow_query_token is on: tokens in URLs end up in proxy and browser histories; prefer the Authorization header")
+// buildHealth gives every dependency the service is configured to use a
+// check on /status, and warns about status settings an operator should know.
+func (s *service) buildHealth(context.Context) error {
+	s.health = healthHandler(s.cfg, s.db, s.cache, s.logs, s.logger)
+	if s.cfg.Status.AllowQueryToken {
+		s.logger.Warn("status.allow_query_token is on: tokens in URLs end up in proxy and browser histories; prefer the Authorization header")
 	}
-	if len(cfg.Status.Tokens) == 0 {
-		logger.Warn("no status token configured: GET /status answers 503 until status.tokens is set")
+	if len(s.cfg.Status.Tokens) == 0 {
+		s.logger.Warn("no status token configured: GET /status answers 503 until status.tokens is set")
 	}
+	return nil
+}
 
-	// HTTP: every timeout set, because net/http has none by default.
-	srv := &http.Server{
+// listen builds the HTTP server, with every timeout set because net/http
+// has none by default, and opens its listener.
+func (s *service) listen(ctx context.Context) error {
+	hc := s.cfg.HTTP
+	s.http = &http.Server{
 		Handler: server.New(server.Options{
-			Logger: logger, Notes: store, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-			DefaultPageSize: cfg.Notes.DefaultPageSize, MaxPageSize: cfg.Notes.MaxPageSize, Version: version,
-			Health: hh,
+			Logger: s.logger, MaxBodyBytes: hc.MaxBodyBytes, Version: version,
+			Health: s.health, Alerts: alertHooks{s.alerts}, Routes: s.routes,
 		}),
-		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
-		ReadTimeout:       cfg.HTTP.ReadTimeout,
-		WriteTimeout:      cfg.HTTP.WriteTimeout,
-		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		ReadHeaderTimeout: hc.ReadHeaderTimeout,
+		ReadTimeout:       hc.ReadTimeout,
+		WriteTimeout:      hc.WriteTimeout,
+		IdleTimeout:       hc.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(cfg.HTTP.Host, strconv.Itoa(cfg.HTTP.Port)))
+	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(hc.Host, strconv.Itoa(hc.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	logger.Info("http server listening", "addr", ln.Addr().String(), "cache", c.Kind(), "database", database.Dialect(db))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	s.ln = ln
+	s.logger.Info("http server listening", "addr", ln.Addr().String(), "cache", s.cache.Kind(), "database", database.Dialect(s.db))
+	return nil
+}
 
-	// Shutdown: stop accepting, let in-flight requests finish, then close.
+// serveUntilDone serves until ctx is cancelled, then drains and shuts down:
+// stop accepting, let in-flight requests finish, then close.
+func (s *service) serveUntilDone(ctx context.Context) error {
+	hc := s.cfg.HTTP
+	served := make(chan error, 1)
+	go func() { served <- s.http.Serve(s.ln) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("http server: %w", err)
@@ -145,26 +245,26 @@ func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, st
 	}
 	// Drain: fail readiness first and keep serving for a moment, so load
 	// balancers take this instance out before its listener closes.
-	hh.SetDraining()
-	if cfg.HTTP.DrainDelay > 0 {
-		logger.Info("draining: /readyz answers 503 while requests are still served", "delay", cfg.HTTP.DrainDelay.String())
+	s.health.SetDraining()
+	if hc.DrainDelay > 0 {
+		s.logger.Info("draining: /readyz answers 503 while requests are still served", "delay", hc.DrainDelay.String())
 		select {
 		case err := <-served:
 			return fmt.Errorf("http server: %w", err)
-		case <-time.After(cfg.HTTP.DrainDelay):
+		case <-time.After(hc.DrainDelay):
 		}
 	}
-	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.HTTP.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	s.logger.Info("shutting down: draining in-flight requests", "timeout", hc.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), hc.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
+	if err := s.http.Shutdown(sctx); err != nil {
+		_ = s.http.Close()
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("shutdown: requests still running after %s were cut off", cfg.HTTP.ShutdownTimeout)
+			return fmt.Errorf("shutdown: requests still running after %s were cut off", hc.ShutdownTimeout)
 		}
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	logger.Info("stopped cleanly")
+	s.logger.Info("stopped cleanly")
 	return nil
 }
 

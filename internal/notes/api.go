@@ -2,8 +2,8 @@ package notes
 
 // HTTP handlers for /v1/notes. Each Handle* constructor takes its
 // dependencies and returns a gin.HandlerFunc, so a handler's needs are
-// visible in its signature and tests can pass fakes. internal/server/routes.go
-// mounts them; that file is the one list of every route.
+// visible in its signature and tests can pass fakes. Routes (routes.go)
+// mounts them, and the wiring in cmd/api hands Routes to the server.
 //
 // Conditional requests use the note's Version as a strong ETag, "3" for
 // version 3:

@@ -19,6 +19,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"go.uber.org/mock/gomock"
 
 	"github.com/prodready/service/internal/logging"
@@ -59,7 +60,7 @@ type apiCase struct {
 	target  string
 	body    string
 	header  map[string]string // Content-Type defaults to application/json when body is set
-	options func(*server.Options)
+	options func(*notes.APIOptions)
 
 	chunked    bool // send the body without a Content-Length, as a chunked upload arrives
 	brokenBody bool // the body fails to read after body
@@ -84,17 +85,15 @@ func apiRun(t *testing.T, cases []apiCase) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			o := server.Options{
-				Logger:          logger,
-				Notes:           store,
-				MaxBodyBytes:    apiMaxBody,
-				DefaultPageSize: apiDefaultPage,
-				MaxPageSize:     apiMaxPage,
-			}
+			o := notes.APIOptions{Logger: logger, DefaultPageSize: apiDefaultPage, MaxPageSize: apiMaxPage}
 			if tc.options != nil {
 				tc.options(&o)
 			}
-			h := server.New(o)
+			h := server.New(server.Options{
+				Logger:       logger,
+				MaxBodyBytes: apiMaxBody,
+				Routes:       []func(gin.IRouter){notes.Routes(store, o)},
+			})
 
 			req := httptest.NewRequest(tc.method, tc.target, nil)
 			if tc.body != "" || tc.brokenBody {
@@ -459,19 +458,19 @@ func TestAPIList(t *testing.T) {
 		},
 		{
 			name: "page sizes default to 20 and 100", method: "GET", target: "/v1/notes",
-			options: func(o *server.Options) { o.DefaultPageSize, o.MaxPageSize = 0, 0 },
+			options: func(o *notes.APIOptions) { o.DefaultPageSize, o.MaxPageSize = 0, 0 },
 			expect:  func(m *MockStoreMockRecorder) { m.List(gomock.Any(), "", 20).Return(notes.Page{}, nil) },
 			status:  http.StatusOK,
 		},
 		{
 			name: "limit 100 is accepted by default", method: "GET", target: "/v1/notes?limit=100",
-			options: func(o *server.Options) { o.DefaultPageSize, o.MaxPageSize = 0, 0 },
+			options: func(o *notes.APIOptions) { o.DefaultPageSize, o.MaxPageSize = 0, 0 },
 			expect:  func(m *MockStoreMockRecorder) { m.List(gomock.Any(), "", 100).Return(notes.Page{}, nil) },
 			status:  http.StatusOK,
 		},
 		{
 			name: "a default page size over the maximum is capped", method: "GET", target: "/v1/notes",
-			options: func(o *server.Options) { o.DefaultPageSize, o.MaxPageSize = 50, 10 },
+			options: func(o *notes.APIOptions) { o.DefaultPageSize, o.MaxPageSize = 50, 10 },
 			expect:  func(m *MockStoreMockRecorder) { m.List(gomock.Any(), "", 10).Return(notes.Page{}, nil) },
 			status:  http.StatusOK,
 		},
@@ -649,7 +648,10 @@ func TestAPIDelete(t *testing.T) {
 func TestAPIRoundTrip(t *testing.T) {
 	ctrl := gomock.NewController(t)
 	store := NewMockStore(ctrl)
-	h := server.New(server.Options{Notes: store, Logger: apiDiscardLogger()})
+	h := server.New(server.Options{
+		Logger: apiDiscardLogger(),
+		Routes: []func(gin.IRouter){notes.Routes(store, notes.APIOptions{Logger: apiDiscardLogger()})},
+	})
 	v1 := apiNote
 	v1.Version = 1
 	v2 := apiNote

@@ -14,7 +14,7 @@ import (
 	"github.com/prodready/service/internal/servicetest"
 )
 
-// accessLogEngine serves the probe and status routes and a notes-like route
+// accessLogEngine serves the probe and status routes and a resource route
 // that answers the status in ?code=, behind requestID and accessLog as New
 // sets them up.
 func accessLogEngine(t *testing.T, level string) (*gin.Engine, *servicetest.LogBuffer) {
@@ -38,7 +38,7 @@ func accessLogEngine(t *testing.T, level string) (*gin.Engine, *servicetest.LogB
 	e.GET(livezPath, answer)
 	e.GET(readyzPath, answer)
 	e.GET(statusPath, answer)
-	e.GET("/v1/notes/:id", answer)
+	e.GET("/v1/widgets/:id", answer)
 	return e, logs
 }
 
@@ -51,11 +51,11 @@ func TestAccessLog(t *testing.T) {
 		wantPath  string
 		status    int
 	}{
-		{"a request is logged at info", "/v1/notes/n1", "INFO", "/v1/notes/:id", "/v1/notes/n1", 200},
-		{"secret query values are redacted", "/v1/notes/n1?token=s3cr3t&limit=5&api_key=k3y&Password=pw",
-			"INFO", "/v1/notes/:id", "/v1/notes/n1?token=[redacted]&limit=5&api_key=[redacted]&Password=[redacted]", 200},
-		{"4xx is the client's: info", "/v1/notes/n1?code=404", "INFO", "/v1/notes/:id", "/v1/notes/n1?code=404", 404},
-		{"5xx is ours: warn", "/v1/notes/n1?code=503", "WARN", "/v1/notes/:id", "/v1/notes/n1?code=503", 503},
+		{"a request is logged at info", "/v1/widgets/n1", "INFO", "/v1/widgets/:id", "/v1/widgets/n1", 200},
+		{"secret query values are redacted", "/v1/widgets/n1?token=s3cr3t&limit=5&api_key=k3y&Password=pw",
+			"INFO", "/v1/widgets/:id", "/v1/widgets/n1?token=[redacted]&limit=5&api_key=[redacted]&Password=[redacted]", 200},
+		{"4xx is the client's: info", "/v1/widgets/n1?code=404", "INFO", "/v1/widgets/:id", "/v1/widgets/n1?code=404", 404},
+		{"5xx is ours: warn", "/v1/widgets/n1?code=503", "WARN", "/v1/widgets/:id", "/v1/widgets/n1?code=503", 503},
 		{"liveness is not logged", "/livez", "", "", "", 200},
 		{"liveness is not logged, even failing", "/livez?code=500", "", "", "", 500},
 		{"readiness is not logged", "/readyz?code=503", "", "", "", 503},
@@ -109,7 +109,7 @@ func TestAccessLog(t *testing.T) {
 
 func TestAccessLogRequestStartedAtDebug(t *testing.T) {
 	e, logs := accessLogEngine(t, "debug")
-	for _, target := range []string{"/v1/notes/n1", "/status", "/livez"} {
+	for _, target := range []string{"/v1/widgets/n1", "/status", "/livez"} {
 		e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, target, nil))
 	}
 	var started []string
@@ -122,7 +122,7 @@ func TestAccessLogRequestStartedAtDebug(t *testing.T) {
 		}
 	}
 	// The status route is polled: no start line for it either.
-	if len(started) != 1 || started[0] != "/v1/notes/:id" {
-		t.Errorf("request started lines for %q, want only /v1/notes/:id", started)
+	if len(started) != 1 || started[0] != "/v1/widgets/:id" {
+		t.Errorf("request started lines for %q, want only /v1/widgets/:id", started)
 	}
 }

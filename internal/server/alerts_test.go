@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -12,9 +13,10 @@ import (
 	"github.com/prodready/service/internal/server"
 )
 
-// hookCalls records what the alert hooks receive. Tests using it must not
-// be parallel: the hooks are package variables.
-type hookCalls struct {
+// alertCalls is a server.Alerts that records what it receives. Each test
+// passes its own to the server, so the tests run in parallel.
+type alertCalls struct {
+	mu     sync.Mutex
 	errors []server.ErrorReport
 	panics []server.PanicReport
 	begun  int
@@ -24,21 +26,31 @@ type hookCalls struct {
 
 type scopeKey struct{}
 
-func replaceAlertHooks(t *testing.T) *hookCalls {
-	t.Helper()
-	calls := &hookCalls{}
-	prevErr, prevPanic, prevScope := server.ReportError, server.ReportPanic, server.AlertScope
-	server.ReportError = func(_ context.Context, e server.ErrorReport) { calls.errors = append(calls.errors, e) }
-	server.ReportPanic = func(_ context.Context, p server.PanicReport) { calls.panics = append(calls.panics, p) }
-	server.AlertScope = func(ctx context.Context) (context.Context, func()) {
-		calls.begun++
-		return context.WithValue(ctx, scopeKey{}, true), func() { calls.ended++ }
+func (a *alertCalls) Scope(ctx context.Context) (context.Context, func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.begun++
+	return context.WithValue(ctx, scopeKey{}, true), func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.ended++
 	}
-	t.Cleanup(func() { server.ReportError, server.ReportPanic, server.AlertScope = prevErr, prevPanic, prevScope })
-	return calls
+}
+
+func (a *alertCalls) ReportPanic(_ context.Context, p server.PanicReport) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.panics = append(a.panics, p)
+}
+
+func (a *alertCalls) ReportError(_ context.Context, e server.ErrorReport) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.errors = append(a.errors, e)
 }
 
 func TestServerErrorsAreReported(t *testing.T) {
+	t.Parallel()
 	errDB := errors.New("db: connection refused")
 	tests := []struct {
 		name       string
@@ -65,8 +77,9 @@ func TestServerErrorsAreReported(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			calls := replaceAlertHooks(t)
-			e, _ := newServer(t, nil)
+			t.Parallel()
+			calls := &alertCalls{}
+			e, _ := newServer(t, nil, calls)
 			e.GET("/test/fail/:id", func(c *gin.Context) {
 				calls.seen = append(calls.seen, c.Request.Context().Value(scopeKey{}) != nil)
 				tt.handler(c)
@@ -106,8 +119,9 @@ func TestServerErrorsAreReported(t *testing.T) {
 }
 
 func TestPanicIsReportedOnceAsAPanic(t *testing.T) {
-	calls := replaceAlertHooks(t)
-	e, _ := newServer(t, nil)
+	t.Parallel()
+	calls := &alertCalls{}
+	e, _ := newServer(t, nil, calls)
 	e.GET("/test/panic", func(c *gin.Context) { panic("boom") })
 	req := httptest.NewRequest(http.MethodGet, "/test/panic?session=s1", nil)
 	req.Header.Set("Cookie", "a=b")
@@ -129,14 +143,15 @@ func TestPanicIsReportedOnceAsAPanic(t *testing.T) {
 }
 
 func TestStoreFailureReportsTheStoreError(t *testing.T) {
-	calls := replaceAlertHooks(t)
+	t.Parallel()
+	calls := &alertCalls{}
 	errStore := errors.New("pq: too many connections")
-	e, _ := newServer(t, &fakeStore{err: errStore})
-	w := serve(e, httptest.NewRequest(http.MethodGet, "/v1/notes/n1", nil))
+	e, _ := newServer(t, &widgets{err: errStore}, calls)
+	w := serve(e, httptest.NewRequest(http.MethodGet, "/v1/widgets/n1", nil))
 	if w.Code != http.StatusInternalServerError {
 		t.Fatalf("status = %d", w.Code)
 	}
-	if len(calls.errors) != 1 || !errors.Is(calls.errors[0].Err, errStore) || calls.errors[0].Route != "/v1/notes/:id" {
+	if len(calls.errors) != 1 || !errors.Is(calls.errors[0].Err, errStore) || calls.errors[0].Route != "/v1/widgets/:id" {
 		t.Errorf("reports = %+v, want one with the store's error", calls.errors)
 	}
 }

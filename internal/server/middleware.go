@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,7 +53,7 @@ func newRequestID() string {
 // RequestInfo is what an alert says about the request that failed.
 type RequestInfo struct {
 	Method    string
-	Route     string // route template such as /v1/notes/:id; "" when none matched
+	Route     string // route template such as /v1/widgets/:id; "" when none matched
 	Path      string // the actual request path
 	Query     string // the raw query string; the reporter redacts secret-looking parameters
 	RequestID string
@@ -78,29 +77,20 @@ func requestInfo(c *gin.Context) RequestInfo {
 	}
 }
 
-// PanicReport describes one recovered panic for ReportPanic.
+// PanicReport describes one recovered panic for Alerts.ReportPanic.
 type PanicReport struct {
 	Value any    // what was passed to panic
 	Stack []byte // the panicking goroutine's stack
 	RequestInfo
 }
 
-// ReportPanic is called once for every recovered panic, after the panic is
-// logged and the 500 is written. It does nothing until cmd/api assigns the
-// e-mail reporter (internal/alert) at startup; see alerts.go for its siblings.
-//
-// It runs on the request's goroutine: an implementation must return quickly
-// (queue the alert, don't send it inline) and must not panic. Tests that
-// replace it must not run in parallel with others.
-var ReportPanic = func(ctx context.Context, p PanicReport) {}
-
 // recovery turns a panic in a later handler into a 500 problem that carries
 // the request ID and nothing else, logs the panic with its stack at error
-// level, and calls ReportPanic.
+// level, and reports it to alerts.
 //
 // http.ErrAbortHandler is re-panicked: it is the standard way for a handler
 // to abort a response on purpose, and net/http handles it silently.
-func recovery(logger *slog.Logger) gin.HandlerFunc {
+func recovery(logger *slog.Logger, alerts Alerts) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		defer func() {
 			v := recover()
@@ -123,7 +113,7 @@ func recovery(logger *slog.Logger) gin.HandlerFunc {
 			// If the handler had already started the response, Write can
 			// only abort the chain; the client sees a truncated response.
 			problem.Write(c, problem.Internal())
-			ReportPanic(r.Context(), report)
+			alerts.ReportPanic(r.Context(), report)
 		}()
 		c.Next()
 	}
@@ -132,7 +122,7 @@ func recovery(logger *slog.Logger) gin.HandlerFunc {
 // accessLog writes one record per request once it is done: method, route
 // template, path (with secret query values redacted), status, duration_ms,
 // bytes, client_ip, and request_id from the context. The route template
-// groups /v1/notes/:id requests together; the path says which note.
+// groups /v1/widgets/:id requests together; the path says which widget.
 //
 // The level is info, or warn for a 5xx: the server failed, and an operator
 // filtering on warn should see it. A 4xx is the client's doing and stays info.

@@ -4,8 +4,6 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/prodready/service/internal/notes"
 )
 
 const (
@@ -14,8 +12,8 @@ const (
 	statusPath = "/status"
 )
 
-// addRoutes registers every route the service serves; this is the one place
-// to read the API's surface. Middleware is set up in New.
+// addRoutes registers the routes every service has (probes and status),
+// then each resource's own. Middleware is set up in New.
 func addRoutes(e *gin.Engine, o Options) {
 	e.GET(livezPath, handleLivez(o.Version))
 	if o.Health != nil {
@@ -28,18 +26,9 @@ func addRoutes(e *gin.Engine, o Options) {
 			e.Handle(m, statusPath, o.Health.MethodNotAllowed())
 		}
 	}
-
-	api := notes.APIOptions{
-		DefaultPageSize: o.DefaultPageSize,
-		MaxPageSize:     o.MaxPageSize,
-		Logger:          o.Logger,
+	for _, register := range o.Routes {
+		register(e)
 	}
-	n := e.Group("/v1/notes")
-	n.POST("", notes.HandleCreate(o.Notes, api))
-	n.GET("", notes.HandleList(o.Notes, api))
-	n.GET("/:id", notes.HandleGet(o.Notes, api))
-	n.PUT("/:id", notes.HandleUpdate(o.Notes, api))
-	n.DELETE("/:id", notes.HandleDelete(o.Notes, api))
 }
 
 // handleLivez answers the liveness probe. It checks no dependency on

@@ -1,5 +1,8 @@
 // Package server builds the HTTP handler: a gin engine with the service's
-// middleware and routes. It does not listen; cmd/ wraps the handler in an
+// middleware, its probe and status routes, and whatever resources the wiring
+// registers. It imports no resource and no adapter: resources come in as
+// route registrations (Options.Routes), alerting as an interface
+// (Options.Alerts). It does not listen; cmd/ wraps the handler in an
 // http.Server with timeouts and graceful shutdown.
 package server
 
@@ -9,25 +12,37 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/prodready/service/internal/health"
-	"github.com/prodready/service/internal/notes"
 	"github.com/prodready/service/internal/problem"
 )
 
-// Options are the server's dependencies and limits.
+// Options are the server's dependencies and limits. Every field is
+// optional: a zero Options serves /livez and answers 404 elsewhere.
 type Options struct {
-	// Logger receives access logs, panics and store failures. Build it with
-	// logging.New so records carry the request_id; nil means slog.Default().
+	// Logger receives access logs and panics. Build it with logging.New so
+	// records carry the request_id; nil means slog.Default().
 	Logger *slog.Logger
-	// Notes stores the notes resource. Required.
-	Notes notes.Store
 	// MaxBodyBytes caps every request body; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// DefaultPageSize and MaxPageSize bound list pages; zero means 20 and 100.
-	DefaultPageSize, MaxPageSize int
 	// Version is reported by GET /livez, so a deploy can be checked.
 	Version string
 	// Health serves /status and /readyz; nil leaves those routes out.
 	Health *health.Handler
+	// Alerts hears about panics and unhandled server errors; nil reports
+	// nothing. See Alerts for what an implementation must do.
+	Alerts Alerts
+	// Routes are the resources, each registering its own routes (for
+	// example notes.Routes). They are mounted after the probe and status
+	// routes, in order.
+	Routes []func(gin.IRouter)
+	// Observe is middleware that must see every request whole, such as an
+	// APM transaction: it runs right after the request ID is set, outside
+	// the access log and panic recovery (see the order in New).
+	Observe []gin.HandlerFunc
+	// Admit is middleware that decides whether a request reaches its
+	// handler, such as load shedding or a rate limit: it runs last, just
+	// before the handler, so what it refuses is still logged, recovered,
+	// reported and body-limited like any other answer.
+	Admit []gin.HandlerFunc
 }
 
 // DefaultMaxBodyBytes is the body limit when Options.MaxBodyBytes is zero:
@@ -38,17 +53,30 @@ const DefaultMaxBodyBytes = 1 << 20
 // New returns the service's http.Handler as a gin engine, so tests and
 // extensions can add routes to it.
 //
-// It panics when o.Notes is nil: a server without its store is a wiring
-// bug to catch at startup, not a 500 on the first request.
+// The middleware order, the one place it is written down (each wraps all
+// that follow it; engine.Use also applies to the 404 and 405 answers):
+//
+//  1. requestID: everything below logs and answers with the ID.
+//  2. Options.Observe, in order: sees the request, its access log and a
+//     panic's 500.
+//  3. accessLog: outside recovery, so a request that panicked is still
+//     logged, with the 500 that recovery wrote.
+//  4. recovery: turns a panic below into a 500 and reports it.
+//  5. reportErrors: inside recovery, so a panic is reported once, as a
+//     panic; reports other server errors.
+//  6. bodyLimit: every body is capped before anyone reads it.
+//  7. Options.Admit, in order: may answer early (503, 429) instead of the
+//     handler.
+//  8. the route's handler.
 func New(o Options) *gin.Engine {
-	if o.Notes == nil {
-		panic("server: Options.Notes is required")
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Alerts == nil {
+		o.Alerts = NoAlerts{}
 	}
 
 	// Release mode before gin.New: in debug mode gin prints a warning and
@@ -60,7 +88,7 @@ func New(o Options) *gin.Engine {
 	// An API should answer 405 with an Allow header, not 404, when the path
 	// exists under another method.
 	e.HandleMethodNotAllowed = true
-	// No 301 from /v1/notes/ to /v1/notes: clients following it would turn
+	// No 301 from /v1/widgets/ to /v1/widgets: clients following it would turn
 	// a POST into a GET, and a redirect hides the client's typo.
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
@@ -74,19 +102,16 @@ func New(o Options) *gin.Engine {
 	// SetTrustedProxies(nil) cannot fail.
 	_ = e.SetTrustedProxies(nil)
 
-	// Order matters; each wraps those after it:
-	//   requestID first, so everything below logs with the ID;
-	//   accessLog outside recovery, so a request that panicked is still
-	//     logged, with the 500 that recovery wrote;
-	//   recovery outside bodyLimit and the handlers.
-	// engine.Use also applies to the 404 and 405 responses.
+	// The order is documented above New; keep the two in step.
+	e.Use(requestID())
+	e.Use(o.Observe...)
 	e.Use(
-		requestID(),
 		accessLog(o.Logger),
-		recovery(o.Logger),
-		reportErrors(), // inside recovery: a panic is reported once, as a panic
+		recovery(o.Logger, o.Alerts),
+		reportErrors(o.Alerts),
 		bodyLimit(o.MaxBodyBytes),
 	)
+	e.Use(o.Admit...)
 	e.NoRoute(func(c *gin.Context) {
 		problem.Write(c, problem.NotFound("no route matches "+c.Request.Method+" "+c.Request.URL.EscapedPath()))
 	})

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/prodready/service/internal/logging"
-	"github.com/prodready/service/internal/notes"
 	"github.com/prodready/service/internal/problem"
 	"github.com/prodready/service/internal/server"
 	"github.com/prodready/service/internal/servicetest"
@@ -25,40 +23,25 @@ import (
 
 const testMaxBody = 1024
 
-// fakeStore answers Create and Get with err and counts the calls; the other
-// methods are not needed here (calling one panics on the nil embedded Store).
-type fakeStore struct {
-	notes.Store
-	err   error
-	calls atomic.Int32
-}
-
-func (f *fakeStore) Create(context.Context, notes.Input) (notes.Note, error) {
-	f.calls.Add(1)
-	return notes.Note{ID: "n1", Title: "t", Version: 1}, f.err
-}
-
-func (f *fakeStore) Get(context.Context, string) (notes.Note, error) {
-	f.calls.Add(1)
-	return notes.Note{}, f.err
-}
-
-// newServer builds the server as cmd/ does, with a logger from logging.New.
-func newServer(t *testing.T, store notes.Store) (*gin.Engine, *servicetest.LogBuffer) {
+// newServer builds the server as cmd/ does, with a logger from logging.New,
+// the widgets test resource (nil: one that succeeds) and alerts (nil: none).
+func newServer(t *testing.T, res *widgets, alerts server.Alerts) (*gin.Engine, *servicetest.LogBuffer) {
 	t.Helper()
 	logs := &servicetest.LogBuffer{}
 	logger, _, err := logging.New(logs, logging.Options{Level: "info", Format: "json"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if store == nil {
-		store = &fakeStore{}
+	if res == nil {
+		res = &widgets{}
 	}
+	res.logger = logger
 	e := server.New(server.Options{
 		Logger:       logger,
-		Notes:        store,
 		MaxBodyBytes: testMaxBody,
 		Version:      "v1.2.3",
+		Alerts:       alerts,
+		Routes:       []func(gin.IRouter){res.routes},
 	})
 	return e, logs
 }
@@ -93,8 +76,8 @@ func wantProblem(t *testing.T, w *httptest.ResponseRecorder, status int, typ str
 }
 
 func TestUnknownRouteIsProblem404(t *testing.T) {
-	e, _ := newServer(t, nil)
-	for _, target := range []string{"/nope", "/v1/notes/a/b", "/livez/"} {
+	e, _ := newServer(t, nil, nil)
+	for _, target := range []string{"/nope", "/v1/widgets/a/b", "/livez/"} {
 		w := serve(e, httptest.NewRequest(http.MethodGet, target, nil))
 		// "/livez/" also shows there is no redirect to "/livez".
 		p := wantProblem(t, w, http.StatusNotFound, problem.TypeNotFound)
@@ -105,14 +88,14 @@ func TestUnknownRouteIsProblem404(t *testing.T) {
 }
 
 func TestWrongMethodIsProblem405WithAllow(t *testing.T) {
-	e, _ := newServer(t, nil)
+	e, _ := newServer(t, nil, nil)
 	tests := []struct {
 		method, target string
 		allow          []string
 	}{
-		{http.MethodPatch, "/v1/notes/x", []string{"DELETE", "GET", "PUT"}},
-		{http.MethodPost, "/v1/notes/x", []string{"DELETE", "GET", "PUT"}},
-		{http.MethodDelete, "/v1/notes", []string{"GET", "POST"}},
+		{http.MethodPatch, "/v1/widgets/x", []string{"DELETE", "GET", "PUT"}},
+		{http.MethodPost, "/v1/widgets/x", []string{"DELETE", "GET", "PUT"}},
+		{http.MethodDelete, "/v1/widgets", []string{"GET", "POST"}},
 		{http.MethodPost, "/livez", []string{"GET"}},
 	}
 	for _, tt := range tests {
@@ -132,7 +115,7 @@ func TestWrongMethodIsProblem405WithAllow(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
-	e, _ := newServer(t, nil)
+	e, _ := newServer(t, nil, nil)
 	long128 := strings.Repeat("a", 128)
 	tests := []struct {
 		name, incoming string
@@ -177,20 +160,11 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
-// replaceReportPanic swaps server.ReportPanic for the test's duration and
-// returns what it receives. Tests using it must not be parallel.
-func replaceReportPanic(t *testing.T) *[]server.PanicReport {
-	t.Helper()
-	var got []server.PanicReport
-	orig := server.ReportPanic
-	server.ReportPanic = func(_ context.Context, p server.PanicReport) { got = append(got, p) }
-	t.Cleanup(func() { server.ReportPanic = orig })
-	return &got
-}
-
 func TestPanicBecomesProblem500(t *testing.T) {
-	reports := replaceReportPanic(t)
-	e, logs := newServer(t, nil)
+	t.Parallel()
+	calls := &alertCalls{}
+	reports := &calls.panics
+	e, logs := newServer(t, nil, calls)
 	e.GET("/test/panic/:n", func(c *gin.Context) { panic("secret kaboom in table users") })
 
 	req := httptest.NewRequest(http.MethodGet, "/test/panic/1", nil)
@@ -235,8 +209,10 @@ func TestPanicBecomesProblem500(t *testing.T) {
 }
 
 func TestPanicAfterResponseStartedKeepsResponse(t *testing.T) {
-	reports := replaceReportPanic(t)
-	e, logs := newServer(t, nil)
+	t.Parallel()
+	calls := &alertCalls{}
+	reports := &calls.panics
+	e, logs := newServer(t, nil, calls)
 	e.GET("/test/late-panic", func(c *gin.Context) {
 		c.String(http.StatusOK, "partial")
 		c.Writer.Flush()
@@ -252,8 +228,10 @@ func TestPanicAfterResponseStartedKeepsResponse(t *testing.T) {
 }
 
 func TestAbortHandlerPanicPassesThrough(t *testing.T) {
-	reports := replaceReportPanic(t)
-	e, logs := newServer(t, nil)
+	t.Parallel()
+	calls := &alertCalls{}
+	reports := &calls.panics
+	e, logs := newServer(t, nil, calls)
 	e.GET("/test/abort", func(c *gin.Context) { panic(http.ErrAbortHandler) })
 
 	defer func() {
@@ -272,9 +250,9 @@ func TestBodyOverLimitIs413(t *testing.T) {
 	big := `{"title":"x","body":"` + strings.Repeat("b", testMaxBody) + `"}`
 
 	t.Run("declared Content-Length is refused before reading", func(t *testing.T) {
-		store := &fakeStore{}
-		e, _ := newServer(t, store)
-		req := httptest.NewRequest(http.MethodPost, "/v1/notes", strings.NewReader(big))
+		store := &widgets{}
+		e, _ := newServer(t, store, nil)
+		req := httptest.NewRequest(http.MethodPost, "/v1/widgets", strings.NewReader(big))
 		req.Header.Set("Content-Type", "application/json")
 		w := serve(e, req)
 		p := wantProblem(t, w, http.StatusRequestEntityTooLarge, problem.TypePayloadTooLarge)
@@ -287,8 +265,8 @@ func TestBodyOverLimitIs413(t *testing.T) {
 	})
 
 	t.Run("chunked body is cut off while decoding", func(t *testing.T) {
-		store := &fakeStore{}
-		e, _ := newServer(t, store)
+		store := &widgets{}
+		e, _ := newServer(t, store, nil)
 		var sawLength atomic.Int64
 		var sawChunked atomic.Bool
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -299,7 +277,7 @@ func TestBodyOverLimitIs413(t *testing.T) {
 		defer srv.Close()
 
 		// io.MultiReader hides the length, so the client sends it chunked.
-		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/notes", io.MultiReader(strings.NewReader(big)))
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/widgets", io.MultiReader(strings.NewReader(big)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,10 +306,10 @@ func TestBodyOverLimitIs413(t *testing.T) {
 	})
 
 	t.Run("body at the limit is accepted", func(t *testing.T) {
-		store := &fakeStore{}
-		e, _ := newServer(t, store)
+		store := &widgets{}
+		e, _ := newServer(t, store, nil)
 		ok := `{"title":"x","body":"` + strings.Repeat("b", testMaxBody-len(`{"title":"x","body":""}`)) + `"}`
-		req := httptest.NewRequest(http.MethodPost, "/v1/notes", strings.NewReader(ok))
+		req := httptest.NewRequest(http.MethodPost, "/v1/widgets", strings.NewReader(ok))
 		req.Header.Set("Content-Type", "application/json")
 		if w := serve(e, req); w.Code != http.StatusCreated {
 			t.Errorf("status = %d, want 201 for exactly %d bytes: %s", w.Code, len(ok), w.Body)
@@ -340,9 +318,9 @@ func TestBodyOverLimitIs413(t *testing.T) {
 }
 
 func TestAccessLog(t *testing.T) {
-	e, logs := newServer(t, &fakeStore{err: notes.ErrNotFound})
+	e, logs := newServer(t, &widgets{err: errNotFound}, nil)
 
-	req := httptest.NewRequest(http.MethodGet, "/v1/notes/abc", nil)
+	req := httptest.NewRequest(http.MethodGet, "/v1/widgets/abc", nil)
 	req.Header.Set(server.RequestIDHeader, "req-access")
 	// Not trusted: the server trusts no proxy, so the socket address wins.
 	req.Header.Set("X-Forwarded-For", "203.0.113.9")
@@ -358,7 +336,7 @@ func TestAccessLog(t *testing.T) {
 	want := map[string]any{
 		"level":      "INFO",
 		"method":     "GET",
-		"route":      "/v1/notes/:id", // the template, not /v1/notes/abc
+		"route":      "/v1/widgets/:id", // the template, not /v1/widgets/abc
 		"status":     404.0,
 		"bytes":      float64(w.Body.Len()),
 		"request_id": "req-access",
@@ -378,8 +356,8 @@ func TestAccessLog(t *testing.T) {
 }
 
 func TestHandlerLogsCarryRequestID(t *testing.T) {
-	e, logs := newServer(t, &fakeStore{err: errors.New("database is on fire")})
-	req := httptest.NewRequest(http.MethodPost, "/v1/notes", strings.NewReader(`{"title":"x"}`))
+	e, logs := newServer(t, &widgets{err: errors.New("database is on fire")}, nil)
+	req := httptest.NewRequest(http.MethodPost, "/v1/widgets", strings.NewReader(`{"title":"x"}`))
 	req.Header.Set("Content-Type", "application/json")
 	w := serve(e, req)
 	wantProblem(t, w, http.StatusInternalServerError, problem.TypeInternal)
@@ -387,7 +365,7 @@ func TestHandlerLogsCarryRequestID(t *testing.T) {
 		t.Errorf("store error leaked: %s", w.Body)
 	}
 
-	recs := logs.Records(t, "notes store failed")
+	recs := logs.Records(t, "widget store failed")
 	if len(recs) != 1 {
 		t.Fatalf("got %d store failure records, want 1", len(recs))
 	}
@@ -397,7 +375,7 @@ func TestHandlerLogsCarryRequestID(t *testing.T) {
 }
 
 func TestLivez(t *testing.T) {
-	e, _ := newServer(t, &fakeStore{err: errors.New("store down")})
+	e, _ := newServer(t, &widgets{err: errors.New("store down")}, nil)
 	w := serve(e, httptest.NewRequest(http.MethodGet, "/livez", nil))
 	if w.Code != http.StatusOK {
 		t.Fatalf("status = %d", w.Code)
@@ -414,20 +392,15 @@ func TestLivez(t *testing.T) {
 	}
 }
 
-func TestNewDefaultsAndRequirements(t *testing.T) {
-	// Logger, body limit and page sizes are optional.
-	e := server.New(server.Options{Notes: &fakeStore{}})
+func TestNewDefaults(t *testing.T) {
+	// Every option may be left out: no logger, body limit, alerts or
+	// resources. Such a server still answers its probe, and 404 elsewhere.
+	e := server.New(server.Options{})
 	if w := serve(e, httptest.NewRequest(http.MethodGet, "/livez", nil)); w.Code != http.StatusOK {
 		t.Errorf("livez = %d", w.Code)
 	}
+	wantProblem(t, serve(e, httptest.NewRequest(http.MethodGet, "/v1/widgets", nil)), http.StatusNotFound, problem.TypeNotFound)
 	if gin.Mode() != gin.ReleaseMode {
 		t.Errorf("gin mode = %s, want release", gin.Mode())
 	}
-
-	defer func() {
-		if recover() == nil {
-			t.Error("New without a Store did not panic")
-		}
-	}()
-	server.New(server.Options{})
 }

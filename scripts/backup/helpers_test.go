@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for the admin connection
 	"github.com/uptrace/bun"
 
@@ -219,9 +220,10 @@ func openDB(t *testing.T, o database.Options) *bun.DB {
 // api serves the real handler over db, as the service would.
 func api(t *testing.T, db *bun.DB) *httptest.Server {
 	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
 	h := server.New(server.Options{
-		Notes:  notes.NewBunStore(db),
-		Logger: slog.New(slog.DiscardHandler),
+		Routes: []func(gin.IRouter){notes.Routes(notes.NewBunStore(db), notes.APIOptions{Logger: logger})},
+		Logger: logger,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
