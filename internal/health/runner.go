@@ -40,6 +40,10 @@ type Runner struct {
 	mu       sync.Mutex
 	last     *Report
 	inflight chan struct{} // closed when the current run finishes
+
+	notifyMu     sync.Mutex         // serializes transitions and their delivery
+	onTransition []func(Transition) // see OnTransition
+	states       map[string]*checkState
 }
 
 // NewRunner returns a Runner. ttl 0 disables caching (concurrent callers are
@@ -123,11 +127,21 @@ func (r *Runner) runAll(done chan struct{}) {
 	}
 	rep.Time = r.now()
 
+	// notifyMu is taken before the next run can start, so transitions are
+	// computed and delivered in the order of the runs.
+	r.notifyMu.Lock()
+	defer r.notifyMu.Unlock()
+	changes := r.transitions(rep)
 	r.mu.Lock()
 	r.last = &rep
 	r.inflight = nil
 	r.mu.Unlock()
 	close(done)
+	for _, t := range changes {
+		for _, fn := range r.onTransition {
+			fn(t)
+		}
+	}
 }
 
 // runOne runs a check under its own timeout. A check that panics or hangs
