@@ -33,7 +33,7 @@ func TestBackup_CheckOn(t *testing.T) {
 // The check must warn before it fails; the rule applies only while the check
 // runs, so a development machine is not held to thresholds nobody reads.
 func TestLoad_BackupThresholds(t *testing.T) {
-	base := []string{"DATABASE_URL", "postgres://db/x", "STATUS_TOKENS", "0123456789abcdef0123"}
+	base := []string{"DATABASE_URL", "postgres://db/x", "STATUS_TOKENS", "0123456789abcdef0123", "NEW_RELIC_LICENSE_KEY", testLicense}
 	tests := []struct {
 		name    string
 		env     []string

@@ -44,6 +44,7 @@ type Config struct {
 	Cache       Cache    `yaml:"cache"`
 	Notes       Notes    `yaml:"notes"`
 	Backup      Backup   `yaml:"backup"`
+	NewRelic    NewRelic `yaml:"newrelic"`
 }
 
 // Service names this deployment in logs, e-mails and the status route.
@@ -228,6 +229,9 @@ func Default() Config {
 			Check:     "auto",
 			WarnAfter: 26 * time.Hour,
 			FailAfter: 50 * time.Hour,
+		},
+		NewRelic: NewRelic{
+			Enabled: true, DistributedTracing: true, LogForwarding: true, UtilizationDetection: true,
 		},
 	}
 }

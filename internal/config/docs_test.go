@@ -25,6 +25,8 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 			return "postgres://localhost/x"
 		case "STATUS_TOKENS":
 			return "0123456789abcdef0123"
+		case "NEW_RELIC_LICENSE_KEY":
+			return strings.Repeat("x", config.LicenseKeyLen)
 		}
 		return ""
 	}, func(string) ([]byte, error) { return yamlDoc, nil })
@@ -38,6 +40,7 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 		rows[m[1]] = m[2]
 	}
 	envSeen := map[string]string{}
+	fromEnv := map[string]bool{"database.url": true, "status.tokens": true, "newrelic.license_key": true}
 	for _, f := range config.Fields() {
 		if f.Env != config.EnvName(f.Key) || !strings.HasPrefix(f.Env, "APP_") {
 			t.Errorf("%s: variable %s does not follow the rule", f.Key, f.Env)
@@ -46,10 +49,10 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 			t.Errorf("%s and %s share the variable %s", f.Key, other, f.Env)
 		}
 		envSeen[f.Env] = f.Key
-		if src := l.Sources[f.Key]; !strings.HasPrefix(src, "config.yaml:") && f.Key != "database.url" && f.Key != "status.tokens" {
+		if src := l.Sources[f.Key]; !strings.HasPrefix(src, "config.yaml:") && !fromEnv[f.Key] {
 			t.Errorf("%s: missing from config.yaml (source %s)", f.Key, src)
 		}
-		if f.Get(&l.Config) != f.Get(&def) && f.Key != "database.url" && f.Key != "status.tokens" {
+		if f.Get(&l.Config) != f.Get(&def) && !fromEnv[f.Key] {
 			t.Errorf("%s: config.yaml says %q, the built-in default is %q", f.Key, f.Get(&l.Config), f.Get(&def))
 		}
 		if v, ok := rows[f.Key]; !ok {
@@ -85,6 +88,12 @@ func TestEveryKeyHasAWorkingVariable(t *testing.T) {
 			v = "postgres://db/notes"
 		case f.Key == "cache.redis_url":
 			v = "redis://cache:6379/0"
+		case f.Key == "newrelic.license_key":
+			v = strings.Repeat("k", config.LicenseKeyLen)
+		case f.Key == "newrelic.labels":
+			v = "team:notes"
+		case f.Key == "newrelic.collector_host":
+			v = "collector.example:443"
 		default:
 			v = "changed"
 		}
@@ -94,6 +103,7 @@ func TestEveryKeyHasAWorkingVariable(t *testing.T) {
 		base := map[string]string{
 			"APP_ENVIRONMENT": "development", "DATABASE_URL": "postgres://db/x",
 			"STATUS_TOKENS": "0123456789abcdef0123", "APP_EMAIL_RECIPIENTS": "ops@example.com",
+			"NEW_RELIC_LICENSE_KEY": strings.Repeat("n", config.LicenseKeyLen),
 		}
 		l, err := config.Load("", func(k string) string {
 			if k == f.Env {

@@ -283,6 +283,7 @@ func (l *Loaded) validate(fields []Field, earlier bool) Errors {
 			break
 		}
 	}
+	errs = append(errs, l.validateNewRelic()...)
 	if c.Database.URL == "" && strings.TrimSpace(c.Database.SQLitePath) == "" {
 		errs = append(errs, Problem{Key: "database.sqlite_path", Source: l.Sources["database.sqlite_path"], Message: "is empty and database.url is not set: one of them is needed"})
 	}
@@ -299,6 +300,7 @@ func (l *Loaded) validate(fields []Field, earlier bool) Errors {
 			errs = append(errs, Problem{Key: "status.tokens", Source: l.Sources["status.tokens"],
 				Message: c.Environment + " needs a status token for monitors: set STATUS_TOKENS (or " + EnvName("status.tokens") + "_FILE)"})
 		}
+		errs = append(errs, l.requireMonitoring()...)
 	}
 	return errs
 }

@@ -69,7 +69,7 @@ func TestLoad_Precedence(t *testing.T) {
 
 func TestLoad_SecretFromFileIsUsedButNeverShown(t *testing.T) {
 	fs := files(map[string]string{"/run/dburl": "postgres://u:s3cret@db:5432/notes\n"})
-	l, err := config.Load("", env("DATABASE_URL_FILE", "/run/dburl", "STATUS_TOKENS", "0123456789abcdef0123"), fs)
+	l, err := config.Load("", env("DATABASE_URL_FILE", "/run/dburl", "STATUS_TOKENS", "0123456789abcdef0123", "NEW_RELIC_LICENSE_KEY", testLicense), fs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,8 @@ func TestLoad_MissingFile(t *testing.T) {
 }
 
 func TestLoad_ValidProductionConfig(t *testing.T) {
-	l, err := config.Load("", env("DATABASE_URL", "postgres://app:pw@db:5432/notes?sslmode=require", "STATUS_TOKENS", "0123456789abcdef0123,fedcba9876543210fedc"), files(nil))
+	l, err := config.Load("", env("DATABASE_URL", "postgres://app:pw@db:5432/notes?sslmode=require", "STATUS_TOKENS", "0123456789abcdef0123,fedcba9876543210fedc",
+		"NEW_RELIC_LICENSE_KEY", strings.Repeat("0", config.LicenseKeyLen)), files(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
