@@ -20,13 +20,16 @@ COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTime=$(BUILD_TIME)
 
-.PHONY: help run test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit backup restore backup-verify clean
+.PHONY: help run run-collector test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit backup restore backup-verify clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: ## Run the service on its embedded defaults (SQLite file, in-memory cache) at :8080
-	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} $(GO) run ./cmd/api serve
+	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} APP_NEWRELIC_UTILIZATION_DETECTION=false $(GO) run ./cmd/api serve
+
+run-collector: ## Run the fake New Relic collector on 127.0.0.1:8443, printing what the agent sends (then make run as it says)
+	$(GO) run ./cmd/fake-collector --addr 127.0.0.1:$${COLLECTOR_PORT:-8443} --dir $(TOOLS)/collector
 
 test: ## Run every test with the race detector; print coverage and enforce COVER_MIN
 	@mkdir -p $(COVER_DIR)
