@@ -69,8 +69,8 @@ func tableName(e *bun.QueryEvent) string {
 	return ""
 }
 
-// literals are SQL string and number literals: quoted strings (with ''
-// escapes, and the E'' and X'' forms) and numbers that stand alone, not the
+// literals are SQL string and number literals: quoted strings (with ”
+// escapes, and the E” and X” forms) and numbers that stand alone, not the
 // digits inside an identifier such as t1.
 var literals = regexp.MustCompile(`(?i)\b[ex]?'(?:[^']|'')*'|'(?:[^']|'')*'|\b\d+(?:\.\d+)?(?:e[+-]?\d+)?\b`)
 

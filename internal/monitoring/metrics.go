@@ -11,7 +11,7 @@ import (
 // counter is a monotonic count the agent samples.
 type counter struct{ n atomic.Uint64 }
 
-func (c *counter) add()           { c.n.Add(1) }
+func (c *counter) add()          { c.n.Add(1) }
 func (c *counter) load() float64 { return float64(c.n.Load()) }
 
 // gauges samples the service's own counters (failed requests, syslog
