@@ -3,6 +3,7 @@ package servicetest
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -81,7 +82,8 @@ func StartCollector(t testing.TB) *Collector {
 // NewCollector starts a collector listening on addr (a loopback host:port)
 // and writes its CA certificate to dir/collector-ca.pem.
 func NewCollector(addr, dir string) (*Collector, error) {
-	ln, err := net.Listen("tcp", addr)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
