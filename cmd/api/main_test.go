@@ -59,6 +59,8 @@ func startApp(t *testing.T, env map[string]string) *app {
 		"APP_LOG_LEVEL":            "debug",
 		"APP_HTTP_DRAIN_DELAY":     "0s",
 		"STATUS_TOKENS":            testToken,
+		// Never probe cloud metadata addresses, whatever a test turns on.
+		"APP_NEWRELIC_UTILIZATION_DETECTION": "false",
 	}
 	for k, v := range env {
 		base[k] = v
@@ -485,10 +487,11 @@ func TestMain_ExitCodes(t *testing.T) {
 			"log.level (" + bad + ":2)", "http.read_timeout (" + bad + ":4)", "http.prot (" + bad + ":5): unknown key"}},
 		{"production without a database", "serve", []string{"APP_ENVIRONMENT=production"}, 2, []string{"production needs a PostgreSQL database"}},
 		{"config shows the defaults, then what production lacks", "config", []string{"APP_ENVIRONMENT=", "DATABASE_URL=postgres://u:topsecret@db/x"}, 2, []string{
-			"environment                  production", "[redacted]", "status.tokens (default): production needs a status token"}},
+			"environment                     production", "[redacted]", "status.tokens (default): production needs a status token",
+			"newrelic.license_key (default): production needs application monitoring"}},
 		{"unknown command", "frobnicate", nil, 2, []string{`api: unknown command "frobnicate"`}},
 		{"unknown flag", "serve --verbose", nil, 2, []string{"api: serve: flag provided but not defined: -verbose"}},
-		{"unreachable database", "serve", []string{"APP_ENVIRONMENT=production", "STATUS_TOKENS=0123456789abcdef0123", "DATABASE_URL=postgres://u:topsecret@127.0.0.1:1/x?connect_timeout=2"}, 1, []string{"api: open database"}},
+		{"unreachable database", "serve", []string{"APP_ENVIRONMENT=production", "STATUS_TOKENS=0123456789abcdef0123", "APP_NEWRELIC_ENABLED=false", "DATABASE_URL=postgres://u:topsecret@127.0.0.1:1/x?connect_timeout=2"}, 1, []string{"api: open database"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
