@@ -63,7 +63,9 @@ func (o object) id() string {
 // build renders the kustomization in dir and returns its objects by kind/name.
 func build(t *testing.T, dir string) map[string]object {
 	t.Helper()
-	cmd := exec.Command(kustomize(t), "build", dir)
+	// The backup Component generates its ConfigMap from scripts/backup/,
+	// outside its folder: kustomize's load restrictor is off, as in deploy.sh.
+	cmd := exec.Command(kustomize(t), "build", "--load-restrictor", "LoadRestrictionsNone", dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -278,14 +280,17 @@ func TestStagingProductionComparisonCatchesDrift(t *testing.T) {
 func TestPromotionSetsTheSameDigestInStagingAndProduction(t *testing.T) {
 	k := kustomize(t)
 	work := t.TempDir()
-	// All of deploy/, as deploy.sh copies it: overlays may use components beside kubernetes/.
-	if err := os.CopyFS(work, os.DirFS(filepath.Join(root, "deploy"))); err != nil {
-		t.Fatal(err)
+	// deploy/ and the backup scripts, as deploy.sh copies them: overlays may
+	// use components beside kubernetes/, and the backup Component reads scripts/backup/.
+	for _, d := range []string{"deploy", filepath.Join("scripts", "backup")} {
+		if err := os.CopyFS(filepath.Join(work, d), os.DirFS(filepath.Join(root, d))); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ref := serviceImage + "@sha256:" + strings.Repeat("ab", 32)
 	renders := map[string]map[string]object{}
 	for _, env := range []string{"staging", "production"} {
-		dir := filepath.Join(work, "kubernetes", "overlays", env)
+		dir := filepath.Join(work, "deploy", "kubernetes", "overlays", env)
 		cmd := exec.Command(k, "edit", "set", "image", "notes-api="+ref)
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {

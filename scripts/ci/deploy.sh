@@ -29,11 +29,15 @@ KUSTOMIZE=${KUSTOMIZE:-$ROOT/.tools/kustomize}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# All of deploy/: overlays may include components from beside kubernetes/.
+# All of deploy/ (overlays may include components from beside kubernetes/)
+# and the backup scripts, which the backup Component's ConfigMap is generated
+# from at render time: the one copy, outside deploy/, hence the load restrictor off.
+mkdir -p "$work/scripts"
 cp -R "$ROOT/deploy" "$work/"
+cp -R "$ROOT/scripts/backup" "$work/scripts/"
 overlay="$work/deploy/kubernetes/overlays/$env"
 (cd "$overlay" && "$KUSTOMIZE" edit set image "notes-api=$image")
-"$KUSTOMIZE" build "$overlay" >"$work/manifests.yaml"
+"$KUSTOMIZE" build --load-restrictor LoadRestrictionsNone "$overlay" >"$work/manifests.yaml"
 
 # Every container of the service runs exactly this image (other images, such
 # as a backup job's, are the overlay's business), and none is left unresolved.
