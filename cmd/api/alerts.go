@@ -8,6 +8,7 @@ import (
 
 	"github.com/prodready/service/internal/alert"
 	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/monitoring"
 	"github.com/prodready/service/internal/server"
 )
 
@@ -26,11 +27,15 @@ func newAlertReporter(cfg config.Config, logger *slog.Logger) (*alert.Reporter, 
 	}, logger)
 }
 
-// alertHooks adapts the e-mail reporter to server.Alerts: recovered
-// panics, unhandled 5xx errors, and the per-request scope that puts the
-// error records of a failing request into its one mail. The server does not
-// import internal/alert; this adapter is the only place the two meet.
-type alertHooks struct{ rep *alert.Reporter }
+// alertHooks adapts the e-mail reporter and the APM agent to server.Alerts:
+// recovered panics, unhandled 5xx errors, and the per-request scope that
+// puts the error records of a failing request into its one mail. The server
+// imports neither; this adapter is the only place they meet. Both hear of
+// the same failures, so a mail and an APM error always go together.
+type alertHooks struct {
+	rep   *alert.Reporter
+	agent *monitoring.Agent // does nothing when monitoring is off
+}
 
 func (a alertHooks) Scope(ctx context.Context) (context.Context, func()) {
 	return a.rep.BeginRequest(ctx)
@@ -40,12 +45,14 @@ func (a alertHooks) ReportPanic(ctx context.Context, p server.PanicReport) {
 	r := requestReport(p.RequestInfo)
 	r.Kind, r.Value, r.Stack, r.Status = alert.KindPanic, p.Value, p.Stack, 500
 	a.rep.Report(ctx, r)
+	a.agent.NoticePanic(ctx, p.Value) // still inside recovery's deferred call: the stack has the panic
 }
 
 func (a alertHooks) ReportError(ctx context.Context, e server.ErrorReport) {
 	r := requestReport(e.RequestInfo)
 	r.Kind, r.Err, r.Status = alert.Kind5xx, e.Err, e.Status
 	a.rep.Report(ctx, r)
+	a.agent.NoticeError(ctx, e.Status, e.Err)
 }
 
 // requestReport is the part of an alert that describes the request.

@@ -84,7 +84,7 @@ func newAlertServer(tb testing.TB, host string, port int, store notes.Store, log
 	if store == nil {
 		store = failingStore{err: errors.New("unused")}
 	}
-	e := newEngine(logger, store, alertHooks{rep})
+	e := newEngine(logger, store, alertHooks{rep: rep})
 	e.GET("/test/panic/:id", func(c *gin.Context) {
 		var ids []string
 		_ = ids[len(c.Param("id"))] // index out of range

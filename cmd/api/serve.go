@@ -26,6 +26,7 @@ import (
 	"github.com/prodready/service/internal/database"
 	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/logging"
+	"github.com/prodready/service/internal/monitoring"
 	"github.com/prodready/service/internal/notes"
 	"github.com/prodready/service/internal/server"
 )
@@ -41,13 +42,14 @@ func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, st
 	s := &service{cfg: l.Config, loaded: l, getenv: getenv, stdout: stdout, stderr: stderr}
 	defer func() { s.stop(err) }()
 	for _, start := range []func(context.Context) error{
-		s.startLogging,   // first: every later step logs
-		s.startAlerts,    // before anything that can fail at run time
-		s.openDatabase,   // fail fast: without it the service can do nothing
-		s.openCache,      // never fails the start: Redis down means reads go to the database
-		s.mountResources, // the API: each resource's routes, over the database and cache
-		s.buildHealth,    // a check for every dependency configured above
-		s.listen,         // last: accept traffic only when everything is ready
+		s.startLogging,    // first: every later step logs
+		s.startAlerts,     // before anything that can fail at run time
+		s.startMonitoring, // New Relic: before the database and cache it instruments
+		s.openDatabase,    // fail fast: without it the service can do nothing
+		s.openCache,       // never fails the start: Redis down means reads go to the database
+		s.mountResources,  // the API: each resource's routes, over the database and cache
+		s.buildHealth,     // a check for every dependency configured above
+		s.listen,          // last: accept traffic only when everything is ready
 	} {
 		if err := start(ctx); err != nil {
 			return err
@@ -66,6 +68,7 @@ type service struct {
 	logs   *logging.Logging
 	logger *slog.Logger
 	alerts *alert.Reporter
+	agent  *monitoring.Agent
 	db     *bun.DB
 	cache  cache.Cache
 	routes []func(gin.IRouter)
@@ -73,8 +76,9 @@ type service struct {
 	http   *http.Server
 	ln     net.Listener
 
-	stops   []func() // undone in reverse order by stop
-	exitErr error    // what serve returns, for the last log record
+	stops      []func()  // undone in reverse order by stop
+	shutdownBy time.Time // end of the shutdown budget, once shutdown began
+	exitErr    error     // what serve returns, for the last log record
 }
 
 // onStop records f to run when the service stops, before everything
@@ -134,8 +138,11 @@ func (s *service) openDatabase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.db = db
 	s.onStop(func() { db.Close() })
+	if s.agent.On() {
+		db = db.WithQueryHook(s.agent.QueryHook(db)) // a datastore segment per query
+	}
+	s.db = db
 	if s.cfg.Database.MigrateOnStart {
 		applied, err := database.Migrate(ctx, db, s.logger)
 		if err != nil {
@@ -164,6 +171,7 @@ func (s *service) openCache(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
+	r.AddHook(s.agent.RedisHook) // a datastore segment per command (nil when monitoring is off)
 	s.cache = r
 	s.onStop(func() { r.Close() })
 	if err := r.Ping(ctx); err != nil {
@@ -176,18 +184,19 @@ func (s *service) openCache(ctx context.Context) error {
 // is one more line here; removing one is deleting its line.
 func (s *service) mountResources(context.Context) error {
 	s.routes = append(s.routes,
-		notesRoutes(s.cfg, s.db, s.cache, s.logger),
+		notesRoutes(s.cfg, s.db, s.cache, s.logger, s.agent),
 	)
 	return nil
 }
 
 // notesRoutes builds the notes resource: its store over the database,
 // bounded in time and cached, and its routes.
-func notesRoutes(cfg config.Config, db *bun.DB, c cache.Cache, logger *slog.Logger) func(gin.IRouter) {
+func notesRoutes(cfg config.Config, db *bun.DB, c cache.Cache, logger *slog.Logger, agent *monitoring.Agent) func(gin.IRouter) {
 	// Every request's database work ends within database.request_timeout;
 	// an unreachable database answers 503 with Retry-After, not a hang.
 	bounded := notes.NewBoundedStore(notes.NewBunStore(db), cfg.Database.RequestTimeout, database.Unavailable)
 	store := notes.NewCachedStore(bounded, c, cfg.Cache.TTL, logger)
+	agent.Gauge("Cache/Failures", func() float64 { return float64(store.Stats().Errors) })
 	return notes.Routes(store, notes.APIOptions{
 		DefaultPageSize: cfg.Notes.DefaultPageSize, MaxPageSize: cfg.Notes.MaxPageSize, Logger: logger,
 	})
@@ -196,7 +205,7 @@ func notesRoutes(cfg config.Config, db *bun.DB, c cache.Cache, logger *slog.Logg
 // buildHealth gives every dependency the service is configured to use a
 // check on /status, and warns about status settings an operator should know.
 func (s *service) buildHealth(context.Context) error {
-	s.health = healthHandler(s.cfg, s.db, s.cache, s.logs, s.logger)
+	s.health = healthHandler(s.cfg, s.db, s.cache, s.logs, s.logger, s.agent)
 	if s.cfg.Status.AllowQueryToken {
 		s.logger.Warn("status.allow_query_token is on: tokens in URLs end up in proxy and browser histories; prefer the Authorization header")
 	}
@@ -213,7 +222,10 @@ func (s *service) listen(ctx context.Context) error {
 	s.http = &http.Server{
 		Handler: server.New(server.Options{
 			Logger: s.logger, MaxBodyBytes: hc.MaxBodyBytes, Version: version,
-			Health: s.health, Alerts: alertHooks{s.alerts}, Routes: s.routes,
+			Health: s.health, Alerts: alertHooks{s.alerts, s.agent}, Routes: s.routes,
+			// APM transactions for everything but the probes, which are polled
+			// every few seconds and would drown the real traffic.
+			Observe: s.agent.Middleware("/livez", "/readyz"),
 		}),
 		ReadHeaderTimeout: hc.ReadHeaderTimeout,
 		ReadTimeout:       hc.ReadTimeout,
@@ -255,7 +267,8 @@ func (s *service) serveUntilDone(ctx context.Context) error {
 		}
 	}
 	s.logger.Info("shutting down: draining in-flight requests", "timeout", hc.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), hc.ShutdownTimeout)
+	s.shutdownBy = time.Now().Add(hc.ShutdownTimeout)
+	sctx, cancel := context.WithDeadline(context.Background(), s.shutdownBy)
 	defer cancel()
 	if err := s.http.Shutdown(sctx); err != nil {
 		_ = s.http.Close()
@@ -270,7 +283,7 @@ func (s *service) serveUntilDone(ctx context.Context) error {
 
 // healthHandler registers a check for every dependency this configuration
 // uses. A later dependency plugs in with one more runner.Register call.
-func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.Logging, logger *slog.Logger) *health.Handler {
+func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.Logging, logger *slog.Logger, agent *monitoring.Agent) *health.Handler {
 	st := cfg.Status
 	runner := health.NewRunner(logger, st.CacheTTL, st.Deadline,
 		health.DatabaseCheck(db, st.DatabaseTimeout, logger),
@@ -293,6 +306,9 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 		runner.Register(health.SyslogCheck(addr, tlsConf, func() health.SyslogStats {
 			return health.SyslogStats{Dropped: logs.SyslogStats().Dropped}
 		}, st.SyslogTimeout, logger))
+	}
+	if agent.On() {
+		runner.Register(agent.Check())
 	}
 	if cfg.Backup.CheckOn(cfg.Environment) {
 		runner.Register(backup.AgeCheck(db, cfg.Backup.WarnAfter, cfg.Backup.FailAfter, time.Now))
