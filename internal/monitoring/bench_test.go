@@ -3,6 +3,7 @@ package monitoring_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func BenchmarkRequestCost(b *testing.B) {
 				col.Hang(true)
 			}
 		}
-		a, err := monitoring.New(monitoring.Options{Config: cfg, ServiceName: "bench", MetricsInterval: time.Hour})
+		a, err := monitoring.New(monitoring.Options{Config: cfg, ServiceName: "bench", MetricsInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			b.Fatal(err)
 		}
