@@ -17,8 +17,9 @@ GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
-LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildTime=$(BUILD_TIME)
+# The commit's time, not the clock's: a rebuild of a commit is the same binary.
+COMMIT_TIME ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
+LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)
 
 .PHONY: help run run-collector test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit backup restore backup-verify clean
 
@@ -105,8 +106,14 @@ tools: ## Install the pinned delivery tools into .tools/ (actionlint, kustomize,
 check-delivery: tools ## Offline checks of workflows, manifests, compose file and shell scripts, each shown to bite
 	bash scripts/ci/check-delivery.sh
 
-compose-up: ## Build the image and run API, PostgreSQL, Redis and Mailpit with Docker Compose (needs a Docker engine)
-	docker compose -f deploy/compose/compose.yaml up --build
+image: ## Build the image with ko twice into a loopback registry (no Docker engine) and inspect it (scripts/ci/image.sh)
+	bash scripts/ci/image.sh
+
+compose-up: ## Build the image into the local Docker engine with ko, then run API, PostgreSQL, Redis and Mailpit with Docker Compose
+	bash scripts/ci/install-tools.sh ko
+	VERSION=$(VERSION) COMMIT=$(COMMIT) COMMIT_TIME=$(COMMIT_TIME) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
+		KO_DOCKER_REPO=ko.local/notes-api $(TOOLS)/ko build --bare --sbom none ./cmd/api
+	docker compose -f deploy/compose/compose.yaml up
 
 compose-down: ## Stop the compose stack and delete its volumes
 	docker compose -f deploy/compose/compose.yaml down --volumes

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -613,48 +614,57 @@ func TestSystemdUnitAndEnvironmentFile(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Image and workflows
 
-func TestDockerfileBuildsAStaticNonRootImage(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+// The image is ko's (.ko.yaml): distroless static pinned by digest, the
+// Makefile's stamps with the commit's time (no clock), and no Dockerfile
+// beside it that could build something else. scripts/ci/image.sh builds it
+// twice and inspects the result.
+func TestImageIsBuiltByKoReproducibly(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, ".ko.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	df := string(data)
-	froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(df, -1)
-	if len(froms) < 2 {
-		t.Fatalf("want a multi-stage build, found FROM lines %v", froms)
+	var ko struct {
+		DefaultBaseImage string `yaml:"defaultBaseImage"`
+		Builds           []struct {
+			Main    string   `yaml:"main"`
+			Env     []string `yaml:"env"`
+			Ldflags []string `yaml:"ldflags"`
+		} `yaml:"builds"`
 	}
-	if final := froms[len(froms)-1][1]; !strings.Contains(final, "distroless/static") || !regexp.MustCompile(`@sha256:[0-9a-f]{64}$`).MatchString(final) {
-		t.Errorf("final stage %s: want distroless static pinned by digest", final)
+	if err := yaml.Unmarshal(data, &ko); err != nil {
+		t.Fatal(err)
 	}
-	for _, want := range []string{
-		"CGO_ENABLED=0 go build -trimpath",
-		"-X main.version=${VERSION} -X main.commit=${COMMIT} -X main.buildTime=${BUILD_TIME}",
-		"USER 65532:65532",
-		"EXPOSE 8080",
-		`CMD ["/api", "healthcheck", "--url", "http://127.0.0.1:8080/readyz"]`,
-		`ENTRYPOINT ["/api"]`,
-	} {
-		if !strings.Contains(df, want) {
-			t.Errorf("Dockerfile lacks %s", want)
+	if !regexp.MustCompile(`^gcr\.io/distroless/static-debian12:nonroot@sha256:[0-9a-f]{64}$`).MatchString(ko.DefaultBaseImage) {
+		t.Errorf("defaultBaseImage %s: want distroless static nonroot pinned by digest", ko.DefaultBaseImage)
+	}
+	if len(ko.Builds) != 1 || ko.Builds[0].Main != "./cmd/api" || !slices.Contains(ko.Builds[0].Env, "CGO_ENABLED=0") {
+		t.Fatalf("builds %+v: want one static build of ./cmd/api", ko.Builds)
+	}
+	flags := strings.Join(ko.Builds[0].Ldflags, " ")
+	for _, want := range []string{"-s -w", "-X main.version={{.Env.VERSION}}", "-X main.commit={{.Env.COMMIT}}", "-X main.commitTime={{.Env.COMMIT_TIME}}"} {
+		if !strings.Contains(flags, want) {
+			t.Errorf(".ko.yaml ldflags lack %s", want)
 		}
 	}
-	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ignored := map[string]bool{}
-	for _, l := range strings.Fields(string(ignore)) {
-		ignored[l] = true
-	}
-	for _, p := range []string{".git", ".tools", "bin", "coverage", "data", "*.db"} {
-		if !ignored[p] {
-			t.Errorf(".dockerignore does not exclude %s", p)
+	// Nothing stamps the clock: not the Makefile, not the image build.
+	for _, f := range []string{"Makefile", ".ko.yaml", "scripts/ci/image.sh", ".github/workflows/cd.yml"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if regexp.MustCompile(`BUILD_TIME|buildTime|build_time`).Match(b) {
+			t.Errorf("%s stamps the wall clock; use the commit's time (SOURCE_DATE_EPOCH, COMMIT_TIME)", f)
 		}
 	}
-	for _, p := range []string{"go.mod", "go.sum", "cmd", "internal"} {
-		if ignored[p] {
-			t.Errorf(".dockerignore excludes %s, which the build needs", p)
-		}
+	if !strings.Contains(string(makefile), "main.commitTime=$(COMMIT_TIME)") {
+		t.Error("the Makefile does not stamp the commit time as .ko.yaml does")
+	}
+	if _, err := os.Stat(filepath.Join(root, "Dockerfile")); err == nil {
+		t.Error("a Dockerfile is back: it builds a different image from ko's; docs/RELEASE.md says why there is none")
 	}
 }
 
@@ -700,7 +710,7 @@ func TestWorkflowsAreLeastPrivilegeAndPinned(t *testing.T) {
 		}
 		for jobName, job := range wf.Jobs {
 			for scope, level := range job.Permissions {
-				if level == "write" && !map[string]bool{"packages": true, "contents": true, "id-token": true}[scope] {
+				if level == "write" && !map[string]bool{"packages": true, "contents": true, "id-token": true, "attestations": true}[scope] {
 					t.Errorf("%s job %s: %s: write is not needed", name, jobName, scope)
 				}
 			}
@@ -769,5 +779,95 @@ func TestSelectorsPickOnlyTheAPIPods(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Only an attested digest moves, and only after a sign-off that fails
+// closed: in release.yml every deploy step comes after a step that verifies
+// the digest's attestations (gh attestation verify, signer cd.yml on main),
+// production's after the approval check too, and every job waits for the
+// check of production's protection rules. RELEASE_WORKFLOW names another
+// file: check-delivery.sh runs this on broken copies to show it bites.
+func TestReleaseVerifiesBeforeEveryDeploy(t *testing.T) {
+	file := os.Getenv("RELEASE_WORKFLOW")
+	if file == "" {
+		file = filepath.Join(root, ".github", "workflows", "release.yml")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		Jobs map[string]struct {
+			Needs any `yaml:"needs"`
+			Steps []struct {
+				Name string `yaml:"name"`
+				Run  string `yaml:"run"`
+			} `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(data, &wf); err != nil {
+		t.Fatal(err)
+	}
+	verifies := regexp.MustCompile(`gh attestation verify "oci://\$IMAGE" --repo "\$GITHUB_REPOSITORY"\s*\\?\s*--signer-workflow "\$GITHUB_REPOSITORY/\.github/workflows/cd\.yml"\s*\\?\s*--source-ref refs/heads/main`)
+	approves := regexp.MustCompile(`signoff\.sh approval approvals\.json "\$GITHUB_TRIGGERING_ACTOR"`)
+	deploys := 0
+	for name, job := range wf.Jobs {
+		verified, approved := false, false
+		for _, s := range job.Steps {
+			verified = verified || verifies.MatchString(s.Run)
+			approved = approved || approves.MatchString(s.Run)
+			if !strings.Contains(s.Run, "scripts/ci/deploy.sh") {
+				continue
+			}
+			deploys++
+			if !verified {
+				t.Errorf("release.yml job %s: step %q deploys before the digest's attestations are verified", name, s.Name)
+			}
+			if strings.Contains(s.Run, "deploy.sh production") && !approved {
+				t.Errorf("release.yml job %s: step %q deploys to production before the sign-off is checked", name, s.Name)
+			}
+		}
+	}
+	if deploys < 2 {
+		t.Errorf("release.yml has %d deploy steps, want staging and production", deploys)
+	}
+	// Every job runs after the protection-rule check: follow needs to it.
+	var reaches func(job string, seen map[string]bool) bool
+	reaches = func(job string, seen map[string]bool) bool {
+		if job == "sign-off-rules" {
+			return true
+		}
+		if seen[job] {
+			return false
+		}
+		seen[job] = true
+		var needs []string
+		switch n := wf.Jobs[job].Needs.(type) {
+		case string:
+			needs = []string{n}
+		case []any:
+			for _, v := range n {
+				needs = append(needs, fmt.Sprint(v))
+			}
+		}
+		for _, n := range needs {
+			if reaches(n, seen) {
+				return true
+			}
+		}
+		return false
+	}
+	rules := false
+	for _, s := range wf.Jobs["sign-off-rules"].Steps {
+		rules = rules || strings.Contains(s.Run, "signoff.sh rules")
+	}
+	if !rules {
+		t.Error("release.yml: no sign-off-rules job checking production's protection (signoff.sh rules)")
+	}
+	for name := range wf.Jobs {
+		if !reaches(name, map[string]bool{}) {
+			t.Errorf("release.yml job %s does not wait for sign-off-rules", name)
+		}
 	}
 }

@@ -18,41 +18,43 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// Set at build time by the Makefile:
-// -ldflags "-X main.version=v1.2.3 -X main.commit=abc123 -X main.buildTime=2026-11-25T10:00:00Z"
+// Set at build time by the Makefile and the image build (.ko.yaml):
+// -ldflags "-X main.version=v1.2.3 -X main.commit=abc123 -X main.commitTime=2026-11-25T10:00:00Z"
+// The time is the commit's, never the clock's: two builds of one commit are
+// byte for byte the same binary (and the same image digest).
 var (
-	version   = "dev"
-	commit    = ""
-	buildTime = ""
+	version    = "dev"
+	commit     = ""
+	commitTime = ""
 )
 
 // revision is the commit this binary was built from: the stamped one, else
 // the VCS revision go build records, else "unknown". `api version` and the
 // status route's releaseId both report it.
 func revision() string {
-	c := commit
-	if c == "" { // go build records the VCS revision; use it when not stamped
+	return stamped(commit, "vcs.revision")
+}
+
+// stamped is value, else the build setting key that go build records from
+// the VCS, else "unknown".
+func stamped(value, key string) string {
+	if value == "" {
 		if bi, ok := debug.ReadBuildInfo(); ok {
 			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" {
-					c = s.Value
+				if s.Key == key {
+					value = s.Value
 				}
 			}
 		}
 	}
-	if c == "" {
-		c = "unknown"
+	if value == "" {
+		value = "unknown"
 	}
-	return c
+	return value
 }
 
 func versionString() string {
-	c := revision()
-	b := buildTime
-	if b == "" {
-		b = "unknown"
-	}
-	return fmt.Sprintf("api %s (commit %s, built %s, %s)", version, c, b, runtime.Version())
+	return fmt.Sprintf("api %s (commit %s, committed %s, %s)", version, revision(), stamped(commitTime, "vcs.time"), runtime.Version())
 }
 
 // configCmd prints the effective configuration, and after it, when the

@@ -9,11 +9,14 @@
 #      1.30 schemas built into it (and of a broken render)
 #   3. scripts/ci/deploy.sh renders staging and production with one digest,
 #      as a promotion does, and the renders validate
-#   4. the deploy/ Go tests: staging and production differ only in allowed
+#   4. the sign-off gates (signoff.sh) on good and broken API records, and
+#      release.yml's order (attestation verified before each deploy, sign-off
+#      before production) on release.yml and on broken copies
+#   5. the deploy/ Go tests: staging and production differ only in allowed
 #      fields and run the same digest; each platform's configuration loads
-#   5. the compose file against the Compose Specification (and a broken copy)
-#   6. shellcheck on every shell script in the repository (and a broken one)
-#   7. systemd-analyze verify and security of the unit, where systemd exists
+#   6. the compose file against the Compose Specification (and a broken copy)
+#   7. shellcheck on every shell script in the repository (and a broken one)
+#   8. systemd-analyze verify and security of the unit, where systemd exists
 #
 # Installs the pinned tools it needs first (scripts/ci/install-tools.sh, which
 # `make tools` runs too; nothing to do when they are there). After that: no
@@ -96,6 +99,31 @@ for env in staging production; do
 done
 must_fail "a tag instead of a digest" env RENDER_ONLY="$work/x.yaml" \
 	bash scripts/ci/deploy.sh production ghcr.io/prodready/service:latest
+
+step "sign-off fails closed (scripts/ci/signoff.sh) and release.yml verifies before every deploy"
+cat >"$work/env-good.json" <<'JSON'
+{"name":"production","can_admins_bypass":false,"protection_rules":[{"type":"required_reviewers","prevent_self_review":true,"reviewers":[{"type":"Team","reviewer":{"slug":"release-approvers"}}]}]}
+JSON
+bash scripts/ci/signoff.sh rules "$work/env-good.json"
+jq '.protection_rules[0].prevent_self_review = false' "$work/env-good.json" >"$work/env-self.json"
+must_fail "a production environment that allows self-review" bash scripts/ci/signoff.sh rules "$work/env-self.json"
+jq '.protection_rules = [{"type":"wait_timer","wait_timer":5}]' "$work/env-good.json" >"$work/env-none.json"
+must_fail "a production environment without required reviewers" bash scripts/ci/signoff.sh rules "$work/env-none.json"
+cat >"$work/approvals.json" <<'JSON'
+[{"state":"approved","comment":"staging looks good","environments":[{"name":"production"}],"user":{"login":"reviewer"}}]
+JSON
+bash scripts/ci/signoff.sh approval "$work/approvals.json" releaser
+echo '[]' >"$work/approvals-none.json"
+must_fail "a release without an approval record" bash scripts/ci/signoff.sh approval "$work/approvals-none.json" releaser
+must_fail "a release approved only by the person who started it" bash scripts/ci/signoff.sh approval "$work/approvals.json" reviewer
+# The structural test, on release.yml and on broken copies of it.
+go test -count=1 -run '^TestReleaseVerifiesBeforeEveryDeploy$' ./deploy/
+grep -v 'gh attestation verify' .github/workflows/release.yml >"$work/release-unverified.yml"
+must_fail "a release.yml deploying a digest without verifying its attestation" \
+	env RELEASE_WORKFLOW="$work/release-unverified.yml" go test -count=1 -run '^TestReleaseVerifiesBeforeEveryDeploy$' ./deploy/
+grep -v 'signoff.sh approval' .github/workflows/release.yml >"$work/release-unapproved.yml"
+must_fail "a release.yml deploying to production without checking the approval" \
+	env RELEASE_WORKFLOW="$work/release-unapproved.yml" go test -count=1 -run '^TestReleaseVerifiesBeforeEveryDeploy$' ./deploy/
 
 step "go test ./deploy/ (staging = production but for allowed fields; configurations load)"
 REQUIRE_SERVICES=1 go test -count=1 ./deploy/

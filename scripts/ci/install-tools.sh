@@ -10,12 +10,22 @@
 # only download); shellcheck comes from the distribution's packages.
 set -euo pipefail
 
-# Bump a version here and the next run installs it beside the old one.
+# Bump a version here and the next run installs it beside the old one
+# (Renovate proposes bumps: renovate.json reads the "# renovate:" comments).
+# renovate: datasource=go depName=github.com/rhysd/actionlint
 ACTIONLINT_VERSION=v1.7.12
+# renovate: datasource=go depName=sigs.k8s.io/kustomize/kustomize/v5
 KUSTOMIZE_VERSION=v5.8.2
 # v0.0.4 embeds the OpenAPI schemas of Kubernetes 1.26 to 1.30, so it
 # validates offline; check-delivery.sh passes --version 1.30.
+# renovate: datasource=go depName=sigs.k8s.io/kubectl-validate
 KUBECTL_VALIDATE_VERSION=v0.0.4
+# The image builder (.ko.yaml, scripts/ci/image.sh) and go-containerregistry's
+# crane (a loopback registry here, image inspection here and in cd.yml).
+# renovate: datasource=go depName=github.com/google/ko
+KO_VERSION=v0.19.1
+# renovate: datasource=go depName=github.com/google/go-containerregistry
+CRANE_VERSION=v0.22.1
 # The version in Debian 12 and Ubuntu 24.04; a different one may report differently.
 SHELLCHECK_VERSION=0.9.0
 
@@ -75,17 +85,19 @@ install() {
 	actionlint) go_tool actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint ;;
 	kustomize) go_tool kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5 ;;
 	kubectl-validate) go_tool kubectl-validate "$KUBECTL_VALIDATE_VERSION" sigs.k8s.io/kubectl-validate ;;
+	ko) go_tool ko "$KO_VERSION" github.com/google/ko ;;
+	crane) go_tool crane "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane ;;
 	composecheck) composecheck_tool ;;
 	shellcheck) shellcheck_tool ;;
 	*)
-		echo "install-tools.sh: unknown tool $1 (known: actionlint kustomize kubectl-validate composecheck shellcheck)" >&2
+		echo "install-tools.sh: unknown tool $1 (known: actionlint kustomize kubectl-validate ko crane composecheck shellcheck)" >&2
 		exit 2
 		;;
 	esac
 }
 
 if [ $# -eq 0 ]; then
-	set -- actionlint kustomize kubectl-validate composecheck shellcheck
+	set -- actionlint kustomize kubectl-validate ko crane composecheck shellcheck
 fi
 for tool in "$@"; do
 	install "$tool"
