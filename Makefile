@@ -21,7 +21,7 @@ COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 COMMIT_TIME ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)
 
-.PHONY: help run run-collector test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit backup restore backup-verify clean
+.PHONY: help run run-collector test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit backup restore backup-verify litestream replicate litestream-restore backup-drill clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,6 +78,33 @@ bench: ## Run the benchmarks (BENCH=regexp, BENCHTIME=3s); figures go to docs/PE
 
 fuzz: ## Fuzz the configuration loader for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $${FUZZTIME:-30s} ./internal/config/
+
+LITESTREAM_VERSION := v0.5.18
+LITESTREAM := $(TOOLS)/litestream-$(LITESTREAM_VERSION)
+# Where `make replicate` keeps the local replica of data/notes.db.
+LITESTREAM_REPLICA_URL ?= file://$(CURDIR)/backups/litestream
+
+litestream: $(LITESTREAM) ## Build Litestream (pinned) into .tools/: continuous replication of the SQLite file
+
+$(LITESTREAM):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install -trimpath -ldflags "-s -w -X main.Version=$(LITESTREAM_VERSION)" \
+		github.com/benbjohnson/litestream/cmd/litestream@$(LITESTREAM_VERSION)
+	mv $(TOOLS)/litestream $@
+
+replicate: $(LITESTREAM) ## Replicate data/notes.db continuously with Litestream (beside `make run`) into backups/litestream
+	@mkdir -p data backups
+	APP_DATABASE_SQLITE_PATH=$${APP_DATABASE_SQLITE_PATH:-data/notes.db} LITESTREAM_REPLICA_URL=$(LITESTREAM_REPLICA_URL) \
+		LITESTREAM_SOCKET=$${LITESTREAM_SOCKET:-$(CURDIR)/data/litestream.sock} \
+		$(LITESTREAM) replicate -config scripts/backup/litestream/litestream.yml
+
+litestream-restore: $(LITESTREAM) ## Restore the Litestream replica: make litestream-restore OUTPUT=restored.db [TIME=2026-12-01T10:14:00Z]
+	@test -n "$(OUTPUT)" || { echo "usage: make litestream-restore OUTPUT=<new file> [TIME=<RFC 3339>]"; exit 2; }
+	LITESTREAM=$(LITESTREAM) LITESTREAM_REPLICA_URL=$(LITESTREAM_REPLICA_URL) \
+		scripts/backup/litestream-restore.sh $(if $(TIME),--time "$(TIME)") --output "$(OUTPUT)"
+
+backup-drill: $(LITESTREAM) ## Point-in-time drills with 100,000 notes (PITR_NOTES): pgBackRest and Litestream; figures for docs/BACKUP.md
+	PITR_NOTES=$${PITR_NOTES:-100000} $(GO) test -count=1 -run 'TestPITR_' -v ./cmd/api/ | grep -E 'pitr_test|^(---|ok|FAIL|PASS)'
 
 MAILPIT_VERSION := v1.33.1
 

@@ -310,8 +310,16 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 	if agent.On() {
 		runner.Register(agent.Check())
 	}
-	if cfg.Backup.CheckOn(cfg.Environment) {
-		runner.Register(backup.AgeCheck(db, cfg.Backup.WarnAfter, cfg.Backup.FailAfter, time.Now))
+	if b := cfg.Backup; b.CheckOn(cfg.Environment) {
+		warn, fail := b.Thresholds()
+		switch {
+		case b.Mode != "continuous":
+			runner.Register(backup.AgeCheck(db, warn, fail, time.Now))
+		case database.Dialect(db) == "postgres":
+			runner.Register(backup.ArchiveCheck(db, warn, fail, time.Now))
+		default:
+			runner.Register(backup.LitestreamCheck(b.LitestreamSocket, database.SQLiteFile(dbOptions(cfg)), warn, fail, time.Now))
+		}
 	}
 	if database.Dialect(db) == "sqlite" {
 		// The file database.url names when it is a sqlite: URL, else database.sqlite_path.

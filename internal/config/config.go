@@ -226,9 +226,13 @@ func Default() Config {
 		},
 		Notes: Notes{DefaultPageSize: 20, MaxPageSize: 100},
 		Backup: Backup{
-			Check:     "auto",
-			WarnAfter: 26 * time.Hour,
-			FailAfter: 50 * time.Hour,
+			Check:               "auto",
+			Mode:                "dump",
+			WarnAfter:           26 * time.Hour,
+			FailAfter:           50 * time.Hour,
+			ContinuousWarnAfter: 10 * time.Minute,
+			ContinuousFailAfter: 30 * time.Minute,
+			LitestreamSocket:    "/var/run/litestream.sock",
 		},
 		NewRelic: NewRelic{
 			Enabled: true, DistributedTracing: true, LogForwarding: true, UtilizationDetection: true,
@@ -236,16 +240,36 @@ func Default() Config {
 	}
 }
 
-// Backup configures the status route's backup:age check, which reads the
-// backups table that scripts/backup/ fills after each verified backup
-// (docs/BACKUP.md). The thresholds suit a daily backup: 26h allows a late
-// run, 50h means a whole night was missed.
+// Backup configures the status route's backup:age check (docs/BACKUP.md):
+// the age of the newest point the database can be restored to.
+//
+// In dump mode that is the newest verified logical dump, from the backups
+// table that scripts/backup/ fills; the thresholds suit a daily backup: 26h
+// allows a late run, 50h means a whole night was missed. In continuous mode
+// it is the last WAL segment PostgreSQL archived (pgBackRest), or
+// Litestream's last sync of the SQLite file, so the thresholds are minutes.
 type Backup struct {
 	// auto: on except in development, where nobody runs the nightly job;
 	// on, off: always, never.
 	Check     string        `yaml:"check" enum:"auto,on,off"`
+	Mode      string        `yaml:"mode" enum:"dump,continuous"`
 	WarnAfter time.Duration `yaml:"warn_after" min:"1s" max:"8760h"`
 	FailAfter time.Duration `yaml:"fail_after" min:"1s" max:"8760h"`
+	// Continuous mode: archive_timeout (60s) and the 5-minute archive check
+	// job keep a healthy point younger than a few minutes.
+	ContinuousWarnAfter time.Duration `yaml:"continuous_warn_after" min:"1s" max:"24h"`
+	ContinuousFailAfter time.Duration `yaml:"continuous_fail_after" min:"1s" max:"24h"`
+	// Litestream's control socket (its socket.path), asked for the last sync
+	// in continuous mode on SQLite.
+	LitestreamSocket string `yaml:"litestream_socket"`
+}
+
+// Thresholds returns the warn and fail ages of the mode in use.
+func (b Backup) Thresholds() (warn, fail time.Duration) {
+	if b.Mode == "continuous" {
+		return b.ContinuousWarnAfter, b.ContinuousFailAfter
+	}
+	return b.WarnAfter, b.FailAfter
 }
 
 // CheckOn reports whether the backup:age check runs in environment.

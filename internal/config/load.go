@@ -250,9 +250,20 @@ func (l *Loaded) validate(fields []Field, earlier bool) Errors {
 		errs = append(errs, Problem{Key: "status.disk_fail_percent", Source: l.Sources["status.disk_fail_percent"],
 			Message: fmt.Sprintf("%d is larger than status.disk_warn_percent (%d): failing must need less free space than warning", c.Status.DiskFailPercent, c.Status.DiskWarnPercent)})
 	}
-	if c.Backup.CheckOn(c.Environment) && c.Backup.FailAfter <= c.Backup.WarnAfter && !bad["backup.fail_after"] && !bad["backup.warn_after"] {
-		errs = append(errs, Problem{Key: "backup.fail_after", Source: l.Sources["backup.fail_after"],
-			Message: fmt.Sprintf("%s is not longer than backup.warn_after (%s): the check must warn before it fails", c.Backup.FailAfter, c.Backup.WarnAfter)})
+	if b := c.Backup; b.CheckOn(c.Environment) {
+		warnKey, failKey := "backup.warn_after", "backup.fail_after"
+		if b.Mode == "continuous" {
+			warnKey, failKey = "backup.continuous_warn_after", "backup.continuous_fail_after"
+			if !strings.HasPrefix(c.Database.URL, "postgres") && strings.TrimSpace(b.LitestreamSocket) == "" {
+				errs = append(errs, Problem{Key: "backup.litestream_socket", Source: l.Sources["backup.litestream_socket"],
+					Message: "continuous mode on SQLite asks Litestream for its last sync: set its control socket"})
+			}
+		}
+		warn, fail := b.Thresholds()
+		if fail <= warn && !bad[failKey] && !bad[warnKey] {
+			errs = append(errs, Problem{Key: failKey, Source: l.Sources[failKey],
+				Message: fmt.Sprintf("%s is not longer than %s (%s): the check must warn before it fails", fail, warnKey, warn)})
+		}
 	}
 	if c.Email.Enabled {
 		if len(c.Email.Recipients) == 0 {
