@@ -122,8 +122,6 @@ main() {
 	if command -v flock >/dev/null 2>&1; then
 		exec 9>>"$dir/.lock"
 		flock -n 9 || die "another backup is running in $dir"
-		# Work directories that a killed run left behind.
-		find "$dir" -maxdepth 1 -name '.notes-api-backup.*' ! -path "$_RUN_DIR" -mmin +60 -exec rm -rf -- {} + 2>/dev/null || true
 	else
 		warn "flock not found: nothing stops two backups running at once"
 	fi

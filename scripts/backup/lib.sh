@@ -38,11 +38,41 @@ _RUN_DIR=""
 # init_run [DIR] sets up logging and the private run directory,
 # in DIR or else BACKUP_TMPDIR, TMPDIR or /tmp. Decrypted dumps are written
 # there, so it is created mode 0700 and removed at exit.
+#
+# The run holds a lock on the directory's .lock file (fd 8, inherited by the
+# tools it starts) for as long as it lives. A run killed with SIGKILL cannot
+# clean up, so every run first removes the directories in base whose lock
+# nobody holds: a killed run's leftovers last until the next run, never
+# longer, and a live run's directory is never touched.
 init_run() {
 	local base=${1:-${BACKUP_TMPDIR:-${TMPDIR:-/tmp}}}
 	_init_syslog
 	mkdir -p -- "$base" || die "cannot create the work directory $base"
 	_RUN_DIR=$(mktemp -d "$base/.notes-api-backup.XXXXXX") || die "cannot create a work directory in $base"
+	if command -v flock >/dev/null 2>&1; then
+		exec 8>"$_RUN_DIR/.lock"
+		flock -n 8 || die "cannot lock the work directory $_RUN_DIR"
+		sweep_work_dirs "$base"
+	fi
+}
+
+# sweep_work_dirs BASE removes the run directories of dead runs: their lock
+# is free, or (a run killed between mktemp and the lock) they have no lock
+# file and are older than a minute. Scratch databases such a run created are
+# dropped by sweep_scratch_dbs, not here.
+sweep_work_dirs() {
+	local d
+	for d in "$1"/.notes-api-backup.*; do
+		if [ ! -d "$d" ] || [ "$d" = "$_RUN_DIR" ]; then
+			continue
+		fi
+		if [ -e "$d/.lock" ]; then
+			flock -n "$d/.lock" true 2>/dev/null || continue
+		elif [ -z "$(find "$d" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
+			continue
+		fi
+		rm -rf -- "$d" && log "removed the work directory of a run that was killed: $d"
+	done
 }
 
 # at_exit registers a command (words, not a string to eval) to run at exit
@@ -65,6 +95,7 @@ _on_exit() {
 	trap - ERR
 	set +e
 	_EXITING=1
+	_stop_child
 	for ((i = ${#_AT_EXIT[@]} - 1; i >= 0; i--)); do
 		if [ -n "${_AT_EXIT[i]}" ]; then
 			(eval "${_AT_EXIT[i]}") >/dev/null 2>&1
@@ -108,9 +139,22 @@ usage_error() {
 
 trap _on_exit EXIT
 trap '_on_error "$?" "$LINENO" "$BASH_COMMAND"' ERR
-# SIGTERM is how Kubernetes (activeDeadlineSeconds) and systemd stop a run:
-# the clean-ups still drop scratch databases and remove decrypted files.
-trap 'die "interrupted"' INT TERM
+# SIGTERM is how Kubernetes (activeDeadlineSeconds) and systemd stop a run,
+# SIGINT how a person does: the clean-ups still drop scratch databases and
+# remove work files. run() waits for its tool in the background, so the
+# signal is handled at once, not when a long pg_restore finishes, and the
+# tool is stopped first (systemd and Kubernetes SIGKILL soon after).
+trap 'die "interrupted (SIGINT)"' INT
+trap 'die "interrupted (SIGTERM)"' TERM
+
+_CHILD=""
+_stop_child() {
+	if [ -n "$_CHILD" ]; then
+		kill -TERM "$_CHILD" 2>/dev/null
+		wait "$_CHILD" 2>/dev/null
+		_CHILD=""
+	fi
+}
 
 # ----------------------------------------------------------------------------
 # Logging: stdout and syslog
@@ -194,9 +238,15 @@ package_of() {
 # run WHAT CMD...: runs CMD with its stderr kept aside; on failure dies with
 # WHAT and the tool's own error line, masked.
 run() {
-	local what=$1
+	local what=$1 rc=0
 	shift
-	if ! "$@" 2>"$_RUN_DIR/stderr"; then
+	# <&0: an asynchronous command would otherwise read /dev/null, not the
+	# SQL its caller feeds in.
+	"$@" <&0 2>"$_RUN_DIR/stderr" &
+	_CHILD=$!
+	wait "$_CHILD" || rc=$?
+	_CHILD=""
+	if [ "$rc" != 0 ]; then
 		die "$what: $(tool_error "$_RUN_DIR/stderr")"
 	fi
 }
@@ -665,6 +715,8 @@ verify_dump() {
 		# (or tests) can tell their scratch databases apart.
 		scratch="${BACKUP_SCRATCH_PREFIX:-notes_verify}_$(date -u +%Y%m%d%H%M%S)_$$"
 		url=$(pg_with_db "$server" "$scratch")
+		sweep_scratch_dbs "$server"
+		hold_scratch_lock "$server" "$scratch"
 		pg_create_db "$server" "$scratch"
 		at_exit pg_drop_db "$server" "$scratch"
 		cleanup=$_AT_EXIT_ID
@@ -673,20 +725,66 @@ verify_dump() {
 		counts=$(pg_counts "$url" "scratch database $scratch")
 		pg_drop_db "$server" "$scratch"
 		cancel_exit "$cleanup"
+		release_scratch_lock
 		;;
 	sqlite)
-		local copy=$_RUN_DIR/verify.sqlite
+		# Checked where it lies, read-only: no second copy on disk.
 		need sqlite3
-		cp -- "$plain" "$copy" || die "cannot copy ${plain##*/} to $copy"
-		sqlite_check "$copy"
-		version=$(sqlite_schema_version "$copy")
-		counts=$(sqlite_counts "$copy")
-		rm -f -- "$copy"
+		sqlite_check "$plain"
+		version=$(sqlite_schema_version "$plain")
+		counts=$(sqlite_counts "$plain")
 		;;
 	esac
 	# shellcheck disable=SC2034 # read by the scripts that source this file
 	VERIFY_MS=$(($(now_ms) - start))
 	compare_with_manifest "the restored copy" "$version" "$counts"
+}
+
+# ----------------------------------------------------------------------------
+# Scratch databases that outlive a killed run
+#
+# A run that creates a scratch database first takes a session-level advisory
+# lock named after it, in a psql session that lives as long as the script
+# (a coproc: when the script dies, even by SIGKILL, psql reads end-of-file,
+# exits, and the server releases the lock). Any run on the same server later
+# drops every database of the scratch naming pattern whose lock it can take:
+# its creator is gone. Live drills, from this machine or another, keep theirs.
+
+# hold_scratch_lock SERVER_URL NAME
+hold_scratch_lock() {
+	local line
+	pg_split "$(pg_admin_url "$1")"
+	if [ -n "$_PGS_PASS" ]; then
+		local -x PGPASSWORD=$_PGS_PASS
+	fi
+	trap '' PIPE
+	coproc SCRATCH_LOCK { exec psql -X -q -At -v ON_ERROR_STOP=1 --dbname="$_PGS_URL" 2>"$_RUN_DIR/lock.err"; }
+	_LOCK_IN=${SCRATCH_LOCK[1]}
+	if ! printf '%s\n' "SELECT pg_advisory_lock(1852796276, hashtext($(sql_quote "$2"))), 'locked';" 1>&"$_LOCK_IN" 2>/dev/null ||
+		! read -r -t 60 line <&"${SCRATCH_LOCK[0]}" || [ "$line" != "|locked" ]; then
+		die "lock the scratch database name $2: $(tool_error "$_RUN_DIR/lock.err")"
+	fi
+	trap - PIPE
+}
+
+release_scratch_lock() {
+	printf '%s\n' '\q' 1>&"$_LOCK_IN" 2>/dev/null || true
+	wait "$SCRATCH_LOCK_PID" 2>/dev/null || true
+}
+
+# sweep_scratch_dbs SERVER_URL drops the scratch databases of dead runs.
+sweep_scratch_dbs() {
+	local prefix=${BACKUP_SCRATCH_PREFIX:-notes_verify} dropped
+	# \gexec runs the statements the query returns: the name (printed), then
+	# its DROP. The locks (class 1852796276, "notes") go when this psql exits.
+	dropped=$(psql_at "sweep scratch databases left by killed runs" "$(pg_admin_url "$1")" -v pattern="^${prefix}_[0-9]{14}_[0-9]+\$" <<'SQL'
+SELECT format('SELECT %L', datname), format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database
+ WHERE CASE WHEN datname ~ :'pattern' THEN pg_try_advisory_lock(1852796276, hashtext(datname)) ELSE false END \gexec
+SQL
+	)
+	if [ -n "$dropped" ]; then
+		log "dropped scratch databases of runs that were killed: ${dropped//$'\n'/, }"
+	fi
 }
 
 # ----------------------------------------------------------------------------
