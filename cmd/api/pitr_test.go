@@ -140,17 +140,25 @@ func (w *noteWriter) halt(t *testing.T) []ackedNote {
 	return w.acked
 }
 
-// compareNotes fails unless rows holds exactly want, by id, title and body.
-func compareNotes(t *testing.T, rows *sql.Rows, want []ackedNote) {
+// compareNotes fails unless rows holds the seed seeded notes and exactly
+// want, by id, title and body.
+func compareNotes(t *testing.T, rows *sql.Rows, seed int, want []ackedNote) {
 	t.Helper()
 	defer rows.Close()
-	got := map[string]ackedNote{}
+	got, seeded := map[string]ackedNote{}, 0
 	for rows.Next() {
 		var n ackedNote
 		if err := rows.Scan(&n.id, &n.title, &n.body); err != nil {
 			t.Fatal(err)
 		}
+		if strings.HasPrefix(n.id, "seed-") {
+			seeded++
+			continue
+		}
 		got[n.id] = n
+	}
+	if seeded != seed {
+		t.Errorf("restore has %d of the %d seeded notes", seeded, seed)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -369,7 +377,7 @@ func TestPITR_PostgreSQL(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read the restored notes: %v", err)
 	}
-	compareNotes(t, rows, before)
+	compareNotes(t, rows, seed, before)
 	t.Logf("restore to %s (%d of %d notes acknowledged before it, %d seeded): %s; data lost at the mark: 0 notes; incident to restored: %s",
 		target, len(before), len(all), seed, took.Round(time.Millisecond), time.Since(disaster).Round(time.Millisecond))
 
@@ -534,7 +542,7 @@ func TestPITR_SQLite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read the restored notes: %v", err)
 	}
-	compareNotes(t, rows, before)
+	compareNotes(t, rows, seed, before)
 	t.Logf("restore to %s (%d of %d notes acknowledged before it, %d seeded): %s; data lost at the mark: 0 notes; incident to restored: %s",
 		target, len(before), len(all), seed, took.Round(time.Millisecond), time.Since(disaster).Round(time.Millisecond))
 }
