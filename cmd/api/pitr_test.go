@@ -355,7 +355,9 @@ func TestPITR_PostgreSQL(t *testing.T) {
 	disaster := time.Now()
 	// The incident runbook's first step: push the WAL segment in use into
 	// the archive (and prove archiving works) before restoring.
-	servicetest.RunAsPostgres(t, "pgbackrest", "--config="+conf, "--stanza=notes", "check")
+	if out, _ := script(t, env, "pgbackrest-backup.sh", "check"); !strings.Contains(out, "archive check passed") {
+		t.Fatalf("pgbackrest-backup.sh check:\n%s", out)
+	}
 
 	scratch := &servicetest.Cluster{Data: filepath.Join(dir, "scratch")}
 	port := servicetest.FreePort(t)

@@ -73,9 +73,9 @@ func PostgresOwnedDir(t testing.TB) string {
 // is root (runuser), as the test's own user otherwise.
 func AsPostgres(ctx context.Context, name string, args ...string) *exec.Cmd {
 	if os.Geteuid() == 0 {
-		return exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
+		return exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", name}, args...)...) //nolint:gosec // the tests' own commands
 	}
-	return exec.CommandContext(ctx, name, args...)
+	return exec.CommandContext(ctx, name, args...) //nolint:gosec // the tests' own commands
 }
 
 // RunAsPostgres runs a command as AsPostgres does and fails the test, with
@@ -133,7 +133,7 @@ func (c *Cluster) Start(t testing.TB) {
 	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s", c.Port, parent)
 	RunAsPostgres(t, filepath.Join(c.Bin, "pg_ctl"), "--pgdata="+c.Data, "--log="+c.Log,
 		"--options="+opts, "--wait", "--timeout=300", "start")
-	t.Cleanup(func() { c.stop("immediate") })
+	t.Cleanup(func() { _, _ = c.stop("immediate") }) // best effort: the directory goes next
 }
 
 // Stop stops the server cleanly (a shutdown checkpoint, archiving what it can).

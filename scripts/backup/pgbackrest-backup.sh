@@ -3,6 +3,7 @@
 # cluster with pgBackRest, then a check of the whole repository.
 #
 #   pgbackrest-backup.sh full|diff|incr
+#   pgbackrest-backup.sh check
 #
 # Run as the PostgreSQL OS user where pgBackRest reaches the cluster, with
 # its configuration (/etc/pgbackrest/pgbackrest.conf or PGBACKREST_CONFIG;
@@ -11,18 +12,21 @@
 # is created on the first run (stanza-create is idempotent), `backup`
 # copies the cluster and expires what repo1-retention-* no longer keeps,
 # `verify` re-reads every backup and WAL file and checks its checksum. WAL
-# itself is archived continuously by the server's archive_command, not here.
+# itself is archived continuously by the server's archive_command, not here;
+# `check`, the archive job (every five minutes), switches the WAL segment and
+# waits until it is in the repository: it proves archiving works and keeps
+# an idle database's recovery point fresh for the backup:age check.
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-readonly USAGE="pgbackrest-backup.sh full|diff|incr"
+readonly USAGE="pgbackrest-backup.sh full|diff|incr|check"
 
 main() {
 	[ $# -eq 1 ] || usage_error "$USAGE"
 	local type=$1 start label
 	case $type in
-	full | diff | incr) ;;
+	full | diff | incr | check) ;;
 	-h | --help)
 		echo "usage: $USAGE"
 		exit 0
@@ -33,6 +37,11 @@ main() {
 	need pgbackrest
 	export PGBACKREST_STANZA=${PGBACKREST_STANZA:-notes}
 	start=$(now_ms)
+	if [ "$type" = check ]; then
+		run "pgbackrest check (is archive_command working?)" pgbackrest check
+		log "archive check passed: the current WAL segment reached the repository in $(seconds "$(($(now_ms) - start))")"
+		return
+	fi
 	run "pgbackrest stanza-create" pgbackrest stanza-create
 	log "$type backup of stanza $PGBACKREST_STANZA started"
 	run "pgbackrest backup --type=$type" pgbackrest --type="$type" backup
