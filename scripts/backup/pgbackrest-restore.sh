@@ -112,9 +112,13 @@ main() {
 	# means the restore is complete.
 	run "start the scratch server" "$pgctl" --pgdata="$target" --log="$target.log" --no-wait start \
 		--options="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$(dirname -- "$target") -c hot_standby=off -c archive_mode=off"
-	local deadline=$((SECONDS + ${BACKUP_RESTORE_TIMEOUT:-3600}))
+	local deadline=$((SECONDS + ${BACKUP_RESTORE_TIMEOUT:-3600})) started=""
 	until "${pgctl%/*}/pg_isready" -q -h 127.0.0.1 -p "$port"; do
-		if ! "$pgctl" --pgdata="$target" status >/dev/null 2>&1 && [ ! -e "$target/postmaster.pid" ]; then
+		# The server writes postmaster.pid a moment after pg_ctl returns and
+		# removes it when it stops: gone after it was there means it died.
+		if [ -e "$target/postmaster.pid" ]; then
+			started=1
+		elif [ -n "$started" ] || ((SECONDS > deadline - ${BACKUP_RESTORE_TIMEOUT:-3600} + 60)); then
 			die "the scratch server stopped during recovery: $(tool_error "$target.log")"
 		fi
 		((SECONDS < deadline)) || die "recovery did not finish within ${BACKUP_RESTORE_TIMEOUT:-3600}s (BACKUP_RESTORE_TIMEOUT); see $target.log"
