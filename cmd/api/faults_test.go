@@ -109,3 +109,60 @@ func TestServe_DatabasePartition(t *testing.T) {
 		t.Errorf("uncached read after the partition: %d", resp.StatusCode)
 	}
 }
+
+// TestServe_FrozenThenDeadRedis runs the service on a Redis of the test's
+// own, freezes it (SIGSTOP), then kills it: reads keep answering 200 from
+// the database, only the first cache.failure_threshold calls wait for
+// Redis, and the log says so in a few lines, not one per request. When Redis
+// returns, the breaker's probe finds it and the end of the outage is logged.
+func TestServe_FrozenThenDeadRedis(t *testing.T) {
+	srv := servicetest.StartRedis(t)
+	a := startApp(t, map[string]string{
+		"REDIS_URL":                   srv.URL(),
+		"APP_CACHE_TIMEOUT":           "200ms",
+		"APP_CACHE_FAILURE_THRESHOLD": "3",
+		"APP_CACHE_COOLDOWN":          "300ms",
+	})
+	resp, n := a.do(t, "POST", "/v1/notes", `{"title":"read through"}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+	path := "/v1/notes/" + n["id"].(string)
+	a.logs.Take(t)
+
+	srv.Freeze()
+	for i := range 50 {
+		if resp, body := a.do(t, "GET", path, ""); resp.StatusCode != http.StatusOK || body["title"] != "read through" {
+			t.Fatalf("GET %d with Redis frozen: %d %v", i, resp.StatusCode, body)
+		}
+	}
+	srv.Thaw()
+	srv.Kill()
+	for i := range 50 {
+		if resp, _ := a.do(t, "GET", path, ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %d with Redis dead: %d", i, resp.StatusCode)
+		}
+	}
+	var warns []string
+	for _, r := range a.logs.Take(t) {
+		if r["level"] == "WARN" || r["level"] == "ERROR" {
+			warns = append(warns, r["msg"].(string))
+		}
+	}
+	// The first 3 failures (one per request), the outage's start, and at
+	// most one more per probe: a handful for 100 requests, not 100.
+	if len(warns) > 10 {
+		t.Errorf("%d warn lines for 100 reads with Redis frozen, then dead; want a handful:\n%s", len(warns), strings.Join(warns, "\n"))
+	}
+	t.Logf("100 reads with Redis frozen, then dead: %d warn lines: %q", len(warns), warns)
+
+	srv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(a.logs.String(), `"msg":"cache answering again; using it"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("no end of the cache outage logged 10 s after Redis came back")
+		}
+		a.do(t, "GET", path, "")
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -49,7 +49,7 @@ var listenRe = regexp.MustCompile(`"msg":"http server listening".*?"addr":"([^"]
 
 // startApp runs `api serve` through run() on a random loopback port with the
 // given environment on top of development defaults and a temporary SQLite file.
-func startApp(t *testing.T, env map[string]string) *app {
+func startApp(t testing.TB, env map[string]string) *app {
 	t.Helper()
 	base := map[string]string{
 		"APP_ENVIRONMENT":          "development",

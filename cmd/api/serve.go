@@ -165,18 +165,22 @@ func (s *service) openCache(ctx context.Context) error {
 	}
 	cache.RouteRedisLogs(s.logger)
 	r, err := cache.NewRedis(ctx, cc.RedisURL, cache.RedisOptions{
-		KeyPrefix:   cc.KeyPrefix,
+		KeyPrefix: cc.KeyPrefix, Timeout: cc.Timeout,
 		DialTimeout: cc.Timeout, ReadTimeout: cc.Timeout, WriteTimeout: cc.Timeout,
 	})
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
 	r.AddHook(s.agent.RedisHook) // a datastore segment per command (nil when monitoring is off)
-	s.cache = r
 	s.onStop(func() { r.Close() })
 	if err := r.Ping(ctx); err != nil {
 		s.logger.Warn("redis unreachable at start; reads go to the database until it answers", "error", err)
 	}
+	// After cache.failure_threshold failures in a row Redis is skipped for
+	// cache.cooldown: a dead or frozen Redis then costs requests nothing.
+	s.cache = cache.NewBreaker(r, cache.BreakerOptions{
+		Threshold: cc.FailureThreshold, Cooldown: cc.Cooldown, Logger: s.logger,
+	})
 	return nil
 }
 

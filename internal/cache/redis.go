@@ -16,7 +16,11 @@ import (
 type RedisOptions struct {
 	// KeyPrefix is prepended to every key, so several services or
 	// environments can share one Redis database without colliding.
-	KeyPrefix    string
+	KeyPrefix string
+	// Timeout bounds each whole operation (Get, Set, Delete, Ping): dials,
+	// socket reads and writes and retries all fit in it. Zero: no bound
+	// beyond the caller's context and the per-socket timeouts below.
+	Timeout      time.Duration
 	DialTimeout  time.Duration
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
@@ -26,8 +30,9 @@ type RedisOptions struct {
 // Redis is a Cache backed by a Redis server, shared by every replica of the
 // service, so an invalidation on one replica is seen by all of them.
 type Redis struct {
-	client *redis.Client
-	prefix string
+	client  *redis.Client
+	prefix  string
+	timeout time.Duration
 }
 
 // NewRedis returns a client for the Redis server at rawURL, for example
@@ -67,7 +72,11 @@ func NewRedis(_ context.Context, rawURL string, o RedisOptions) (*Redis, error) 
 		opt.MaxRetries = 1
 	}
 	opt.DialerRetries = 1
-	return &Redis{client: redis.NewClient(opt), prefix: o.KeyPrefix}, nil
+	// Socket deadlines follow the context's, so the operation's deadline
+	// (Timeout) holds across a retry: without this go-redis gives every
+	// attempt its own ReadTimeout, and a frozen server costs twice as much.
+	opt.ContextTimeoutEnabled = true
+	return &Redis{client: redis.NewClient(opt), prefix: o.KeyPrefix, timeout: o.Timeout}, nil
 }
 
 // describeURLError names what is wrong with a Redis URL without quoting it.
@@ -96,8 +105,18 @@ func describeURLError(err error) string {
 	return "url"
 }
 
+// bound gives one operation its deadline.
+func (r *Redis) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, r.timeout)
+}
+
 // Get returns the value stored under key; redis.Nil (no such key) is a miss.
 func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	b, err := r.client.Get(ctx, r.prefix+key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
@@ -115,6 +134,8 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	// go-redis reads -1 as KEEPTTL and other negatives as no expiry; make
 	// every non-positive ttl mean "no expiry", as in Memory.
 	ttl = max(ttl, 0)
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	if err := r.client.Set(ctx, r.prefix+key, value, ttl).Err(); err != nil {
 		return fmt.Errorf("redis set %q: %w", key, err)
 	}
@@ -123,6 +144,8 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // Delete removes key; deleting a missing key is not an error.
 func (r *Redis) Delete(ctx context.Context, key string) error {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	if err := r.client.Del(ctx, r.prefix+key).Err(); err != nil {
 		return fmt.Errorf("redis delete %q: %w", key, err)
 	}
@@ -131,6 +154,8 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 
 // Ping checks that Redis answers.
 func (r *Redis) Ping(ctx context.Context) error {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	if err := r.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis ping: %w", err)
 	}

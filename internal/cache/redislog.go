@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -18,6 +19,14 @@ func RouteRedisLogs(logger *slog.Logger) {
 
 type redisLogger struct{ l *slog.Logger }
 
+// Printf logs at warn, except failed dials: with Redis down every call that
+// reaches it fails to dial, and the Breaker already logs that outage once
+// when it starts and once when it ends. They stay visible at debug.
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	r.l.WarnContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	level := slog.LevelWarn
+	if strings.Contains(msg, "failed to dial") {
+		level = slog.LevelDebug
+	}
+	r.l.Log(ctx, level, "redis client: "+msg)
 }

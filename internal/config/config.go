@@ -133,6 +133,9 @@ type Status struct {
 	SyslogTimeout   time.Duration `yaml:"syslog_timeout" min:"1ms" max:"1m"`
 	DiskWarnPercent int           `yaml:"disk_warn_percent" min:"0" max:"100"`
 	DiskFailPercent int           `yaml:"disk_fail_percent" min:"0" max:"100"`
+	// A check (and a failing /status answer) is logged when its state
+	// changes, and again at most this often while it stays failing.
+	RepeatLogInterval time.Duration `yaml:"repeat_log_interval" min:"1s" max:"24h"`
 }
 
 // Database selects the store: SQLite at SQLitePath when URL is empty,
@@ -161,6 +164,10 @@ type Cache struct {
 	TTL              time.Duration `yaml:"ttl" min:"1s" max:"24h"`
 	Timeout          time.Duration `yaml:"timeout" min:"1ms" max:"1m"`
 	MemoryMaxEntries int           `yaml:"memory_max_entries" min:"1" max:"10000000"`
+	// After FailureThreshold failures in a row, Redis is skipped for
+	// Cooldown (reads go to the database), then one call probes it.
+	FailureThreshold int           `yaml:"failure_threshold" min:"1" max:"1000"`
+	Cooldown         time.Duration `yaml:"cooldown" min:"100ms" max:"10m"`
 }
 
 // Notes configures the sample API.
@@ -205,6 +212,7 @@ func Default() Config {
 			DatabaseTimeout: time.Second, CacheTimeout: 500 * time.Millisecond,
 			SMTPTimeout: 2 * time.Second, SyslogTimeout: time.Second,
 			DiskWarnPercent: 10, DiskFailPercent: 5,
+			RepeatLogInterval: time.Minute,
 		},
 		Database: Database{
 			SQLitePath:       "data/notes.db",
@@ -223,6 +231,8 @@ func Default() Config {
 			TTL:              5 * time.Minute,
 			Timeout:          500 * time.Millisecond,
 			MemoryMaxEntries: 10000,
+			FailureThreshold: 5,
+			Cooldown:         5 * time.Second,
 		},
 		Notes: Notes{DefaultPageSize: 20, MaxPageSize: 100},
 		Backup: Backup{

@@ -170,8 +170,12 @@ func (s *CachedStore) unreadable(ctx context.Context, key string) {
 // cacheFailed logs and counts a cache error, but not when the caller
 // canceled the request: that says nothing about the cache's health. The
 // log never carries cached values, which hold user content.
+//
+// A call the cache's circuit breaker skipped (cache.ErrSkipped) is not
+// logged either: the breaker logs the outage once when it starts and once
+// when it ends, which keeps the log readable when Redis is down.
 func (s *CachedStore) cacheFailed(ctx context.Context, op, key string, err error) {
-	if errors.Is(ctx.Err(), context.Canceled) {
+	if errors.Is(ctx.Err(), context.Canceled) || errors.Is(err, cache.ErrSkipped) {
 		return
 	}
 	s.errs.Add(1)

@@ -1,0 +1,152 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// ErrSkipped is what a Breaker returns instead of calling a cache that just
+// failed several times in a row. Callers treat it like any cache error (go
+// to the source of truth) but need not log it: the Breaker logged the
+// outage once when it began and logs it again when it ends.
+var ErrSkipped = errors.New("cache skipped while it is failing")
+
+// BreakerOptions tune a Breaker. Zero values take the defaults in brackets.
+type BreakerOptions struct {
+	// Threshold is how many failures in a row open the breaker [5].
+	Threshold int
+	// Cooldown is how long the cache is skipped before one call probes it [5s].
+	Cooldown time.Duration
+	// Logger receives the outage's start (warn) and end (info) [discard].
+	Logger *slog.Logger
+}
+
+// Breaker is a circuit breaker in front of a Cache. While the cache works it
+// passes every call through. After Threshold failures in a row it opens:
+// calls return ErrSkipped at once, so a dead or frozen Redis costs a request
+// nothing instead of a timeout, and reads go straight to the database. After
+// Cooldown one call is let through as a probe: success closes the breaker,
+// failure opens it for another Cooldown. The outage is logged twice, when it
+// starts and when it ends (with how many calls were skipped), never once per
+// request.
+//
+// Ping, Kind and Close pass through untouched, so the status route always
+// sees the real state of the cache.
+type Breaker struct {
+	next      Cache
+	threshold int
+	cooldown  time.Duration
+	log       *slog.Logger
+	now       func() time.Time
+
+	mu       sync.Mutex
+	failures int       // in a row, while closed
+	open     bool      // skipping calls
+	since    time.Time // when the breaker opened
+	retryAt  time.Time // when the next probe may go
+	probing  bool      // a probe is in flight
+	skipped  uint64    // calls skipped during this outage
+}
+
+// NewBreaker puts a circuit breaker in front of next.
+func NewBreaker(next Cache, o BreakerOptions) *Breaker {
+	if o.Threshold <= 0 {
+		o.Threshold = 5
+	}
+	if o.Cooldown <= 0 {
+		o.Cooldown = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Breaker{next: next, threshold: o.Threshold, cooldown: o.Cooldown, log: o.Logger, now: time.Now}
+}
+
+// Get passes through unless the breaker is open.
+func (b *Breaker) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if !b.allow() {
+		return nil, false, ErrSkipped
+	}
+	v, ok, err := b.next.Get(ctx, key)
+	b.record(ctx, err)
+	return v, ok, err
+}
+
+// Set passes through unless the breaker is open.
+func (b *Breaker) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if !b.allow() {
+		return ErrSkipped
+	}
+	err := b.next.Set(ctx, key, value, ttl)
+	b.record(ctx, err)
+	return err
+}
+
+// Delete passes through unless the breaker is open. A skipped delete is an
+// invalidation lost, as a failed one is: the entry lives until cache.ttl.
+func (b *Breaker) Delete(ctx context.Context, key string) error {
+	if !b.allow() {
+		return ErrSkipped
+	}
+	err := b.next.Delete(ctx, key)
+	b.record(ctx, err)
+	return err
+}
+
+// Ping always asks the cache itself, whatever the breaker's state.
+func (b *Breaker) Ping(ctx context.Context) error { return b.next.Ping(ctx) }
+
+// Kind names the cache behind the breaker.
+func (b *Breaker) Kind() string { return b.next.Kind() }
+
+// Close closes the cache behind the breaker.
+func (b *Breaker) Close() error { return b.next.Close() }
+
+// allow says whether a call may go to the cache: always while closed; while
+// open, only one probe once the cool-down has passed.
+func (b *Breaker) allow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.open {
+		return true
+	}
+	if !b.probing && !b.now().Before(b.retryAt) {
+		b.probing = true
+		return true
+	}
+	b.skipped++
+	return false
+}
+
+// record counts the outcome of a call that allow let through.
+func (b *Breaker) record(ctx context.Context, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	wasProbe := b.probing
+	b.probing = false
+	switch {
+	case err == nil:
+		if b.open {
+			b.log.Info("cache answering again; using it",
+				"cache", b.next.Kind(), "skipped", b.skipped, "outage_s", b.now().Sub(b.since).Round(time.Millisecond).Seconds())
+		}
+		b.open, b.failures, b.skipped = false, 0, 0
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The caller went away: that says nothing about the cache. A probe
+		// cut short this way is simply tried again by the next call.
+	case wasProbe:
+		b.retryAt = b.now().Add(b.cooldown)
+	case !b.open:
+		b.failures++
+		if b.failures >= b.threshold {
+			b.open, b.since, b.retryAt, b.skipped = true, b.now(), b.now().Add(b.cooldown), 0
+			b.log.Warn("cache failing; skipping it, reads go to the database, probing every cool-down",
+				"cache", b.next.Kind(), "failures_in_a_row", b.failures, "cooldown", b.cooldown.String(), "error", err.Error())
+		}
+	}
+}
+
+var _ Cache = (*Breaker)(nil)

@@ -1,0 +1,109 @@
+package cache_test
+
+import (
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prodready/service/internal/cache"
+	"github.com/prodready/service/internal/servicetest"
+)
+
+// TestBreaker_KilledRedis kills a Redis of the test's own: after the
+// threshold of failures every call is skipped at once, the outage is
+// logged once when it starts, and once when Redis is back (with the count
+// of skipped calls), found by the probe after the cool-down.
+func TestBreaker_KilledRedis(t *testing.T) {
+	srv := servicetest.StartRedis(t)
+	r, err := cache.NewRedis(t.Context(), srv.URL(), cache.RedisOptions{Timeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	logs := &servicetest.LogBuffer{}
+	b := cache.NewBreaker(r, cache.BreakerOptions{Threshold: 3, Cooldown: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err := b.Set(t.Context(), "k", []byte("v"), time.Minute); err != nil {
+		t.Fatalf("set while Redis is up: %v", err)
+	}
+
+	srv.Kill()
+	var failed, skipped int
+	for range 100 {
+		_, _, err := b.Get(t.Context(), "k")
+		switch {
+		case errors.Is(err, cache.ErrSkipped):
+			skipped++
+		case err != nil:
+			failed++
+		default:
+			t.Fatal("a Get on a killed Redis succeeded")
+		}
+	}
+	if failed != 3 || skipped != 97 {
+		t.Errorf("100 Gets on a dead Redis: %d reached it, %d skipped; want 3 and 97", failed, skipped)
+	}
+	if got := logs.Records(t, "cache failing; skipping it, reads go to the database, probing every cool-down"); len(got) != 1 {
+		t.Errorf("outage start logged %d times; want once", len(got))
+	}
+	if n := len(logs.Records(t, "")); n != 1 {
+		t.Errorf("%d log records for 100 calls on a dead Redis; want 1:\n%s", n, logs.String())
+	}
+	if b.Ping(t.Context()) == nil {
+		t.Error("Ping reports a dead Redis as up: it must bypass the breaker")
+	}
+
+	srv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, ok, err := b.Get(t.Context(), "k")
+		if err == nil {
+			if ok || v != nil {
+				t.Errorf("a restarted Redis without persistence has k = %q", v)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the breaker did not close within 10 s of Redis coming back: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	back := logs.Records(t, "cache answering again; using it")
+	if len(back) != 1 || back[0]["skipped"].(float64) < 97 {
+		t.Errorf("outage end: %v; want one record counting at least the 97 skipped calls", back)
+	}
+}
+
+// TestRedis_FrozenTimeoutBoundsRetries freezes a Redis of the test's own
+// (SIGSTOP): the kernel accepts the connection, nothing answers. The whole
+// Get, its retry included, ends at RedisOptions.Timeout; before, each
+// attempt waited its own read timeout, so the retry doubled the cost.
+func TestRedis_FrozenTimeoutBoundsRetries(t *testing.T) {
+	srv := servicetest.StartRedis(t)
+	const timeout = 200 * time.Millisecond
+	r, err := cache.NewRedis(t.Context(), srv.URL()+"?max_retries=3", cache.RedisOptions{
+		Timeout: timeout, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	if err := r.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Freeze()
+	t.Cleanup(srv.Thaw)
+	start := time.Now()
+	_, _, err = r.Get(t.Context(), "k")
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("Get on a frozen Redis succeeded")
+	}
+	// Three retries at a 2 s read timeout would take over 6 s; the bound is
+	// the operation's 200 ms. The margin absorbs a loaded machine.
+	if took > 10*timeout {
+		t.Errorf("Get on a frozen Redis took %s; want about the %s operation timeout", took, timeout)
+	}
+	t.Logf("Get on a frozen Redis failed after %s (timeout %s): %v", took, timeout, err)
+}
