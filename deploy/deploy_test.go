@@ -149,12 +149,23 @@ func flatten(prefix string, v any, out map[string]string) {
 // of allowedDifferences covers.
 func differences(a, b map[string]object) []string {
 	fa, fb := map[string]string{}, map[string]string{}
+	// Each environment's Namespace object is named after it (an allowed
+	// difference); compare the rest of it, its Pod Security labels included.
+	const ns = "Namespace/(the environment's)"
+	key := func(id string) string {
+		if strings.HasPrefix(id, "Namespace/") {
+			return ns
+		}
+		return id
+	}
 	for id, o := range a {
-		flatten(id+":", map[string]any(o), fa)
+		flatten(key(id)+":", map[string]any(o), fa)
 	}
 	for id, o := range b {
-		flatten(id+":", map[string]any(o), fb)
+		flatten(key(id)+":", map[string]any(o), fb)
 	}
+	delete(fa, ns+":metadata.name")
+	delete(fb, ns+":metadata.name")
 	var diffs []string
 	check := func(p string) {
 		va, ina := fa[p]
@@ -869,5 +880,83 @@ func TestReleaseVerifiesBeforeEveryDeploy(t *testing.T) {
 		if !reaches(name, map[string]bool{}) {
 			t.Errorf("release.yml job %s does not wait for sign-off-rules", name)
 		}
+	}
+}
+
+// Cluster hygiene, in every environment: the namespace enforces the
+// restricted Pod Security Standard; the network is default-deny with only
+// DNS, the API's dependencies and the ingress controller let through; the Go
+// runtime's memory limit follows the container's (downward API).
+func TestNamespaceNetworkAndMemoryLimits(t *testing.T) {
+	for _, env := range []string{"dev", "staging", "production"} {
+		t.Run(env, func(t *testing.T) {
+			objs := build(t, overlay(env))
+			var ns object
+			for id, o := range objs {
+				if strings.HasPrefix(id, "Namespace/") {
+					ns = o
+				}
+			}
+			md, _ := ns["metadata"].(map[string]any)
+			labels, _ := md["labels"].(map[string]any)
+			if labels["pod-security.kubernetes.io/enforce"] != "restricted" || md["name"] != "notes-api-"+env {
+				t.Errorf("namespace %v labels %v: want notes-api-%s enforcing restricted", md["name"], labels, env)
+			}
+			rendered, err := yaml.Marshal(objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var policies map[string]struct {
+				Spec struct {
+					PodSelector map[string]any `yaml:"podSelector"`
+					PolicyTypes []string       `yaml:"policyTypes"`
+					Ingress     []struct {
+						From  []map[string]any `yaml:"from"`
+						Ports []struct {
+							Protocol string
+							Port     int
+						}
+					}
+					Egress []struct {
+						Ports []struct {
+							Protocol string
+							Port     int
+						}
+					}
+				}
+			}
+			if err := yaml.Unmarshal(rendered, &policies); err != nil {
+				t.Fatal(err)
+			}
+			deny := policies["NetworkPolicy/default-deny"].Spec
+			if len(deny.PodSelector) != 0 || fmt.Sprint(deny.PolicyTypes) != "[Ingress Egress]" || len(deny.Ingress)+len(deny.Egress) != 0 {
+				t.Errorf("default-deny %+v: want every pod, both directions, no rule", deny)
+			}
+			egress := func(name string) map[string]bool {
+				ports := map[string]bool{}
+				for _, e := range policies["NetworkPolicy/"+name].Spec.Egress {
+					for _, p := range e.Ports {
+						ports[fmt.Sprintf("%s/%d", p.Protocol, p.Port)] = true
+					}
+				}
+				return ports
+			}
+			if !egress("allow-dns")["UDP/53"] || !egress("allow-dns")["TCP/53"] {
+				t.Errorf("allow-dns lets through %v, want DNS on UDP and TCP 53", egress("allow-dns"))
+			}
+			api := policies["NetworkPolicy/notes-api"].Spec
+			for _, p := range []string{"TCP/5432", "TCP/6379", "TCP/587", "TCP/443"} {
+				if !egress("notes-api")[p] {
+					t.Errorf("the API's egress lacks %s (PostgreSQL, Redis, SMTP, New Relic)", p)
+				}
+			}
+			if len(api.Ingress) != 1 || len(api.Ingress[0].Ports) != 1 || api.Ingress[0].Ports[0].Port != 8080 ||
+				!strings.Contains(fmt.Sprint(api.Ingress[0].From), "ingress-nginx") {
+				t.Errorf("the API's ingress %+v: want port 8080 from the ingress controller only", api.Ingress)
+			}
+			if !strings.Contains(string(rendered), "name: GOMEMLIMIT\n") || !strings.Contains(string(rendered), "resource: limits.memory") {
+				t.Error("the API container has no GOMEMLIMIT from its memory limit (resourceFieldRef limits.memory)")
+			}
+		})
 	}
 }
