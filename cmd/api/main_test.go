@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/servicetest"
 )
 
@@ -558,21 +557,6 @@ func TestRun_Commands(t *testing.T) {
 	for _, args := range usage {
 		if err := run(context.Background(), args, getenv, io.Discard, io.Discard); exitCode(err) != exitUsage {
 			t.Errorf("run %v: err %v, want a usage error", args, err)
-		}
-	}
-}
-
-// TestSMTPTLS: the SMTP check dials implicit TLS exactly where the e-mail
-// sender does (port 465 unless tls_policy is none).
-func TestSMTPTLS(t *testing.T) {
-	for _, tt := range []struct {
-		port    int
-		policy  string
-		wantTLS bool
-	}{{465, "mandatory", true}, {465, "opportunistic", true}, {465, "none", false}, {587, "mandatory", false}, {25, "none", false}} {
-		got := smtpTLS(config.Email{SMTPHost: "relay.example", SMTPPort: tt.port, TLSPolicy: tt.policy})
-		if (got != nil) != tt.wantTLS || (got != nil && got.ServerName != "relay.example") {
-			t.Errorf("port %d, policy %s: %+v, want TLS %v", tt.port, tt.policy, got, tt.wantTLS)
 		}
 	}
 }

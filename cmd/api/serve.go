@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -286,30 +285,20 @@ func (s *service) serveUntilDone(ctx context.Context) error {
 }
 
 // healthHandler registers a check for every dependency this configuration
-// uses. A later dependency plugs in with one more runner.Register call.
+// uses; each dependency's package builds its own. A later dependency plugs
+// in with one more runner.Register call.
 func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.Logging, logger *slog.Logger, agent *monitoring.Agent) *health.Handler {
 	st := cfg.Status
 	runner := health.NewRunner(logger, st.CacheTTL, st.Deadline,
-		health.DatabaseCheck(db, st.DatabaseTimeout, logger),
-		health.MigrationsCheck(db, st.DatabaseTimeout, logger),
-		health.CacheCheck(c, st.CacheTimeout, logger),
+		database.Check(db, st.DatabaseTimeout, logger),
+		database.MigrationsCheck(db, st.DatabaseTimeout, logger),
+		cache.Check(c, st.CacheTimeout, logger),
 	)
 	if cfg.Email.Enabled {
-		runner.Register(health.SMTPCheck(cfg.Email.SMTPHost, cfg.Email.SMTPPort, smtpTLS(cfg.Email), st.SMTPTimeout, logger))
+		runner.Register(alert.SMTPCheck(cfg.Email, st.SMTPTimeout, logger))
 	}
-	if sl := cfg.Log.Syslog; sl.Enabled {
-		// Connecting proves something only for a remote daemon over TCP; for a
-		// local socket or UDP the check watches the dropped count alone.
-		addr, tlsConf := "", (*tls.Config)(nil)
-		if sl.Network == "tcp" || sl.Network == "tcp+tls" {
-			addr = sl.Address
-		}
-		if sl.Network == "tcp+tls" {
-			tlsConf = logs.SyslogTLS() // the sink's own: same CA bundle, same server name
-		}
-		runner.Register(health.SyslogCheck(addr, tlsConf, func() health.SyslogStats {
-			return health.SyslogStats{Dropped: logs.SyslogStats().Dropped}
-		}, st.SyslogTimeout, logger))
+	if check, ok := logs.SyslogCheck(st.SyslogTimeout, logger); ok {
+		runner.Register(check)
 	}
 	if agent.On() {
 		runner.Register(agent.Check())
@@ -328,10 +317,10 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 	if database.Dialect(db) == "sqlite" {
 		// The file database.url names when it is a sqlite: URL, else database.sqlite_path.
 		dir := filepath.Dir(database.SQLiteFile(dbOptions(cfg)))
-		runner.Register(health.DiskCheck(dir, st.DiskWarnPercent, st.DiskFailPercent, logger))
+		runner.Register(database.DiskCheck(dir, st.DiskWarnPercent, st.DiskFailPercent, logger))
 	}
 	// Readiness asks one thing: can this instance serve? That is the database.
-	ready := health.NewRunner(logger, time.Second, st.DatabaseTimeout, health.DatabaseCheck(db, st.DatabaseTimeout, logger))
+	ready := health.NewRunner(logger, time.Second, st.DatabaseTimeout, database.Check(db, st.DatabaseTimeout, logger))
 	return health.NewHandler(runner, health.HandlerOptions{
 		Info:   health.Info{Version: version, ReleaseID: revision(), ServiceID: cfg.Service.Name, Description: cfg.Service.Description},
 		Tokens: st.Tokens, AllowQueryToken: st.AllowQueryToken, CacheTTL: st.CacheTTL, Ready: ready,
@@ -373,16 +362,6 @@ func closeLogs(logs *logging.Logging, stdout io.Writer) {
 	if err := logs.Close(ctx); err != nil {
 		fmt.Fprintf(stdout, "{\"level\":\"WARN\",\"msg\":\"log flush at exit incomplete\",\"error\":%q}\n", err.Error())
 	}
-}
-
-// smtpTLS is the TLS configuration the SMTP check dials with: on port 465
-// the relay speaks implicit TLS, as internal/alert dials it, and a plain
-// EHLO there would hang; elsewhere nil (plain EHLO).
-func smtpTLS(e config.Email) *tls.Config {
-	if !alert.ImplicitTLS(e) {
-		return nil
-	}
-	return &tls.Config{ServerName: e.SMTPHost, MinVersion: tls.VersionTLS12}
 }
 
 // flushAlerts gives queued e-mails until timeout to go out at shutdown.

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -11,12 +12,15 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +29,7 @@ import (
 	mail "github.com/wneessen/go-mail"
 
 	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/servicetest"
 )
 
@@ -530,3 +535,102 @@ func TestTLSPoliciesAndAuthAgainstMailpit(t *testing.T) {
 		})
 	}
 }
+
+// TestSMTPCheck_RealMailpit: EHLO against a real Mailpit passes, a cut relay
+// fails, and a relay that accepts but never greets fails at the timeout.
+func TestSMTPCheck_RealMailpit(t *testing.T) {
+	mp := servicetest.Mailpit(t)
+	p := servicetest.NewProxy(t, net.JoinHostPort(mp.SMTPHost(), strconv.Itoa(mp.SMTPPort())))
+	host, portStr, _ := net.SplitHostPort(p.Addr())
+	port, _ := strconv.Atoi(portStr)
+	c := SMTPCheck(config.Email{SMTPHost: host, SMTPPort: port, TLSPolicy: "none"}, 300*time.Millisecond, discard())
+	run := func() health.CheckResult {
+		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["smtp:responseTime"][0]
+	}
+	if r := run(); r.Status != health.Pass || r.ObservedUnit != "ms" {
+		t.Fatalf("relay up: %+v", r)
+	}
+	p.Cut()
+	if r := run(); r.Status != health.Fail || !strings.Contains(r.Output, "did not complete EHLO") {
+		t.Errorf("relay cut: %+v", r)
+	}
+	p.Blackhole()
+	if r := run(); r.Status != health.Fail || r.Output != "no answer within 300ms" {
+		t.Errorf("relay hung: %+v", r)
+	}
+	if n := mp.Count(t); n != 0 {
+		t.Errorf("the check sent %d messages; it must only say EHLO", n)
+	}
+}
+
+// TestSMTPCheck_ImplicitTLS: a relay on implicit TLS (port 465, where the
+// e-mail sender starts with a handshake) passes when the check dials TLS
+// too; a plain EHLO there gets no greeting and fails at the timeout.
+func TestSMTPCheck_ImplicitTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(nil) // only for its certificate
+	srv.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // a minimal relay: greet, answer EHLO, then QUIT
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				r := bufio.NewReader(c)
+				_, _ = io.WriteString(c, "220 relay ready\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch strings.ToUpper(strings.Fields(line + " x")[0]) {
+					case "EHLO":
+						_, _ = io.WriteString(c, "250-relay\r\n250 8BITMIME\r\n")
+					case "QUIT":
+						_, _ = io.WriteString(c, "221 bye\r\n")
+						return
+					default:
+						_, _ = io.WriteString(c, "502 no\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	run := func(c health.Check) health.CheckResult {
+		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["smtp:responseTime"][0]
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: host}
+	if r := run(smtpCheck(host, port, conf, time.Second, discard())); r.Status != health.Pass || r.ObservedUnit != "ms" {
+		t.Errorf("implicit TLS relay, TLS check: %+v", r)
+	}
+	if r := run(smtpCheck(host, port, nil, 300*time.Millisecond, discard())); r.Status != health.Fail {
+		t.Errorf("implicit TLS relay, plain check: %+v", r)
+	}
+}
+
+// TestCheckTLS: the SMTP check dials implicit TLS exactly where the e-mail
+// sender does (port 465 unless tls_policy is none).
+func TestCheckTLS(t *testing.T) {
+	for _, tt := range []struct {
+		port    int
+		policy  string
+		wantTLS bool
+	}{{465, "mandatory", true}, {465, "opportunistic", true}, {465, "none", false}, {587, "mandatory", false}, {25, "none", false}} {
+		got := checkTLS(config.Email{SMTPHost: "relay.example", SMTPPort: tt.port, TLSPolicy: tt.policy})
+		if (got != nil) != tt.wantTLS || (got != nil && got.ServerName != "relay.example") {
+			t.Errorf("port %d, policy %s: %+v, want TLS %v", tt.port, tt.policy, got, tt.wantTLS)
+		}
+	}
+}
+
+// discard is a logger for the checks under test.
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

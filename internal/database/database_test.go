@@ -3,6 +3,7 @@ package database
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/servicetest"
 )
 
@@ -274,4 +276,32 @@ func mustOpen(t *testing.T, o Options) *bun.DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// discard is a logger for the checks under test.
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestDiskCheck_Thresholds(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name       string
+		warn, fail int
+		want       health.Status
+	}{
+		{"plenty free", 0, 0, health.Pass},
+		{"below the warning threshold", 100, 0, health.Warn},
+		{"below the failure threshold", 100, 100, health.Fail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := health.NewRunner(nil, 0, time.Second, DiskCheck(dir, tt.warn, tt.fail, discard())).Run(context.Background())
+			if got := r.Checks["disk:free"][0]; got.Status != tt.want || got.ObservedUnit != "percent" {
+				t.Errorf("%+v, want %s", got, tt.want)
+			}
+		})
+	}
+	r := health.NewRunner(nil, 0, time.Second, DiskCheck(filepath.Join(dir, "missing"), 10, 5, discard())).Run(context.Background())
+	if r.Checks["disk:free"][0].Status != health.Fail {
+		t.Errorf("missing directory: %+v", r.Checks["disk:free"][0])
+	}
 }

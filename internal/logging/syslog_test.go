@@ -17,16 +17,20 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/servicetest"
 )
 
@@ -718,3 +722,128 @@ func TestMessageEscapesRawNewlines(t *testing.T) {
 		t.Errorf("truncated message: %d bytes (max %d), raw newline: %v", len(got), maxDatagram, strings.Contains(string(got), "\n"))
 	}
 }
+
+// TestSyslogCheck_RealListener: a TCP daemon that accepts passes; gone, it
+// fails; records dropped since the last check turn a pass into a warning.
+func TestSyslogCheck_RealListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	var dropped atomic.Uint64
+	c := SyslogCheck(ln.Addr().String(), nil, dropped.Load, time.Second, discard())
+	local := SyslogCheck("", nil, dropped.Load, time.Second, discard())
+	run := func(c health.Check) health.CheckResult {
+		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["syslog:connection"][0]
+	}
+	if r := run(c); r.Status != health.Pass {
+		t.Fatalf("daemon up: %+v", r)
+	}
+	dropped.Store(7)
+	if r := run(c); r.Status != health.Warn || r.Output != "7 records dropped since the last check" {
+		t.Errorf("after drops: %+v", r)
+	}
+	if r := run(c); r.Status != health.Pass {
+		t.Errorf("no new drops: %+v", r)
+	}
+	dropped.Store(9)
+	if r := run(local); r.Status != health.Warn {
+		t.Errorf("local socket, drops: %+v", r)
+	}
+	ln.Close()
+	if r := run(c); r.Status != health.Fail || !strings.Contains(r.Output, "unreachable") {
+		t.Errorf("daemon gone: %+v", r)
+	}
+	tlsCheck := SyslogCheck(ln.Addr().String(), &tls.Config{MinVersion: tls.VersionTLS12}, nil, time.Second, discard())
+	if r := run(tlsCheck); r.Status != health.Fail {
+		t.Errorf("TLS to a closed port: %+v", r)
+	}
+}
+
+// TestSyslogCheck_TLS: a daemon with a trusted certificate passes; one the
+// check does not trust fails, and the check hangs up instead of leaving the
+// socket open (one leaked connection per status run otherwise).
+func TestSyslogCheck_TLS(t *testing.T) {
+	srv := httptest.NewTLSServer(nil) // only for its certificate
+	srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	hungUp := make(chan error, 8)
+	go func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer raw.Close()
+				_ = tls.Server(raw, srv.TLS).Handshake()
+				// Wait for the check to close its end of the socket: the
+				// raw read returns io.EOF then, or times out if it never does.
+				_ = raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+				_, err := io.Copy(io.Discard, raw)
+				hungUp <- err
+			}()
+		}
+	}()
+	run := func(c health.Check) health.CheckResult {
+		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["syslog:connection"][0]
+	}
+	trusted := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: "127.0.0.1"}
+	if r := run(SyslogCheck(ln.Addr().String(), trusted, nil, time.Second, discard())); r.Status != health.Pass {
+		t.Errorf("trusted certificate: %+v", r)
+	}
+	<-hungUp
+	untrusted := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: "127.0.0.1"} // system roots
+	if r := run(SyslogCheck(ln.Addr().String(), untrusted, nil, time.Second, discard())); r.Status != health.Fail || !strings.Contains(r.Output, "unreachable") {
+		t.Errorf("untrusted certificate: %+v", r)
+	}
+	if err := <-hungUp; errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("after a failed handshake the check left the connection open (server read: %v)", err)
+	}
+}
+
+// TestLogging_SyslogCheck: with syslog off there is no check to register;
+// with a TCP sink the check dials the sink's own address.
+func TestLogging_SyslogCheck(t *testing.T) {
+	off, err := Setup(Options{Config: config.Log{Level: "info", Format: "json"}, Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = off.Close(context.Background()) })
+	if _, ok := off.SyslogCheck(time.Second, discard()); ok {
+		t.Error("a check for a syslog sink that is off")
+	}
+
+	ln := listenStream(t, "tcp", "127.0.0.1:0", frameOctetCount, nil)
+	on, err := Setup(Options{Config: config.Log{Level: "info", Format: "json",
+		Syslog: config.LogSyslog{Enabled: true, Network: "tcp", Address: ln.addr, QueueSize: 16, WriteTimeout: time.Second}},
+		Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = on.Close(context.Background()) })
+	c, ok := on.SyslogCheck(time.Second, discard())
+	if !ok {
+		t.Fatal("no check for an enabled syslog sink")
+	}
+	r := health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["syslog:connection"][0]
+	if r.Status != health.Pass || r.ObservedUnit != "ms" {
+		t.Errorf("TCP sink up: %+v", r)
+	}
+}
+
+// discard is a logger for the checks under test.
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

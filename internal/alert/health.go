@@ -1,0 +1,78 @@
+package alert
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/smtp"
+	"time"
+
+	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/health"
+)
+
+// SMTPCheck connects to the relay e names, says EHLO and QUIT: what
+// sending needs, without sending anything. On implicit TLS (port 465) the
+// connection starts with TLS, as the sender's does; a plain EHLO there
+// would hang.
+func SMTPCheck(e config.Email, timeout time.Duration, log *slog.Logger) health.Check {
+	return smtpCheck(e.SMTPHost, e.SMTPPort, checkTLS(e), timeout, log)
+}
+
+// checkTLS is the TLS configuration the SMTP check dials with: on implicit
+// TLS, as the sender dials; elsewhere nil (plain EHLO).
+func checkTLS(e config.Email) *tls.Config {
+	if !ImplicitTLS(e) {
+		return nil
+	}
+	return &tls.Config{ServerName: e.SMTPHost, MinVersion: tls.VersionTLS12}
+}
+
+// smtpCheck is SMTPCheck with the TLS configuration given (nil: plain EHLO).
+func smtpCheck(host string, port int, tlsConf *tls.Config, timeout time.Duration, log *slog.Logger) health.Check {
+	addr := net.JoinHostPort(host, fmt.Sprint(port))
+	return health.Check{Name: "smtp:responseTime", ComponentType: "component", Timeout: timeout,
+		Run: func(ctx context.Context) health.Result {
+			start := time.Now()
+			if err := smtpHello(ctx, addr, host, tlsConf); err != nil {
+				log.WarnContext(ctx, "health: smtp check failed", "addr", addr, "error", err)
+				if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+					// the connection's deadline is the check's timeout
+					return health.Result{Status: health.Fail, Output: fmt.Sprintf("no answer within %s", timeout)}
+				}
+				return health.Result{Status: health.Fail, Output: "the SMTP relay did not complete EHLO; stack-trace e-mails cannot be sent"}
+			}
+			return health.Result{Status: health.Pass, ObservedValue: health.Milliseconds(time.Since(start)), ObservedUnit: "ms"}
+		}}
+}
+
+func smtpHello(ctx context.Context, addr, host string, tlsConf *tls.Config) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl) // the SMTP dialogue obeys the check's timeout too
+	}
+	if tlsConf != nil {
+		tc := tls.Client(conn, tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		conn = tc
+	}
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("localhost"); err != nil {
+		return err
+	}
+	return c.Quit()
+}
