@@ -2,7 +2,6 @@ package health_test
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -130,5 +129,3 @@ func TestRunner_CallerGivingUpDoesNotCancelTheRun(t *testing.T) {
 		t.Errorf("ran %d times", runs.Load())
 	}
 }
-
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
