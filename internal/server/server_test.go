@@ -160,11 +160,18 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
+// newPanicServer is newServer with alerts recorded, and the panic reports
+// they receive.
+func newPanicServer(t *testing.T) (*gin.Engine, *servicetest.LogBuffer, *[]server.PanicReport) {
+	t.Helper()
+	calls := &alertCalls{}
+	e, logs := newServer(t, nil, calls)
+	return e, logs, &calls.panics
+}
+
 func TestPanicBecomesProblem500(t *testing.T) {
 	t.Parallel()
-	calls := &alertCalls{}
-	reports := &calls.panics
-	e, logs := newServer(t, nil, calls)
+	e, logs, reports := newPanicServer(t)
 	e.GET("/test/panic/:n", func(c *gin.Context) { panic("secret kaboom in table users") })
 
 	req := httptest.NewRequest(http.MethodGet, "/test/panic/1", nil)
@@ -210,9 +217,7 @@ func TestPanicBecomesProblem500(t *testing.T) {
 
 func TestPanicAfterResponseStartedKeepsResponse(t *testing.T) {
 	t.Parallel()
-	calls := &alertCalls{}
-	reports := &calls.panics
-	e, logs := newServer(t, nil, calls)
+	e, logs, reports := newPanicServer(t)
 	e.GET("/test/late-panic", func(c *gin.Context) {
 		c.String(http.StatusOK, "partial")
 		c.Writer.Flush()
@@ -229,9 +234,7 @@ func TestPanicAfterResponseStartedKeepsResponse(t *testing.T) {
 
 func TestAbortHandlerPanicPassesThrough(t *testing.T) {
 	t.Parallel()
-	calls := &alertCalls{}
-	reports := &calls.panics
-	e, logs := newServer(t, nil, calls)
+	e, logs, reports := newPanicServer(t)
 	e.GET("/test/abort", func(c *gin.Context) { panic(http.ErrAbortHandler) })
 
 	defer func() {
