@@ -53,6 +53,7 @@ const (
 	TypeUnsupportedMediaType = TypePrefix + "unsupported-media-type"
 	TypeInternal             = TypePrefix + "internal"
 	TypeUnavailable          = TypePrefix + "unavailable"
+	TypeOverloaded           = TypePrefix + "overloaded"
 )
 
 // TypeInfo documents one problem type: the fixed title and status that go
@@ -88,6 +89,8 @@ var Types = []TypeInfo{
 		"Something failed on the server. Retrying may help; if it persists, report the request_id."},
 	{TypeUnavailable, "Service unavailable", http.StatusServiceUnavailable,
 		"A dependency (the database) did not answer in time. Retry after the seconds in the Retry-After header. A write answered this way may or may not have been applied: GET before repeating a create, and send updates with If-Match."},
+	{TypeOverloaded, "Service overloaded", http.StatusServiceUnavailable,
+		"The server is at capacity and refused the request before doing anything: retry after the seconds in Retry-After, with backoff."},
 }
 
 // FieldError names one invalid field. It has the same shape as
@@ -168,6 +171,10 @@ func Internal() Problem {
 // Unavailable is for a dependency that did not answer in time or at all;
 // the caller sets Retry-After. detail must not quote the dependency's error.
 func Unavailable(detail string) Problem { return New(TypeUnavailable, detail) }
+
+// Overloaded is for a request refused by load shedding; nothing was done,
+// so it is safe to retry. The caller sets Retry-After.
+func Overloaded(detail string) Problem { return New(TypeOverloaded, detail) }
 
 // Write sends p as the response and aborts the rest of the gin chain.
 // It fills RequestID from the request context (see logging.WithRequestID)

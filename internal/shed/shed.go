@@ -1,0 +1,200 @@
+// Package shed protects the service from overload. Past capacity, admitting
+// every request makes every request slow; shedding admits at most
+// MaxInFlight requests at once, lets the next QueueSize wait up to
+// QueueTimeout for a slot, and refuses the rest at once with 503 and
+// Retry-After, so the admitted ones stay fast and the refused ones learn
+// quickly that they should retry (or go elsewhere).
+//
+// Probes and the status route are exempt: an overloaded instance must still
+// say it is alive and, on /status, that it is shedding.
+package shed
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/prodready/service/internal/problem"
+)
+
+// Options configure a Shedder.
+type Options struct {
+	// MaxInFlight is how many requests run at once; 0 turns shedding off.
+	MaxInFlight int
+	// QueueSize is how many more requests may wait for a slot; beyond it
+	// they are refused at once. 0 means none wait.
+	QueueSize int
+	// QueueTimeout is the longest a request waits for a slot before it is
+	// refused. It also sets Retry-After (whole seconds, at least 1).
+	QueueTimeout time.Duration
+	// Exempt lists route templates that are never queued or refused.
+	Exempt []string
+	// Logger receives the rate-limited warning; nil means slog.Default().
+	Logger *slog.Logger
+	// WarnEvery is the shortest interval between two warnings; zero means
+	// DefaultWarnEvery.
+	WarnEvery time.Duration
+}
+
+// DefaultWarnEvery spaces the "shedding load" warnings: one line every
+// ten seconds says what an operator needs, a line per refused request would
+// add work exactly when the service has none to spare.
+const DefaultWarnEvery = 10 * time.Second
+
+// Stats is a snapshot of the shedder's counters. The totals only grow, so a
+// monitor can report rates from differences; this is what a metrics
+// exporter reads.
+type Stats struct {
+	MaxInFlight int // the configured limit; 0 when shedding is off
+	QueueSize   int
+	InFlight    int    // requests holding a slot now
+	Queued      int    // requests waiting for a slot now
+	Admitted    uint64 // requests that got a slot, at once or after waiting
+	WaitedTotal uint64 // of those, how many waited in the queue first
+	Shed        uint64 // requests refused with 503 (QueueFull + TimedOut)
+	QueueFull   uint64 // refused at once: the queue was full
+	TimedOut    uint64 // refused after waiting QueueTimeout
+}
+
+// Shedder admits, queues or refuses requests. Its zero value is not usable;
+// call New.
+type Shedder struct {
+	slots      chan struct{} // a token per running request
+	queueSize  int64
+	timeout    time.Duration
+	retryAfter string
+	exempt     map[string]bool
+	log        *slog.Logger
+	warnEvery  time.Duration
+
+	queued    atomic.Int64
+	admitted  atomic.Uint64
+	waited    atomic.Uint64
+	queueFull atomic.Uint64
+	timedOut  atomic.Uint64
+	lastWarn  atomic.Int64  // unix nanoseconds of the last warning
+	warnedAt  atomic.Uint64 // the Shed total at the last warning
+}
+
+// New returns a Shedder; with o.MaxInFlight 0 its middleware only passes
+// requests on.
+func New(o Options) *Shedder {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.WarnEvery <= 0 {
+		o.WarnEvery = DefaultWarnEvery
+	}
+	s := &Shedder{
+		queueSize:  int64(max(o.QueueSize, 0)),
+		timeout:    o.QueueTimeout,
+		retryAfter: strconv.Itoa(max(1, int(math.Ceil(o.QueueTimeout.Seconds())))),
+		exempt:     map[string]bool{},
+		log:        o.Logger,
+		warnEvery:  o.WarnEvery,
+	}
+	if o.MaxInFlight > 0 {
+		s.slots = make(chan struct{}, o.MaxInFlight)
+	}
+	for _, r := range o.Exempt {
+		s.exempt[r] = true
+	}
+	return s
+}
+
+// Stats returns the current counters. It is safe to call concurrently with
+// requests, and cheap: a few atomic loads.
+func (s *Shedder) Stats() Stats {
+	st := Stats{
+		QueueSize:   int(s.queueSize),
+		Queued:      int(s.queued.Load()),
+		Admitted:    s.admitted.Load(),
+		WaitedTotal: s.waited.Load(),
+		QueueFull:   s.queueFull.Load(),
+		TimedOut:    s.timedOut.Load(),
+	}
+	if s.slots != nil {
+		st.MaxInFlight, st.InFlight = cap(s.slots), len(s.slots)
+	}
+	st.Shed = st.QueueFull + st.TimedOut
+	return st
+}
+
+// Middleware admits the request, makes it wait for a slot, or answers 503.
+// Place it after the request ID (the 503 carries it) and before the access
+// log: refused requests are counted and summarised in one warning every
+// WarnEvery instead of a line each, which would cost the most when the
+// service can least afford it.
+func (s *Shedder) Middleware() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if s.slots == nil || s.exempt[c.FullPath()] {
+			c.Next()
+			return
+		}
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			if !s.wait(c) {
+				return
+			}
+		}
+		s.admitted.Add(1)
+		defer func() { <-s.slots }() // also when a later handler panics
+		c.Next()
+	}
+}
+
+// wait queues the request for a slot; it reports whether one was obtained.
+// Otherwise the 503 has been written.
+func (s *Shedder) wait(c *gin.Context) bool {
+	if s.queued.Add(1) > s.queueSize {
+		s.queued.Add(-1)
+		s.queueFull.Add(1)
+		s.refuse(c, "too many requests are waiting")
+		return false
+	}
+	defer s.queued.Add(-1)
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		s.waited.Add(1)
+		return true
+	case <-t.C:
+		s.timedOut.Add(1)
+		s.refuse(c, fmt.Sprintf("no capacity freed up within %s", s.timeout))
+		return false
+	case <-c.Request.Context().Done():
+		// The client gave up while waiting: nobody reads an answer, and the
+		// request was neither served nor refused by us.
+		c.Abort()
+		return false
+	}
+}
+
+func (s *Shedder) refuse(c *gin.Context, why string) {
+	c.Header("Retry-After", s.retryAfter)
+	problem.Write(c, problem.Overloaded(why+"; retry after "+s.retryAfter+" s"))
+	s.warn()
+}
+
+// warn logs at most one warning every warnEvery, with the number refused
+// since the previous one.
+func (s *Shedder) warn() {
+	now := time.Now().UnixNano()
+	last := s.lastWarn.Load()
+	if now-last < int64(s.warnEvery) || !s.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	total := s.queueFull.Load() + s.timedOut.Load()
+	since := total - s.warnedAt.Swap(total)
+	st := s.Stats()
+	s.log.Warn("shedding load: requests refused with 503",
+		"refused", since, "refused_total", total, "in_flight", st.InFlight,
+		"max_in_flight", st.MaxInFlight, "queued", st.Queued, "queue_size", st.QueueSize)
+}
