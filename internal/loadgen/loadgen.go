@@ -233,7 +233,7 @@ func (r *Result) note(err error) {
 // Get returns a Request function for GET path.
 func Get(path string) func(int, int) *http.Request {
 	return func(int, int) *http.Request {
-		req, _ := http.NewRequest(http.MethodGet, path, nil)
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, path, nil)
 		return req
 	}
 }
