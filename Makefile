@@ -21,21 +21,34 @@ COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 COMMIT_TIME ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)
 
-.PHONY: help run run-collector test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit backup restore backup-verify litestream replicate litestream-restore backup-drill clean
+.PHONY: help run run-collector checklist test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit backup restore backup-verify litestream replicate litestream-restore backup-drill clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: ## Run the service on its embedded defaults (SQLite file, in-memory cache) at :8080
-	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} APP_NEWRELIC_UTILIZATION_DETECTION=false $(GO) run ./cmd/api serve
+run: build ## Build and run the service on its embedded defaults (development: SQLite file, in-memory cache) at :8080
+	@port=$${PORT:-8080}; token=$${STATUS_TOKENS:-dev-$$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}; \
+	echo "make run: serving http://127.0.0.1:$$port (environment $${APP_ENVIRONMENT:-development}; stop with Ctrl-C or kill $$$$)"; \
+	echo "make run: status token for this run: $$token"; \
+	echo "          curl -H 'Authorization: Bearer $$token' http://127.0.0.1:$$port/status"; \
+	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} APP_NEWRELIC_UTILIZATION_DETECTION=false STATUS_TOKENS=$$token exec $(BIN) serve
 
 run-collector: ## Run the fake New Relic collector on 127.0.0.1:8443, printing what the agent sends (then make run as it says)
 	$(GO) run ./cmd/fake-collector --addr 127.0.0.1:$${COLLECTOR_PORT:-8443} --dir $(TOOLS)/collector
 
+checklist: build mailpit tools ## Demonstrate every item of the standard live, one line each (ITEM=<name> for one row, ITEM=list for the names)
+	$(GO) build -o bin/checklist ./scripts/checklist
+	bin/checklist -item "$(ITEM)" -report reports/checklist.md
+
 test: ## Run every test with the race detector; print coverage and enforce COVER_MIN
 	@mkdir -p $(COVER_DIR)
-	$(GO) test -race -count=1 -covermode=atomic -coverpkg=./internal/...,./cmd/... \
-		-coverprofile=$(COVER_DIR)/cover.out ./...
+	@# gotestsum (pinned in go.mod) prints each package as it finishes; the
+	@# skip summary after it names every skipped test and the service it lacked.
+	@rc=0; $(GO) tool gotestsum --format pkgname --hide-summary=skipped --jsonfile $(COVER_DIR)/test.json -- \
+		-race -count=1 -covermode=atomic -coverpkg=./internal/...,./cmd/... \
+		-coverprofile=$(COVER_DIR)/cover.out ./... || rc=$$?; \
+	$(GO) run ./scripts/testsummary $(COVER_DIR)/test.json; \
+	exit $$rc
 	@total=$$($(GO) tool cover -func=$(COVER_DIR)/cover.out | awk '/^total:/ {sub("%","",$$3); print $$3}'); \
 	echo "coverage: $$total% of statements in internal/... and cmd/... (minimum $(COVER_MIN)%)"; \
 	if ! awk -v t="$$total" -v m="$(COVER_MIN)" 'BEGIN { exit !(t+0 >= m+0) }'; then \

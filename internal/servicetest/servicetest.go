@@ -6,6 +6,7 @@ package servicetest
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -24,11 +25,13 @@ func URL(t testing.TB, env, what string) string {
 }
 
 // Missing skips the test loudly, or fails it under REQUIRE_SERVICES=1.
+// The service is named in capitals, so `make test`'s skip summary (and a
+// reader skimming the output) cannot mistake the skip for a pass.
 func Missing(t testing.TB, what, why string) {
 	t.Helper()
-	msg := "SERVICE MISSING: " + what + ": " + why + " (set REQUIRE_SERVICES=1 to make this a failure; .ci/run does)"
+	msg := "SERVICE MISSING: " + strings.ToUpper(what) + ": " + why
 	if Required() {
-		t.Fatal(msg)
+		t.Fatal(msg + " (REQUIRE_SERVICES=1 is set, so a missing service fails the test)")
 	}
-	t.Skip(msg)
+	t.Skip(msg + " (skipped; REQUIRE_SERVICES=1 makes this a failure, as .ci/run sets it)")
 }
