@@ -24,6 +24,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", to create the demo database
 	"github.com/redis/go-redis/v9"
+
+	"github.com/prodready/service/internal/servicetest"
 )
 
 // env is what every row shares: where things are, and the stack once a row
@@ -73,6 +75,7 @@ type stack struct {
 	redis   *proxy
 	mailpit *mailpit
 	syslog  *syslogReceiver
+	apm     *servicetest.Collector // the fake New Relic collector
 	cleanup []func()
 }
 
@@ -127,6 +130,13 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 		return nil, err
 	}
 	s.cleanup = append(s.cleanup, s.syslog.stop)
+	// New Relic: staging refuses to run without monitoring; the agent
+	// reports to the fake collector of internal/servicetest, on loopback,
+	// with cloud detection off so nothing leaves the machine.
+	if s.apm, err = servicetest.NewCollector("127.0.0.1:0", e.dir); err != nil {
+		return nil, fmt.Errorf("fake New Relic collector: %w", err)
+	}
+	s.cleanup = append(s.cleanup, s.apm.Close)
 
 	// The configuration: config.yaml as the ConfigMap carries it, plus what
 	// the staging overlay and its secrets set, with local addresses.
@@ -157,10 +167,14 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 		"APP_EMAIL_SMTP_HOST=127.0.0.1", "APP_EMAIL_SMTP_PORT=" + strconv.Itoa(s.mailpit.smtpPort),
 		"APP_EMAIL_TLS_POLICY=none", // Mailpit is a local relay without TLS
 		"APP_LOG_SYSLOG_ENABLED=true", "APP_LOG_SYSLOG_NETWORK=tcp", "APP_LOG_SYSLOG_ADDRESS=" + s.syslog.addr,
+		"NEW_RELIC_LICENSE_KEY=" + servicetest.LicenseKey, "NEW_RELIC_APP_NAME=notes-api (checklist)",
+		"APP_NEWRELIC_COLLECTOR_HOST=" + s.apm.Host(), "APP_NEWRELIC_COLLECTOR_CA_FILE=" + s.apm.CAFile(),
+		"APP_NEWRELIC_UTILIZATION_DETECTION=false",
 	}
 
-	// Migrations, as the init container runs them, then the service.
-	if out, err := s.api(ctx, "migrate", "up"); err != nil {
+	// Migrations, as the init container runs them (monitoring off, as
+	// there), then the service.
+	if out, err := runCmd(ctx, append(append([]string{}, s.svcEnv...), "APP_NEWRELIC_ENABLED=false"), e.bin, "migrate", "up"); err != nil {
 		return nil, fmt.Errorf("api migrate up: %w: %s", err, out)
 	}
 	if err := s.startService(ctx); err != nil {
@@ -223,11 +237,6 @@ func (s *stack) runBackup(ctx context.Context) (string, error) {
 		names = append(names, e.Name())
 	}
 	return "", fmt.Errorf("backup.sh stored no dump in %s (found %v)", dir, names)
-}
-
-// api runs a one-off command of the binary with the stack's environment.
-func (s *stack) api(ctx context.Context, args ...string) (string, error) {
-	return runCmd(ctx, s.svcEnv, s.e.bin, args...)
 }
 
 func (s *stack) stop() {
