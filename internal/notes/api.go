@@ -13,6 +13,8 @@ package notes
 //   - DELETE may send If-Match, under the same 412 rule.
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,6 +82,9 @@ func HandleCreate(s Store, o APIOptions) gin.HandlerFunc {
 func HandleGet(s Store, o APIOptions) gin.HandlerFunc {
 	o = o.withDefaults()
 	return func(c *gin.Context) {
+		if !idOK(c) {
+			return
+		}
 		n, err := s.Get(c.Request.Context(), c.Param("id"))
 		if err != nil {
 			storeFailed(c, o.Logger, "get", err)
@@ -115,6 +120,13 @@ func HandleList(s Store, o APIOptions) gin.HandlerFunc {
 			limit = n
 		}
 		cursor := c.Query("cursor")
+		if !wellFormedKey(cursor) {
+			problem.Write(c, problem.Invalid(problem.FieldError{
+				Field:   "cursor",
+				Message: "is not a cursor this API returned; pass next_cursor back unchanged, or start again without one",
+			}))
+			return
+		}
 
 		page, err := s.List(c.Request.Context(), cursor, limit)
 		if errors.Is(err, ErrNotFound) {
@@ -164,6 +176,9 @@ func HandleUpdate(s Store, o APIOptions) gin.HandlerFunc {
 		if !ok {
 			return
 		}
+		if !idOK(c) {
+			return
+		}
 		n, err := s.Update(c.Request.Context(), c.Param("id"), in, want)
 		if err != nil {
 			storeFailed(c, o.Logger, "update", err)
@@ -186,12 +201,26 @@ func HandleDelete(s Store, o APIOptions) gin.HandlerFunc {
 				return
 			}
 		}
+		if !idOK(c) {
+			return
+		}
 		if err := s.Delete(c.Request.Context(), c.Param("id"), want); err != nil {
 			storeFailed(c, o.Logger, "delete", err)
 			return
 		}
 		c.Status(http.StatusNoContent)
 	}
+}
+
+// idOK answers 404 for an id no note can have (control characters, invalid
+// UTF-8, far too long) without asking the store, whose SQL would choke on
+// some of them, and reports whether the id is worth looking up.
+func idOK(c *gin.Context) bool {
+	if wellFormedKey(c.Param("id")) {
+		return true
+	}
+	problem.Write(c, problem.NotFound(fmt.Sprintf("no note has id %q", c.Param("id"))))
+	return false
 }
 
 // writeNote sends n as JSON with its ETag.
@@ -211,6 +240,10 @@ func storeFailed(c *gin.Context, logger *slog.Logger, op string, err error) {
 	case errors.Is(err, ErrVersionMismatch):
 		problem.Write(c, problem.PreconditionFailed(
 			"the note has changed since the version named in If-Match; GET it again and retry with the new ETag"))
+	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
+		// The client hung up, which cancelled the request's context and so
+		// the query: not a server failure, so no error log and no alert.
+		problem.Write(c, problem.ClientClosed())
 	case errors.Is(err, ErrUnavailable):
 		// The database's failure, not this request's: warn, not error, and
 		// no c.Error, so it is not mailed once per request. The database
@@ -289,21 +322,33 @@ func readInput(c *gin.Context) (Input, bool) {
 		return in, false
 	}
 
-	if err := decodeOne(c.Request.Body, &in); err != nil {
+	// The whole body is read first (the body limit bounds it) so its raw
+	// text can be checked after decoding; see badEncoding.
+	body, err := io.ReadAll(c.Request.Body)
+	if err == nil {
+		err = decodeOne(bytes.NewReader(body), &in)
+	}
+	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		switch {
+		case errors.As(err, &tooLarge):
 			problem.Write(c, problem.PayloadTooLarge(tooLarge.Limit))
-		} else {
+		case c.Request.Context().Err() != nil: // the client went away mid-body
+			problem.Write(c, problem.ClientClosed())
+		default:
 			problem.Write(c, problem.BadRequest(decodeErrorDetail(err)))
 		}
 		return in, false
 	}
 
-	if errs := in.Validate(); len(errs) > 0 {
-		fe := make([]problem.FieldError, len(errs))
-		for i, e := range errs {
-			fe[i] = problem.FieldError(e)
-		}
+	var fe []problem.FieldError
+	for _, name := range badEncoding(body) {
+		fe = append(fe, problem.FieldError{Field: name, Message: invalidUTF8})
+	}
+	for _, e := range in.Validate() {
+		fe = append(fe, problem.FieldError(e))
+	}
+	if len(fe) > 0 {
 		problem.Write(c, problem.Invalid(fe...))
 		return in, false
 	}

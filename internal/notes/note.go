@@ -40,7 +40,8 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
-// Validate returns every problem with in, not just the first.
+// Validate returns every problem with in, not just the first, each naming
+// its field.
 func (in Input) Validate() []FieldError {
 	var errs []FieldError
 	switch n := utf8.RuneCountInString(in.Title); {
@@ -52,11 +53,21 @@ func (in Input) Validate() []FieldError {
 	if utf8.RuneCountInString(in.Body) > MaxBodyLen {
 		errs = append(errs, FieldError{"body", "must be at most 10000 characters"})
 	}
-	if !utf8.ValidString(in.Title) || !utf8.ValidString(in.Body) {
-		errs = append(errs, FieldError{"title/body", "must be valid UTF-8"})
+	for _, f := range []struct {
+		name, text string
+		allow      func(rune) bool
+	}{{"title", in.Title, nil}, {"body", in.Body, bodyWhitespace}} {
+		if !utf8.ValidString(f.text) {
+			errs = append(errs, FieldError{f.name, invalidUTF8})
+		} else if msg := controlIn(f.text, f.allow); msg != "" {
+			errs = append(errs, FieldError{f.name, msg})
+		}
 	}
 	return errs
 }
+
+// invalidUTF8 is the message for a field whose text is not valid Unicode.
+const invalidUTF8 = "must be valid UTF-8 text (found an invalid byte sequence or an unpaired surrogate escape)"
 
 // Page is one page of a listing. NextCursor is empty on the last page.
 type Page struct {

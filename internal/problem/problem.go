@@ -54,7 +54,14 @@ const (
 	TypeInternal             = TypePrefix + "internal"
 	TypeUnavailable          = TypePrefix + "unavailable"
 	TypeOverloaded           = TypePrefix + "overloaded"
+	TypeClientClosedRequest  = TypePrefix + "client-closed-request"
 )
+
+// StatusClientClosedRequest is nginx's 499: the client hung up before the
+// answer was ready. It is not an HTTP status a client ever reads; it is
+// what the access log records, so that a client going away is not counted
+// as the server failing.
+const StatusClientClosedRequest = 499
 
 // TypeInfo documents one problem type: the fixed title and status that go
 // with its URI, and what a client should do about it.
@@ -91,6 +98,8 @@ var Types = []TypeInfo{
 		"A dependency (the database) did not answer in time. Retry after the seconds in the Retry-After header. A write answered this way may or may not have been applied: GET before repeating a create, and send updates with If-Match."},
 	{TypeOverloaded, "Service overloaded", http.StatusServiceUnavailable,
 		"The server is at capacity and refused the request before doing anything: retry after the seconds in Retry-After, with backoff."},
+	{TypeClientClosedRequest, "Client closed request", StatusClientClosedRequest,
+		"The client went away before the answer was ready; no client reads this one. The access log records it at info."},
 }
 
 // FieldError names one invalid field. It has the same shape as
@@ -171,6 +180,13 @@ func Internal() Problem {
 // Unavailable is for a dependency that did not answer in time or at all;
 // the caller sets Retry-After. detail must not quote the dependency's error.
 func Unavailable(detail string) Problem { return New(TypeUnavailable, detail) }
+
+// ClientClosed is for a request whose client disconnected while it was being
+// served: the work was cancelled with the request's context. It is logged at
+// info and never alerted on, since nothing failed on the server.
+func ClientClosed() Problem {
+	return New(TypeClientClosedRequest, "the client closed the connection before the response was ready")
+}
 
 // Overloaded is for a request refused by load shedding; nothing was done,
 // so it is safe to retry. The caller sets Retry-After.
