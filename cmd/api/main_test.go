@@ -488,6 +488,10 @@ func TestMain_ExitCodes(t *testing.T) {
 		{"config shows the defaults, then what production lacks", "config", []string{"APP_ENVIRONMENT=", "DATABASE_URL=postgres://u:topsecret@db/x"}, 2, []string{
 			"environment                     production", "[redacted]", "status.tokens (default): production needs a status token",
 			"newrelic.license_key (default): production needs application monitoring"}},
+		{"a port in http.host, before anything is opened", "serve", []string{"APP_ENVIRONMENT=development", "APP_HTTP_HOST=127.0.0.1:99"}, 2, []string{
+			`http.host (env APP_HTTP_HOST): "127.0.0.1:99" holds a port`}},
+		{"config reports http.host and a control character", "config", []string{"APP_ENVIRONMENT=development", "APP_HTTP_HOST=127.0.0.1:99", "APP_SERVICE_NAME=notes\x07"}, 2, []string{
+			"http.host (env APP_HTTP_HOST)", "service.name (env APP_SERVICE_NAME): contains the control character U+0007"}},
 		{"unknown command", "frobnicate", nil, 2, []string{`api: unknown command "frobnicate"`}},
 		{"unknown flag", "serve --verbose", nil, 2, []string{"api: serve: flag provided but not defined: -verbose"}},
 		{"unreachable database", "serve", []string{"APP_ENVIRONMENT=production", "STATUS_TOKENS=0123456789abcdef0123", "APP_NEWRELIC_ENABLED=false", "DATABASE_URL=postgres://u:topsecret@127.0.0.1:1/x?connect_timeout=2"}, 1, []string{"api: open database"}},

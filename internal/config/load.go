@@ -232,6 +232,13 @@ func (l *Loaded) validate(fields []Field, earlier bool) Errors {
 			bad[f.Key] = true
 		}
 	}
+	for _, p := range l.checkText(fields) {
+		errs = append(errs, p)
+		bad[p.Key] = true
+	}
+	if msg := checkHost(c.HTTP.Host); msg != "" && !bad["http.host"] {
+		errs = append(errs, Problem{Key: "http.host", Source: l.Sources["http.host"], Message: msg})
+	}
 	if c.Notes.DefaultPageSize > c.Notes.MaxPageSize && !bad["notes.default_page_size"] && !bad["notes.max_page_size"] {
 		errs = append(errs, Problem{Key: "notes.default_page_size", Source: l.Sources["notes.default_page_size"],
 			Message: fmt.Sprintf("%d is larger than notes.max_page_size (%d)", c.Notes.DefaultPageSize, c.Notes.MaxPageSize)})

@@ -161,6 +161,12 @@ func TestLoad_Rejects(t *testing.T) {
 		{"disk thresholds inverted", "environment: development\nstatus:\n  disk_warn_percent: 5\n  disk_fail_percent: 10", env(), "status.disk_fail_percent (c.yaml:4): 10 is larger than status.disk_warn_percent"},
 		{"list where a value belongs", "environment: development\nlog:\n  level: [a]", env(), "log.level (c.yaml:3): expected a single value, got a list"},
 		{"mapping where a list belongs", "environment: development\nemail:\n  recipients: {a: b}", env(), "email.recipients (c.yaml:3): expected a list of values"},
+		{"host with a port", "environment: development", env("APP_HTTP_HOST", "127.0.0.1:99"), `http.host (env APP_HTTP_HOST): "127.0.0.1:99" holds a port; set http.host to "127.0.0.1" and the port in http.port`},
+		{"bracketed IPv6 host", "environment: development\nhttp:\n  host: \"[::1]\"", env(), `http.host (c.yaml:3): "[::1]": write the IPv6 address without brackets`},
+		{"host that is no name", "environment: development", env("APP_HTTP_HOST", "local host"), `http.host (env APP_HTTP_HOST): "local host" is not an IP address or a host name`},
+		{"newline in the service name", "environment: development", env("APP_SERVICE_NAME", "notes\nlevel=ERROR"), "service.name (env APP_SERVICE_NAME): contains the control character U+000A at character 6 (value not shown)"},
+		{"NUL in a list item", "environment: development\nemail:\n  recipients: [\"a@b.c\\0\"]", env(), "email.recipients (c.yaml:3): contains the control character U+0000"},
+		{"control character in a secret, not shown", "environment: development", env("DATABASE_URL", "postgres://u:pw@h/db\x1b"), "database.url (env DATABASE_URL): contains the control character U+001B at character 21 (value not shown)"},
 		{"nested list item", "environment: development\nemail:\n  recipients: [[a]]", env(), "email.recipients (c.yaml:3): expected a list of values"},
 	}
 	for _, tt := range tests {

@@ -243,3 +243,19 @@ func TestClientHangUp_PostgreSQL(t *testing.T) {
 		t.Errorf("after the hang-up the store fails: %v", err)
 	}
 }
+
+// TestRoutes_EveryGETAnswersHEAD guards the rule for routes added later.
+func TestRoutes_EveryGETAnswersHEAD(t *testing.T) {
+	e := server.New(server.Options{Logger: slog.New(slog.DiscardHandler), Routes: []func(gin.IRouter){notes.Routes(NewMockStore(nil), notes.APIOptions{})}})
+	head := map[string]bool{}
+	for _, r := range e.Routes() {
+		if r.Method == http.MethodHead {
+			head[r.Path] = true
+		}
+	}
+	for _, r := range e.Routes() {
+		if r.Method == http.MethodGet && !head[r.Path] {
+			t.Errorf("GET %s has no HEAD route", r.Path)
+		}
+	}
+}

@@ -10,7 +10,9 @@ func Routes(s Store, o APIOptions) func(gin.IRouter) {
 		n := r.Group("/v1/notes")
 		n.POST("", HandleCreate(s, o))
 		n.GET("", HandleList(s, o))
+		n.HEAD("", HandleList(s, o)) // every GET route answers HEAD too
 		n.GET("/:id", HandleGet(s, o))
+		n.HEAD("/:id", HandleGet(s, o))
 		n.PUT("/:id", HandleUpdate(s, o))
 		n.DELETE("/:id", HandleDelete(s, o))
 	}

@@ -66,6 +66,14 @@ func reportErrors(alerts Alerts) gin.HandlerFunc {
 			c.Request = c.Request.WithContext(ctx)
 		}
 		c.Next()
+		// The status route's 500 is its answer ("a check fails"), not a
+		// failure of the route: mailing it would send one alert per monitor
+		// poll during an outage, through the SMTP relay that may be the
+		// failing check. Check state changes are mailed instead (cmd/api).
+		if c.FullPath() == statusPath && len(c.Errors) == 0 {
+			end()
+			return
+		}
 		if status := c.Writer.Status(); status == http.StatusInternalServerError ||
 			(status >= 500 && len(c.Errors) > 0) {
 			e := ErrorReport{Status: status, RequestInfo: requestInfo(c)}

@@ -15,9 +15,13 @@ const (
 // addRoutes registers the routes every service has (probes and status),
 // then each resource's own. Middleware is set up in New.
 func addRoutes(e *gin.Engine, o Options) {
+	// Every GET route answers HEAD too (RFC 9110 §9.3.2): gin does not do it
+	// by itself, and probes and curl -I use it. net/http drops the body.
 	e.GET(livezPath, handleLivez(o.Version))
+	e.HEAD(livezPath, handleLivez(o.Version))
 	if o.Health != nil {
 		e.GET(readyzPath, o.Health.Readyz())
+		e.HEAD(readyzPath, o.Health.Readyz())
 		// The status route answers application/health+json for every method,
 		// 405 included, so a monitor always gets a parsable body.
 		e.GET(statusPath, o.Health.Status())

@@ -96,7 +96,7 @@ func TestWrongMethodIsProblem405WithAllow(t *testing.T) {
 		{http.MethodPatch, "/v1/widgets/x", []string{"DELETE", "GET", "PUT"}},
 		{http.MethodPost, "/v1/widgets/x", []string{"DELETE", "GET", "PUT"}},
 		{http.MethodDelete, "/v1/widgets", []string{"GET", "POST"}},
-		{http.MethodPost, "/livez", []string{"GET"}},
+		{http.MethodPost, "/livez", []string{"GET", "HEAD"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
