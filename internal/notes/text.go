@@ -105,9 +105,9 @@ func hex4(s []byte, at int) (rune, bool) {
 	if at < 0 || at+4 > len(s) {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(string(s[at:at+4]), 16, 32)
+	v, err := strconv.ParseUint(string(s[at:at+4]), 16, 16) // four hex digits fit in 16 bits
 	if err != nil {
 		return 0, false
 	}
-	return rune(v), true
+	return rune(uint16(v)), true
 }
