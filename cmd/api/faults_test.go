@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -164,5 +165,68 @@ func TestServe_FrozenThenDeadRedis(t *testing.T) {
 		}
 		a.do(t, "GET", path, "")
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServe_FailingStatusLogsAFewLines: 100 monitors poll /status while
+// its Redis check fails (a Redis of the test's own, killed). The checks run
+// again and again (no result cache), yet the log gets a few lines: the
+// check turning fail with its error, and the first failing answer of the
+// status route; the hundreds of polls after it add nothing until
+// status.repeat_log_interval passes. Bounded by a count of polls, not time.
+func TestServe_FailingStatusLogsAFewLines(t *testing.T) {
+	srv := servicetest.StartRedis(t)
+	a := startApp(t, map[string]string{
+		"REDIS_URL":                      srv.URL(),
+		"APP_LOG_LEVEL":                  "info",
+		"APP_STATUS_CACHE_TTL":           "0s",
+		"APP_STATUS_REPEAT_LOG_INTERVAL": "1h",
+	})
+	srv.Kill()
+	a.logs.Take(t)
+	const pollers, polls = 100, 4
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for range pollers {
+		wg.Go(func() {
+			for range polls {
+				req, _ := http.NewRequestWithContext(t.Context(), "GET", a.url+"/status", nil)
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				resp, err := a.client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_ = resp.Body.Close()
+				mu.Lock()
+				codes[resp.StatusCode]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if codes[http.StatusInternalServerError] != pollers*polls {
+		t.Fatalf("answers with Redis dead: %v; want every one a 500", codes)
+	}
+	recs := a.logs.Take(t)
+	var lines []string
+	for _, r := range recs {
+		lines = append(lines, fmt.Sprintf("%v %v", r["level"], r["msg"]))
+	}
+	t.Logf("%d polls of a failing /status: %d log lines: %q", pollers*polls, len(recs), lines)
+	if len(recs) > 6 {
+		t.Errorf("%d polls of a failing /status wrote %d log lines; want a handful", pollers*polls, len(recs))
+	}
+	want := map[string]bool{"health check not passing": false, "health: redis check failed": false, "request": false}
+	for _, r := range recs {
+		if _, ok := want[r["msg"].(string)]; ok {
+			want[r["msg"].(string)] = true
+		}
+	}
+	for msg, seen := range want {
+		if !seen {
+			t.Errorf("no %q line: the outage must still be logged once", msg)
+		}
 	}
 }

@@ -225,7 +225,8 @@ func (s *service) listen(ctx context.Context) error {
 	s.http = &http.Server{
 		Handler: server.New(server.Options{
 			Logger: s.logger, MaxBodyBytes: hc.MaxBodyBytes, Version: version,
-			Health: s.health, Alerts: alertHooks{s.alerts, s.agent}, Routes: s.routes,
+			StatusLogInterval: s.cfg.Status.RepeatLogInterval,
+			Health:            s.health, Alerts: alertHooks{s.alerts, s.agent}, Routes: s.routes,
 			// APM transactions for everything but the probes, which are polled
 			// every few seconds and would drown the real traffic.
 			Observe: s.agent.Middleware("/livez", "/readyz"),
@@ -294,6 +295,8 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 		database.MigrationsCheck(db, st.DatabaseTimeout, logger),
 		cache.Check(c, st.CacheTimeout, logger),
 	)
+	// A failing check is logged when it changes, then at most this often.
+	runner.RepeatLogEvery(st.RepeatLogInterval)
 	if cfg.Email.Enabled {
 		runner.Register(alert.SMTPCheck(cfg.Email, st.SMTPTimeout, logger))
 	}

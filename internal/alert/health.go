@@ -38,7 +38,7 @@ func smtpCheck(host string, port int, tlsConf *tls.Config, timeout time.Duration
 		Run: func(ctx context.Context) health.Result {
 			start := time.Now()
 			if err := smtpHello(ctx, addr, host, tlsConf); err != nil {
-				log.WarnContext(ctx, "health: smtp check failed", "addr", addr, "error", err)
+				health.LogFailure(ctx, log, "health: smtp check failed", "addr", addr, "error", err)
 				if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 					// the connection's deadline is the check's timeout
 					return health.Result{Status: health.Fail, Output: fmt.Sprintf("no answer within %s", timeout)}

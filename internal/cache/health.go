@@ -17,7 +17,7 @@ func Check(c Cache, timeout time.Duration, log *slog.Logger) health.Check {
 			}
 			start := time.Now()
 			if err := c.Ping(ctx); err != nil {
-				log.WarnContext(ctx, "health: redis check failed", "error", err)
+				health.LogFailure(ctx, log, "health: redis check failed", "error", err)
 				return health.Result{Status: health.Fail, Output: "redis did not answer PING; reads fall back to the database"}
 			}
 			return health.Result{Status: health.Pass, ObservedValue: health.Milliseconds(time.Since(start)), ObservedUnit: "ms"}

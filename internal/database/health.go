@@ -20,7 +20,7 @@ func Check(db *bun.DB, timeout time.Duration, log *slog.Logger) health.Check {
 			start := time.Now()
 			var one int
 			if err := db.NewSelect().ColumnExpr("1").Scan(ctx, &one); err != nil {
-				log.WarnContext(ctx, "health: database check failed", "error", err)
+				health.LogFailure(ctx, log, "health: database check failed", "error", err)
 				return health.Result{Status: health.Fail, Output: "the database did not answer a query (details in the service log)"}
 			}
 			return health.Result{Status: health.Pass, ObservedValue: health.Milliseconds(time.Since(start)), ObservedUnit: "ms"}
@@ -33,7 +33,7 @@ func MigrationsCheck(db *bun.DB, timeout time.Duration, log *slog.Logger) health
 		Run: func(ctx context.Context) health.Result {
 			n, err := Pending(ctx, db)
 			if err != nil {
-				log.WarnContext(ctx, "health: migration status unavailable", "error", err)
+				health.LogFailure(ctx, log, "health: migration status unavailable", "error", err)
 				return health.Result{Status: health.Fail, Output: "could not read the migration status (details in the service log)"}
 			}
 			if n > 0 {
@@ -52,7 +52,7 @@ func DiskCheck(dir string, warnPct, failPct int, log *slog.Logger) health.Check 
 		Run: func(ctx context.Context) health.Result {
 			var st syscall.Statfs_t
 			if err := syscall.Statfs(dir, &st); err != nil {
-				log.WarnContext(ctx, "health: disk check failed", "dir", dir, "error", err)
+				health.LogFailure(ctx, log, "health: disk check failed", "dir", dir, "error", err)
 				return health.Result{Status: health.Fail, Output: "cannot read free space of the data directory"}
 			}
 			if st.Blocks == 0 {

@@ -44,6 +44,10 @@ type Runner struct {
 	notifyMu     sync.Mutex         // serializes transitions and their delivery
 	onTransition []func(Transition) // see OnTransition
 	states       map[string]*checkState
+
+	repeatLog time.Duration        // see RepeatLogEvery
+	logMu     sync.Mutex           // guards logged
+	logged    map[string]time.Time // failing checks: when last logged
 }
 
 // NewRunner returns a Runner. ttl 0 disables caching (concurrent callers are
@@ -54,7 +58,7 @@ func NewRunner(log *slog.Logger, ttl, deadline time.Duration, checks ...Check) *
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{checks: checks, ttl: ttl, deadline: deadline, now: time.Now, log: log}
+	return &Runner{checks: checks, ttl: ttl, deadline: deadline, now: time.Now, log: log, repeatLog: DefaultRepeatLogInterval}
 }
 
 // Register adds a check; call it before serving.
@@ -132,6 +136,7 @@ func (r *Runner) runAll(done chan struct{}) {
 	r.notifyMu.Lock()
 	defer r.notifyMu.Unlock()
 	changes := r.transitions(rep)
+	r.logStates(rep, changes)
 	r.mu.Lock()
 	r.last = &rep
 	r.inflight = nil
@@ -151,7 +156,7 @@ func (r *Runner) runOne(parent context.Context, c Check) (res CheckResult) {
 	if timeout <= 0 {
 		timeout = r.deadline
 	}
-	ctx, cancel := context.WithTimeout(parent, timeout)
+	ctx, cancel := context.WithTimeout(r.quietRun(parent, c.Name), timeout)
 	defer cancel()
 	out := make(chan Result, 1)
 	go func() {
@@ -174,9 +179,6 @@ func (r *Runner) runOne(parent context.Context, c Check) (res CheckResult) {
 	}
 	if got.Status == "" {
 		got.Status = Fail
-	}
-	if got.Status != Pass {
-		r.log.Warn("health check not passing", "check", c.Name, "status", string(got.Status), "output", got.Output)
 	}
 	return CheckResult{ComponentType: c.ComponentType, ObservedValue: got.ObservedValue, ObservedUnit: got.ObservedUnit,
 		Status: got.Status, Time: r.now().UTC(), Output: got.Output}

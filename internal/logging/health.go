@@ -51,7 +51,7 @@ func SyslogCheck(addr string, tlsConf *tls.Config, dropped func() uint64, timeou
 				conn = tc
 			}
 			if err != nil {
-				log.WarnContext(ctx, "health: syslog check failed", "addr", addr, "error", err)
+				health.LogFailure(ctx, log, "health: syslog check failed", "addr", addr, "error", err)
 				return health.Result{Status: health.Fail, Output: "the syslog daemon is unreachable; records queue, then are dropped and counted"}
 			}
 			_ = conn.Close()

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -27,7 +28,7 @@ func accessLogEngine(t *testing.T, level string) (*gin.Engine, *servicetest.LogB
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.RedirectTrailingSlash = false // as New sets it: /livez/ is a 404
-	e.Use(requestID(), accessLog(logger))
+	e.Use(requestID(), accessLog(logger, newStatusLogGate(time.Minute)))
 	answer := func(c *gin.Context) {
 		code, err := strconv.Atoi(c.DefaultQuery("code", "200"))
 		if err != nil {

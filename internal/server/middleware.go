@@ -130,9 +130,11 @@ func recovery(logger *slog.Logger, alerts Alerts) gin.HandlerFunc {
 // Probes and the status route are polled every few seconds by machines, so
 // logging each would drown the lines people read: /livez and /readyz are not
 // logged, and /status only when it fails (status >= 400: a bad token, or a
-// check failing), which is when someone will look. An unmatched path such as
-// /livez/ has no route template, so it is logged.
-func accessLog(logger *slog.Logger) gin.HandlerFunc {
+// check failing), which is when someone will look, and then by the rule of
+// statusLogGate: when the answer changes and at most once per interval, with
+// a "suppressed" count. An unmatched path such as /livez/ has no route
+// template, so it is logged.
+func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		route := c.FullPath()
 		if route == livezPath || route == readyzPath {
@@ -147,23 +149,30 @@ func accessLog(logger *slog.Logger) gin.HandlerFunc {
 			logger.DebugContext(ctx, "request started", "method", c.Request.Method, "route", route)
 		}
 		c.Next()
-		status := c.Writer.Status()
-		if route == statusPath && status < http.StatusBadRequest {
-			return
-		}
-		level := slog.LevelInfo
-		if status >= http.StatusInternalServerError {
-			level = slog.LevelWarn
-		}
-		logger.Log(ctx, level, "request",
+		code := c.Writer.Status()
+		attrs := []any{
 			"method", c.Request.Method,
 			"route", route,
 			"path", logging.RedactURI(c.Request.URL),
-			"status", status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000,
+			"status", code,
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
 			"bytes", max(c.Writer.Size(), 0), // Size is -1 when no body was written
 			"client_ip", c.ClientIP(),
-		)
+		}
+		if route == statusPath {
+			logIt, skipped := status.admit(code)
+			if !logIt {
+				return
+			}
+			if skipped > 0 {
+				attrs = append(attrs, "suppressed", skipped)
+			}
+		}
+		level := slog.LevelInfo
+		if code >= http.StatusInternalServerError {
+			level = slog.LevelWarn
+		}
+		logger.Log(ctx, level, "request", attrs...)
 	}
 }
 

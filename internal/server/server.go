@@ -8,6 +8,7 @@ package server
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -27,6 +28,9 @@ type Options struct {
 	Version string
 	// Health serves /status and /readyz; nil leaves those routes out.
 	Health *health.Handler
+	// StatusLogInterval is how often a /status that keeps failing gets an
+	// access-log line (status.repeat_log_interval); zero means a minute.
+	StatusLogInterval time.Duration
 	// Alerts hears about panics and unhandled server errors; nil reports
 	// nothing. See Alerts for what an implementation must do.
 	Alerts Alerts
@@ -106,7 +110,7 @@ func New(o Options) *gin.Engine {
 	e.Use(requestID())
 	e.Use(o.Observe...)
 	e.Use(
-		accessLog(o.Logger),
+		accessLog(o.Logger, newStatusLogGate(o.StatusLogInterval)),
 		recovery(o.Logger, o.Alerts),
 		reportErrors(o.Alerts),
 		bodyLimit(o.MaxBodyBytes),
