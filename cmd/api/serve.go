@@ -71,6 +71,7 @@ type service struct {
 	db     *bun.DB
 	cache  cache.Cache
 	routes []func(gin.IRouter)
+	checks []health.Check // the resources' own, for /status
 	health *health.Handler
 	http   *http.Server
 	ln     net.Listener
@@ -186,29 +187,39 @@ func (s *service) openCache(ctx context.Context) error {
 // mountResources builds each resource the service serves. A new resource
 // is one more line here; removing one is deleting its line.
 func (s *service) mountResources(context.Context) error {
-	s.routes = append(s.routes,
-		notesRoutes(s.cfg, s.db, s.cache, s.logger, s.agent),
-	)
+	for _, r := range []resource{
+		notesResource(s.cfg, s.db, s.cache, s.logger, s.agent),
+	} {
+		s.routes = append(s.routes, r.routes)
+		s.checks = append(s.checks, r.checks...)
+	}
 	return nil
 }
 
-// notesRoutes builds the notes resource: its store over the database,
-// bounded in time and cached, and its routes.
-func notesRoutes(cfg config.Config, db *bun.DB, c cache.Cache, logger *slog.Logger, agent *monitoring.Agent) func(gin.IRouter) {
+// resource is what one resource adds to the service: its routes, and the
+// checks it shows on /status.
+type resource struct {
+	routes func(gin.IRouter)
+	checks []health.Check
+}
+
+// notesResource builds the notes resource: its store over the database,
+// bounded in time and cached, its routes and its cache's check.
+func notesResource(cfg config.Config, db *bun.DB, c cache.Cache, logger *slog.Logger, agent *monitoring.Agent) resource {
 	// Every request's database work ends within database.request_timeout;
 	// an unreachable database answers 503 with Retry-After, not a hang.
 	bounded := notes.NewBoundedStore(notes.NewBunStore(db), cfg.Database.RequestTimeout, database.Unavailable)
 	store := notes.NewCachedStore(bounded, c, cfg.Cache.TTL, logger)
 	agent.Gauge("Cache/Failures", func() float64 { return float64(store.Stats().Errors) })
-	return notes.Routes(store, notes.APIOptions{
+	return resource{routes: notes.Routes(store, notes.APIOptions{
 		DefaultPageSize: cfg.Notes.DefaultPageSize, MaxPageSize: cfg.Notes.MaxPageSize, Logger: logger,
-	})
+	}), checks: []health.Check{store.Check()}}
 }
 
 // buildHealth gives every dependency the service is configured to use a
 // check on /status, and warns about status settings an operator should know.
 func (s *service) buildHealth(context.Context) error {
-	s.health = healthHandler(s.cfg, s.db, s.cache, s.logs, s.logger, s.agent)
+	s.health = healthHandler(s.cfg, s.db, s.cache, s.logs, s.logger, s.agent, s.checks...)
 	if s.cfg.Status.AllowQueryToken {
 		s.logger.Warn("status.allow_query_token is on: tokens in URLs end up in proxy and browser histories; prefer the Authorization header")
 	}
@@ -288,7 +299,7 @@ func (s *service) serveUntilDone(ctx context.Context) error {
 // healthHandler registers a check for every dependency this configuration
 // uses; each dependency's package builds its own. A later dependency plugs
 // in with one more runner.Register call.
-func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.Logging, logger *slog.Logger, agent *monitoring.Agent) *health.Handler {
+func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.Logging, logger *slog.Logger, agent *monitoring.Agent, resources ...health.Check) *health.Handler {
 	st := cfg.Status
 	runner := health.NewRunner(logger, st.CacheTTL, st.Deadline,
 		database.Check(db, st.DatabaseTimeout, logger),
@@ -297,6 +308,9 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 	)
 	// A failing check is logged when it changes, then at most this often.
 	runner.RepeatLogEvery(st.RepeatLogInterval)
+	for _, c := range resources { // each resource's own (mountResources)
+		runner.Register(c)
+	}
 	if cfg.Email.Enabled {
 		runner.Register(alert.SMTPCheck(cfg.Email, st.SMTPTimeout, logger))
 	}

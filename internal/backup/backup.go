@@ -1,6 +1,8 @@
 // Package backup reads the service's record of verified backups, the backups
 // table, and turns the age of the newest one into the status route's
-// "backup:age" check.
+// "backup:age" check (AgeCheck); in continuous mode the same check judges the
+// newest archived WAL segment (ArchiveCheck) or Litestream's newest
+// replicated position (LitestreamCheck, continuous.go).
 //
 // The backups themselves are taken, verified and recorded by the scripts in
 // scripts/backup/ (docs/BACKUP.md), which run where pg_dump and sqlite3 are,

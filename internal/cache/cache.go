@@ -1,5 +1,7 @@
-// Package cache provides the byte cache behind the notes read-through cache:
-// Redis when a URL is configured, a bounded in-memory LRU otherwise.
+// Package cache provides a byte cache, the one behind the notes read-through
+// cache: Redis when a URL is configured, a bounded in-memory LRU otherwise;
+// a circuit breaker that skips a failing Redis (breaker.go), and the status
+// route's check of it (health.go).
 package cache
 
 import (

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/servicetest"
 )
 
 // The cost of one access-log-sized record, as a request pays it. The point
@@ -39,7 +40,7 @@ func BenchmarkLog_SyslogUp(b *testing.B) {
 }
 
 func BenchmarkLog_SyslogListenerGone(b *testing.B) {
-	benchLog(b, syslogConfig("tcp", closedPort(b)))
+	benchLog(b, syslogConfig("tcp", servicetest.ClosedPort(b)))
 }
 
 func benchLog(b *testing.B, cfg config.Log) {

@@ -3,60 +3,112 @@ package logging
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prodready/service/internal/health"
 )
 
 // SyslogCheck is the syslog sink's check, and false when syslog is off.
-// Connecting proves something only for a remote daemon over TCP; for a
-// local socket or UDP the check watches the dropped count alone. Over TLS
-// it dials with the sink's own settings: same CA bundle, same server name.
+// It dials what the sink dials, with the sink's own settings (over TLS the
+// same CA bundle and server name): a local socket that is missing or has
+// no daemon behind it fails, as does a TCP port nobody listens on. UDP
+// cannot be proved by a dial, so there the check fails while the sink has
+// lost its connection (a closed port answers a write with ICMP).
 func (l *Logging) SyslogCheck(timeout time.Duration, log *slog.Logger) (health.Check, bool) {
 	st := l.SyslogStats()
 	if !st.Enabled {
 		return health.Check{}, false
 	}
-	addr := ""
-	if st.Network == "tcp" || st.Network == "tcp+tls" {
-		addr = st.Address
+	target := SyslogTarget{Network: st.Network, Address: st.Address, TLS: l.SyslogTLS(),
+		Dropped: func() uint64 { return l.SyslogStats().Dropped }}
+	if st.Network == "udp" {
+		target.Connected = func() bool { return l.SyslogStats().Connected }
 	}
-	dropped := func() uint64 { return l.SyslogStats().Dropped }
-	return SyslogCheck(addr, l.SyslogTLS(), dropped, timeout, log), true
+	return SyslogCheck(target, timeout, log), true
 }
 
-// SyslogCheck connects to a remote syslog daemon over TCP (or TLS when
-// tlsConf is not nil) and warns when dropped (nil: not watched) has grown
-// since the last check. With addr empty (a local socket or UDP, where a
-// connect proves nothing) it only watches the dropped count.
-func SyslogCheck(addr string, tlsConf *tls.Config, dropped func() uint64, timeout time.Duration, log *slog.Logger) health.Check {
+// SyslogTarget is what a syslog check proves reachable.
+type SyslogTarget struct {
+	// Network is the sink's: unixgram, unix, tcp and tcp+tls are dialled,
+	// udp is not (a dial proves nothing there).
+	Network, Address string
+	TLS              *tls.Config   // tcp+tls: the handshake is part of the check
+	Dropped          func() uint64 // nil: drops are not watched
+	Connected        func() bool   // udp: the sink's own view; nil: not consulted
+}
+
+// SyslogCheck fails when target cannot be reached, saying where and why,
+// and warns when Dropped has grown since the last check.
+func SyslogCheck(target SyslogTarget, timeout time.Duration, log *slog.Logger) health.Check {
 	var lastDropped atomic.Uint64 // a timed-out run may overlap the next one
+	where := target.Network + " " + target.Address
+	unreachable := func(ctx context.Context, err error) health.Result {
+		health.LogFailure(ctx, log, "health: syslog check failed", "network", target.Network, "address", target.Address, "error", err)
+		return health.Result{Status: health.Fail, Output: fmt.Sprintf(
+			"the syslog daemon at %s is unreachable: %s; records queue, then are dropped and counted", where, reason(err))}
+	}
 	return health.Check{Name: "syslog:connection", ComponentType: "component", Timeout: timeout,
 		Run: func(ctx context.Context) health.Result {
-			if addr == "" {
-				return droppedSince(&lastDropped, dropped, health.Result{Status: health.Pass})
+			if target.Network == "udp" {
+				if target.Connected != nil && !target.Connected() {
+					return unreachable(ctx, errLastWrite)
+				}
+				return droppedSince(&lastDropped, target.Dropped, health.Result{Status: health.Pass})
 			}
 			start := time.Now()
-			var d net.Dialer
-			conn, err := d.DialContext(ctx, "tcp", addr)
-			if err == nil && tlsConf != nil {
-				tc := tls.Client(conn, tlsConf)
-				if err = tc.HandshakeContext(ctx); err != nil {
-					_ = conn.Close() // a failed handshake (e.g. an untrusted certificate) leaves the socket open
-				}
-				conn = tc
+			if err := dialSyslog(ctx, target); err != nil {
+				return unreachable(ctx, err)
 			}
-			if err != nil {
-				health.LogFailure(ctx, log, "health: syslog check failed", "addr", addr, "error", err)
-				return health.Result{Status: health.Fail, Output: "the syslog daemon is unreachable; records queue, then are dropped and counted"}
-			}
-			_ = conn.Close()
-			return droppedSince(&lastDropped, dropped, health.Result{Status: health.Pass, ObservedValue: health.Milliseconds(time.Since(start)), ObservedUnit: "ms"})
+			return droppedSince(&lastDropped, target.Dropped, health.Result{Status: health.Pass, ObservedValue: health.Milliseconds(time.Since(start)), ObservedUnit: "ms"})
 		}}
+}
+
+// errLastWrite is the UDP sink's failure: a write the port refused.
+var errLastWrite = errors.New("the last write was refused")
+
+// reason says in a few words why a dial failed; the raw error goes to the log.
+func reason(err error) string {
+	var netErr net.Error
+	var certErr *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, errLastWrite):
+		return "the last write was refused (nothing listens on the port)"
+	case errors.Is(err, syscall.ENOENT):
+		return "no such socket"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (no daemon reads it)"
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return "permission denied"
+	case errors.As(err, &certErr):
+		return "its TLS certificate is not trusted"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "no answer within status.syslog_timeout"
+	}
+	return "cannot connect (the log has the error)"
+}
+
+// dialSyslog connects to target once (and shakes hands over TLS), then hangs up.
+func dialSyslog(ctx context.Context, target SyslogTarget) error {
+	network := target.Network
+	if network == "tcp+tls" {
+		network = "tcp"
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, target.Address)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }() // a failed handshake (e.g. an untrusted certificate) leaves the socket open
+	if target.Network == "tcp+tls" && target.TLS != nil {
+		return tls.Client(conn, target.TLS).HandshakeContext(ctx)
+	}
+	return nil
 }
 
 // droppedSince turns res into a warning when the sink dropped records since the last check.

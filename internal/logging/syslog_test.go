@@ -497,20 +497,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// closedPort returns a loopback TCP address where nothing listens.
-func closedPort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestSyslogUnreachableAtStart(t *testing.T) {
-	addr := closedPort(t)
+	addr := servicetest.ClosedPort(t)
 	cfg := syslogConfig("tcp", addr)
 	l, stdout, _ := setup(t, cfg) // Setup succeeds: the service runs
 	recs := stdout.Records(t, "syslog unreachable at start; will retry")
@@ -529,7 +517,7 @@ func TestSyslogUnreachableAtStart(t *testing.T) {
 }
 
 func TestSyslogDroppedCountIsLogged(t *testing.T) {
-	cfg := syslogConfig("tcp", closedPort(t))
+	cfg := syslogConfig("tcp", servicetest.ClosedPort(t))
 	cfg.Syslog.QueueSize = 1
 	cfg.DroppedReportInterval = 20 * time.Millisecond
 	l, stdout, _ := setup(t, cfg)
@@ -587,7 +575,7 @@ func TestCloseFlushesTheQueue(t *testing.T) {
 }
 
 func TestCloseGivesUpAtTheDeadline(t *testing.T) {
-	cfg := syslogConfig("tcp", closedPort(t))
+	cfg := syslogConfig("tcp", servicetest.ClosedPort(t))
 	var stdout servicetest.LogBuffer
 	l, err := Setup(Options{Config: cfg, Stdout: &stdout})
 	if err != nil {
@@ -740,8 +728,9 @@ func TestSyslogCheck_RealListener(t *testing.T) {
 		}
 	}()
 	var dropped atomic.Uint64
-	c := SyslogCheck(ln.Addr().String(), nil, dropped.Load, time.Second, discard())
-	local := SyslogCheck("", nil, dropped.Load, time.Second, discard())
+	c := SyslogCheck(SyslogTarget{Network: "tcp", Address: ln.Addr().String(), Dropped: dropped.Load}, time.Second, discard())
+	sock := listenPacket(t, "unixgram", filepath.Join(shortDir(t), "log"))
+	local := SyslogCheck(SyslogTarget{Network: "unixgram", Address: sock.addr, Dropped: dropped.Load}, time.Second, discard())
 	run := func(c health.Check) health.CheckResult {
 		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["syslog:connection"][0]
 	}
@@ -763,7 +752,7 @@ func TestSyslogCheck_RealListener(t *testing.T) {
 	if r := run(c); r.Status != health.Fail || !strings.Contains(r.Output, "unreachable") {
 		t.Errorf("daemon gone: %+v", r)
 	}
-	tlsCheck := SyslogCheck(ln.Addr().String(), &tls.Config{MinVersion: tls.VersionTLS12}, nil, time.Second, discard())
+	tlsCheck := SyslogCheck(SyslogTarget{Network: "tcp+tls", Address: ln.Addr().String(), TLS: &tls.Config{MinVersion: tls.VersionTLS12}}, time.Second, discard())
 	if r := run(tlsCheck); r.Status != health.Fail {
 		t.Errorf("TLS to a closed port: %+v", r)
 	}
@@ -802,12 +791,12 @@ func TestSyslogCheck_TLS(t *testing.T) {
 		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["syslog:connection"][0]
 	}
 	trusted := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: "127.0.0.1"}
-	if r := run(SyslogCheck(ln.Addr().String(), trusted, nil, time.Second, discard())); r.Status != health.Pass {
+	if r := run(SyslogCheck(SyslogTarget{Network: "tcp+tls", Address: ln.Addr().String(), TLS: trusted}, time.Second, discard())); r.Status != health.Pass {
 		t.Errorf("trusted certificate: %+v", r)
 	}
 	<-hungUp
 	untrusted := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: "127.0.0.1"} // system roots
-	if r := run(SyslogCheck(ln.Addr().String(), untrusted, nil, time.Second, discard())); r.Status != health.Fail || !strings.Contains(r.Output, "unreachable") {
+	if r := run(SyslogCheck(SyslogTarget{Network: "tcp+tls", Address: ln.Addr().String(), TLS: untrusted}, time.Second, discard())); r.Status != health.Fail || !strings.Contains(r.Output, "unreachable") {
 		t.Errorf("untrusted certificate: %+v", r)
 	}
 	if err := <-hungUp; errors.Is(err, os.ErrDeadlineExceeded) {
@@ -843,6 +832,60 @@ func TestLogging_SyslogCheck(t *testing.T) {
 	if r.Status != health.Pass || r.ObservedUnit != "ms" {
 		t.Errorf("TCP sink up: %+v", r)
 	}
+}
+
+// TestLogging_SyslogCheck_Unusable: syslog on but its socket or address
+// unusable (no such socket, a socket nobody reads, a closed TCP or UDP port)
+// is a failing check that names the address and the reason, never a pass.
+func TestLogging_SyslogCheck_Unusable(t *testing.T) {
+	dir := shortDir(t)
+	deadSock := filepath.Join(dir, "dead")
+	dead, err := net.ListenPacket("unixgram", deadSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Close() // the file stays, nobody reads it: what a stopped daemon leaves
+	udp := listenPacket(t, "udp", "127.0.0.1:0")
+	udp.stop()
+	tests := []struct {
+		name, network, address, want string
+		afterWrite                   bool // udp: only a write finds out
+	}{
+		{"missing socket", "unixgram", filepath.Join(dir, "no-such-log"), "no such socket", false},
+		{"socket nobody reads", "unixgram", deadSock, "connection refused", false},
+		{"missing stream socket", "unix", filepath.Join(dir, "no-such-stream"), "no such socket", false},
+		{"closed TCP port", "tcp", servicetest.ClosedPort(t), "connection refused", false},
+		{"closed UDP port", "udp", udp.addr, "the last write was refused", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, _, _ := setup(t, syslogConfig(tt.network, tt.address))
+			if tt.afterWrite {
+				for i := 0; !waitUntil(func() bool { return !l.SyslogStats().Connected }); i++ {
+					l.Logger.Info("probe", "i", i) // the ICMP answer to one write fails the next
+				}
+			}
+			c, ok := l.SyslogCheck(time.Second, discard())
+			if !ok {
+				t.Fatal("no check for an enabled syslog sink")
+			}
+			r := health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["syslog:connection"][0]
+			if r.Status != health.Fail || !strings.Contains(r.Output, tt.network+" "+tt.address) || !strings.Contains(r.Output, tt.want) {
+				t.Errorf("status %s, output %q; want fail naming %s %s and %q", r.Status, r.Output, tt.network, tt.address, tt.want)
+			}
+		})
+	}
+}
+
+// waitUntil polls cond for a short while and says whether it came true.
+func waitUntil(cond func() bool) bool {
+	for range 20 {
+		if cond() {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
 }
 
 // discard is a logger for the checks under test.

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
 	"github.com/prodready/service/internal/cache"
+	"github.com/prodready/service/internal/health"
 )
 
 // cacheKeyPrefix versions the cached encoding: after a change to Note that
@@ -20,7 +23,8 @@ const cacheKeyPrefix = "note:v1:"
 // request's context is canceled (see CachedStore.invalidate).
 const invalidateTimeout = time.Second
 
-// CacheStats counts what the cache did for Get calls, for the status route.
+// CacheStats counts what the cache did for Get calls, for the status route
+// (Check) and the Cache/Failures metric.
 type CacheStats struct {
 	Hits   uint64 // Gets answered from the cache
 	Misses uint64 // Gets that went to the store: absent, unreadable or failing entry
@@ -70,6 +74,31 @@ func NewCachedStore(next Store, c cache.Cache, ttl time.Duration, log *slog.Logg
 // snapshot taken under load may be off by the calls in flight.
 func (s *CachedStore) Stats() CacheStats {
 	return CacheStats{Hits: s.hits.Load(), Misses: s.misses.Load(), Errors: s.errs.Load()}
+}
+
+// Check is the status route's view of the read-through cache, "notes:cache":
+// the share of reads answered from it so far, and a warning when cache
+// failures (each one logged) sent reads to the database since the previous
+// check. Redis being down is cache:responseTime's to fail; here it only warns,
+// because every request is still served.
+func (s *CachedStore) Check() health.Check {
+	var lastErrs atomic.Uint64 // a timed-out run may overlap the next one
+	return health.Check{Name: "notes:cache", ComponentType: "component", Timeout: time.Second,
+		Run: func(context.Context) health.Result {
+			st := s.Stats()
+			res := health.Result{Status: health.Pass, ObservedUnit: "percent",
+				Output: fmt.Sprintf("%d reads from the cache, %d from the database, %d cache failures since start", st.Hits, st.Misses, st.Errors)}
+			hitPercent := 0.0
+			if reads := st.Hits + st.Misses; reads > 0 {
+				hitPercent = math.Round(float64(st.Hits)*1000/float64(reads)) / 10
+			}
+			res.ObservedValue = hitPercent
+			if prev := lastErrs.Swap(st.Errors); st.Errors > prev {
+				res.Status = health.Warn
+				res.Output = fmt.Sprintf("%d cache failures since the last check (each logged); the database answered instead", st.Errors-prev)
+			}
+			return res
+		}}
 }
 
 // Get answers from the cache when it can, and otherwise reads the store and

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/prodready/service/internal/cache"
+	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/notes"
 	"github.com/prodready/service/internal/servicetest"
 )
@@ -423,30 +424,40 @@ func TestCachedStoreRedisDown(t *testing.T) {
 	}
 }
 
-func TestNewCachedStoreRejectsBadArguments(t *testing.T) {
-	store, c := newCacheTestStore(), cache.NewMemory(1)
-	tests := []struct {
-		name  string
-		store notes.Store
-		cache cache.Cache
-		ttl   time.Duration
-	}{
-		{"nil store", nil, c, time.Minute},
-		{"nil cache", store, nil, time.Minute},
-		{"zero ttl", store, c, 0},
+// TestCachedStore_Check: /status's notes:cache shows the share of reads the
+// cache answered, and warns once for cache failures since the last check.
+func TestCachedStore_Check(t *testing.T) {
+	run := func(c health.Check) health.CheckResult {
+		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["notes:cache"][0]
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Fatal("no panic")
-				}
-			}()
-			notes.NewCachedStore(tt.store, tt.cache, tt.ttl, nil)
-		})
+	f := newCacheTestFixture(t, cache.NewMemory(10), time.Minute)
+	check := f.cached.Check()
+	if r := run(check); r.Status != health.Pass || r.ObservedValue != 0.0 || r.ObservedUnit != "percent" {
+		t.Errorf("before any read: %+v", r)
 	}
-	// A nil logger is allowed: warnings are then discarded.
-	if s := notes.NewCachedStore(store, c, time.Minute, nil); s == nil {
-		t.Fatal("nil CachedStore")
+	n := f.create(t, "counted")
+	for range 4 {
+		f.mustGet(t, n.ID)
+	}
+	if r := run(check); r.Status != health.Pass || r.ObservedValue != 75.0 ||
+		r.Output != "3 reads from the cache, 1 from the database, 0 cache failures since start" {
+		t.Errorf("after 1 miss and 3 hits: %+v", r)
+	}
+
+	down, err := cache.NewRedis(t.Context(), "redis://"+servicetest.ClosedPort(t), cache.RedisOptions{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = down.Close() })
+	failing := newCacheTestFixture(t, down, time.Minute)
+	check = failing.cached.Check()
+	n = failing.create(t, "uncached")
+	failing.mustGet(t, n.ID)
+	failing.mustGet(t, n.ID)
+	if r := run(check); r.Status != health.Warn || r.Output != "2 cache failures since the last check (each logged); the database answered instead" {
+		t.Errorf("after 2 failed cache reads: %+v", r)
+	}
+	if r := run(check); r.Status != health.Pass || !strings.Contains(r.Output, "2 cache failures since start") {
+		t.Errorf("no new failures: %+v", r)
 	}
 }

@@ -1,11 +1,16 @@
-// Package notes is the sample resource: plain types, validation rules and the
-// storage contract. Adapters live elsewhere: internal/database implements Store
-// with bun, internal/cache adds a read-through cache, internal/server speaks HTTP.
+// Package notes is the sample resource, whole in one package: plain types,
+// validation and text rules (note.go, text.go), the storage contract (Store)
+// and its layers (BunStore in bunstore.go on a bun database; BoundedStore,
+// a time bound per request; CachedStore, a read-through cache over
+// internal/cache with its status check), the HTTP handlers (api.go) and the
+// one list of its routes (routes.go) that the wiring in cmd/api hands to the
+// server. Nothing outside cmd/api imports it.
 package notes
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -48,10 +53,10 @@ func (in Input) Validate() []FieldError {
 	case strings.TrimSpace(in.Title) == "":
 		errs = append(errs, FieldError{"title", "is required"})
 	case n > MaxTitleLen:
-		errs = append(errs, FieldError{"title", "must be at most 200 characters"})
+		errs = append(errs, FieldError{"title", fmt.Sprintf("must be at most %d characters", MaxTitleLen)})
 	}
 	if utf8.RuneCountInString(in.Body) > MaxBodyLen {
-		errs = append(errs, FieldError{"body", "must be at most 10000 characters"})
+		errs = append(errs, FieldError{"body", fmt.Sprintf("must be at most %d characters", MaxBodyLen)})
 	}
 	for _, f := range []struct {
 		name, text string

@@ -173,3 +173,17 @@ func (p *Proxy) close() {
 	}
 	p.conns = nil
 }
+
+// ClosedPort returns a loopback TCP address where nothing listens, for a
+// dependency that is down: dials to it are refused at once.
+func ClosedPort(t testing.TB) string {
+	t.Helper()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}

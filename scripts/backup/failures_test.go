@@ -35,9 +35,10 @@ func TestBackup_Failures(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name string
-		env  map[string]string
-		want string
+		name  string
+		env   map[string]string
+		want  string
+		tools []string // beyond the suite's: missing, the case skips loudly
 	}{
 		{
 			name: "sqlite database missing",
@@ -70,13 +71,15 @@ func TestBackup_Failures(t *testing.T) {
 			want: "upload hook (BACKUP_UPLOAD_CMD): bucket says no",
 		},
 		{
-			name: "recipient is not an age key",
-			env:  map[string]string{"APP_DATABASE_SQLITE_PATH": sqlitePath, "BACKUP_AGE_RECIPIENTS": "not-a-key"},
-			want: "encrypt with age: ",
+			name:  "recipient is not an age key",
+			env:   map[string]string{"APP_DATABASE_SQLITE_PATH": sqlitePath, "BACKUP_AGE_RECIPIENTS": "not-a-key"},
+			want:  "encrypt with age: ",
+			tools: []string{"age"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			needTools(t, tt.tools...)
 			tt.env["BACKUP_DIR"] = t.TempDir()
 			line := run(t, tt.env, "backup.sh").failureLine(t)
 			if !strings.Contains(line, tt.want) {

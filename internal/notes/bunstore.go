@@ -12,7 +12,7 @@ import (
 )
 
 // BunStore is the Store on a SQL database through bun. The schema comes from
-// internal/database's migrations; the same queries run on SQLite and PostgreSQL.
+// the notes migrations; the same queries run on SQLite and PostgreSQL.
 type BunStore struct {
 	db *bun.DB
 }
