@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net/mail"
 	"net/url"
 	"os"
 	"reflect"
@@ -217,108 +216,6 @@ func (l *Loaded) applyEnv(fields []Field, getenv func(string) string, readFile f
 			}
 			l.Sources[f.Key] = "env " + name
 		}
-	}
-	return errs
-}
-
-// validate checks ranges, enums and the rules that span keys.
-func (l *Loaded) validate(fields []Field, earlier bool) Errors {
-	var errs Errors
-	c := &l.Config
-	bad := map[string]bool{} // keys already reported, so rules spanning keys stay quiet about them
-	for _, f := range fields {
-		if msg := f.checkRange(c); msg != "" {
-			errs = append(errs, Problem{Key: f.Key, Source: l.Sources[f.Key], Message: msg})
-			bad[f.Key] = true
-		}
-	}
-	for _, p := range l.checkText(fields) {
-		errs = append(errs, p)
-		bad[p.Key] = true
-	}
-	if msg := checkHost(c.HTTP.Host); msg != "" && !bad["http.host"] {
-		errs = append(errs, Problem{Key: "http.host", Source: l.Sources["http.host"], Message: msg})
-	}
-	if c.Notes.DefaultPageSize > c.Notes.MaxPageSize && !bad["notes.default_page_size"] && !bad["notes.max_page_size"] {
-		errs = append(errs, Problem{Key: "notes.default_page_size", Source: l.Sources["notes.default_page_size"],
-			Message: fmt.Sprintf("%d is larger than notes.max_page_size (%d)", c.Notes.DefaultPageSize, c.Notes.MaxPageSize)})
-	}
-	if c.Database.MaxIdleConns > c.Database.MaxOpenConns && !bad["database.max_idle_conns"] && !bad["database.max_open_conns"] {
-		errs = append(errs, Problem{Key: "database.max_idle_conns", Source: l.Sources["database.max_idle_conns"],
-			Message: fmt.Sprintf("%d is larger than database.max_open_conns (%d)", c.Database.MaxIdleConns, c.Database.MaxOpenConns)})
-	}
-	if msg := checkURL(c.Database.URL, "postgres", "postgresql", "sqlite", "file"); msg != "" {
-		errs = append(errs, Problem{Key: "database.url", Source: l.Sources["database.url"], Message: msg})
-	}
-	if msg := checkURL(c.Cache.RedisURL, "redis", "rediss", "unix"); msg != "" {
-		errs = append(errs, Problem{Key: "cache.redis_url", Source: l.Sources["cache.redis_url"], Message: msg})
-	}
-	if c.Status.DiskFailPercent > c.Status.DiskWarnPercent && !bad["status.disk_fail_percent"] && !bad["status.disk_warn_percent"] {
-		errs = append(errs, Problem{Key: "status.disk_fail_percent", Source: l.Sources["status.disk_fail_percent"],
-			Message: fmt.Sprintf("%d is larger than status.disk_warn_percent (%d): failing must need less free space than warning", c.Status.DiskFailPercent, c.Status.DiskWarnPercent)})
-	}
-	if b := c.Backup; b.CheckOn(c.Environment) {
-		warnKey, failKey := "backup.warn_after", "backup.fail_after"
-		if b.Mode == "continuous" {
-			warnKey, failKey = "backup.continuous_warn_after", "backup.continuous_fail_after"
-			if !strings.HasPrefix(c.Database.URL, "postgres") && strings.TrimSpace(b.LitestreamSocket) == "" {
-				errs = append(errs, Problem{Key: "backup.litestream_socket", Source: l.Sources["backup.litestream_socket"],
-					Message: "continuous mode on SQLite asks Litestream for its last sync: set its control socket"})
-			}
-		}
-		warn, fail := b.Thresholds()
-		if fail <= warn && !bad[failKey] && !bad[warnKey] {
-			errs = append(errs, Problem{Key: failKey, Source: l.Sources[failKey],
-				Message: fmt.Sprintf("%s is not longer than %s (%s): the check must warn before it fails", fail, warnKey, warn)})
-		}
-	}
-	if c.Email.Enabled {
-		if len(c.Email.Recipients) == 0 {
-			errs = append(errs, Problem{Key: "email.recipients", Source: l.Sources["email.recipients"], Message: "e-mail is enabled but no recipient is set"})
-		}
-		for _, r := range c.Email.Recipients {
-			if _, err := mail.ParseAddress(r); err != nil {
-				errs = append(errs, Problem{Key: "email.recipients", Source: l.Sources["email.recipients"], Message: fmt.Sprintf("%q is not an e-mail address", r)})
-			}
-		}
-		if _, err := mail.ParseAddress(c.Email.From); err != nil {
-			errs = append(errs, Problem{Key: "email.from", Source: l.Sources["email.from"], Message: fmt.Sprintf("%q is not an e-mail address", c.Email.From)})
-		}
-		if strings.TrimSpace(c.Email.SMTPHost) == "" {
-			errs = append(errs, Problem{Key: "email.smtp_host", Source: l.Sources["email.smtp_host"], Message: "e-mail is enabled but no SMTP host is set"})
-		}
-		if c.Email.Username != "" && c.Email.Password == "" {
-			errs = append(errs, Problem{Key: "email.password", Source: l.Sources["email.password"], Message: "email.username is set but the password is empty"})
-		}
-	}
-	if c.Log.Syslog.Enabled && strings.TrimSpace(c.Log.Syslog.Address) == "" {
-		errs = append(errs, Problem{Key: "log.syslog.address", Source: l.Sources["log.syslog.address"], Message: "syslog is enabled but no address is set"})
-	}
-	for _, tok := range c.Status.Tokens {
-		if c.Environment != Development && len(tok) < MinTokenLen {
-			errs = append(errs, Problem{Key: "status.tokens", Source: l.Sources["status.tokens"],
-				Message: fmt.Sprintf("a token is shorter than %d characters (value not shown); generate one with: openssl rand -hex 32", MinTokenLen)})
-			break
-		}
-	}
-	errs = append(errs, l.validateNewRelic()...)
-	if c.Database.URL == "" && strings.TrimSpace(c.Database.SQLitePath) == "" {
-		errs = append(errs, Problem{Key: "database.sqlite_path", Source: l.Sources["database.sqlite_path"], Message: "is empty and database.url is not set: one of them is needed"})
-	}
-	// Production needs real infrastructure and its secrets, and so does
-	// staging, which must be identical to production to prove anything. Reported last and
-	// only when everything else is valid, so the operator sees one clear line
-	// for each missing piece.
-	if !earlier && len(errs) == 0 && (c.Environment == Production || c.Environment == Staging) {
-		if !isPostgres(c.Database.URL) {
-			errs = append(errs, Problem{Key: "database.url", Source: l.Sources["database.url"],
-				Message: c.Environment + " needs a PostgreSQL database: set DATABASE_URL (or " + EnvName("database.url") + "_FILE), or set " + EnvName("environment") + "=development to use the embedded SQLite file"})
-		}
-		if len(c.Status.Tokens) == 0 {
-			errs = append(errs, Problem{Key: "status.tokens", Source: l.Sources["status.tokens"],
-				Message: c.Environment + " needs a status token for monitors: set STATUS_TOKENS (or " + EnvName("status.tokens") + "_FILE)"})
-		}
-		errs = append(errs, l.requireMonitoring()...)
 	}
 	return errs
 }

@@ -1,0 +1,183 @@
+package config
+
+import (
+	"fmt"
+	"net/mail"
+	"strings"
+)
+
+// problems collects what validate finds: add is the one way a problem is
+// written, with its key's source, and reported remembers the keys already
+// reported so that a rule spanning keys stays quiet about a key that is
+// wrong on its own.
+type problems struct {
+	sources  map[string]string
+	errs     Errors
+	reported map[string]bool
+}
+
+func (p *problems) add(key, msg string) {
+	p.errs = append(p.errs, Problem{Key: key, Source: p.sources[key], Message: msg})
+	p.reported[key] = true
+}
+
+// rule is one rule that spans keys (or needs more than a key's own tags):
+// check returns one message per problem with key, nothing when the rule
+// holds. A rule does not run when one of the keys in unless was already
+// reported: its message would only repeat that problem.
+type rule struct {
+	key    string
+	unless []string
+	check  func(c *Config) []string
+}
+
+// apply runs r against c.
+func (p *problems) apply(r rule, c *Config) {
+	for _, k := range r.unless {
+		if p.reported[k] {
+			return
+		}
+	}
+	for _, msg := range r.check(c) {
+		p.add(r.key, msg)
+	}
+}
+
+// when is a rule's single message, written only when cond holds.
+func when(cond bool, format string, args ...any) []string {
+	if !cond {
+		return nil
+	}
+	return []string{fmt.Sprintf(format, args...)}
+}
+
+// nonEmpty is a check's message as a rule's result: none when msg is "".
+func nonEmpty(msg string) []string { return when(msg != "", "%s", msg) }
+
+// rules are the cross-field rules, in the order their problems are listed.
+var rules = []rule{
+	{"http.host", []string{"http.host"}, func(c *Config) []string { return nonEmpty(checkHost(c.HTTP.Host)) }},
+	{"notes.default_page_size", []string{"notes.default_page_size", "notes.max_page_size"}, func(c *Config) []string {
+		return when(c.Notes.DefaultPageSize > c.Notes.MaxPageSize, "%d is larger than notes.max_page_size (%d)", c.Notes.DefaultPageSize, c.Notes.MaxPageSize)
+	}},
+	{"database.max_idle_conns", []string{"database.max_idle_conns", "database.max_open_conns"}, func(c *Config) []string {
+		return when(c.Database.MaxIdleConns > c.Database.MaxOpenConns, "%d is larger than database.max_open_conns (%d)", c.Database.MaxIdleConns, c.Database.MaxOpenConns)
+	}},
+	{"database.url", nil, func(c *Config) []string {
+		return nonEmpty(checkURL(c.Database.URL, "postgres", "postgresql", "sqlite", "file"))
+	}},
+	{"cache.redis_url", nil, func(c *Config) []string { return nonEmpty(checkURL(c.Cache.RedisURL, "redis", "rediss", "unix")) }},
+	{"status.disk_fail_percent", []string{"status.disk_fail_percent", "status.disk_warn_percent"}, func(c *Config) []string {
+		return when(c.Status.DiskFailPercent > c.Status.DiskWarnPercent,
+			"%d is larger than status.disk_warn_percent (%d): failing must need less free space than warning", c.Status.DiskFailPercent, c.Status.DiskWarnPercent)
+	}},
+	{"backup.litestream_socket", nil, func(c *Config) []string {
+		return when(continuousBackup(c) && !strings.HasPrefix(c.Database.URL, "postgres") && strings.TrimSpace(c.Backup.LitestreamSocket) == "",
+			"continuous mode on SQLite asks Litestream for its last sync: set its control socket")
+	}},
+	backupThresholds("backup.warn_after", "backup.fail_after", false),
+	backupThresholds("backup.continuous_warn_after", "backup.continuous_fail_after", true),
+	{"email.recipients", nil, func(c *Config) []string {
+		return when(c.Email.Enabled && len(c.Email.Recipients) == 0, "e-mail is enabled but no recipient is set")
+	}},
+	{"email.recipients", nil, func(c *Config) []string {
+		var msgs []string
+		for _, r := range c.Email.Recipients {
+			msgs = append(msgs, when(c.Email.Enabled && !isAddress(r), "%q is not an e-mail address", r)...)
+		}
+		return msgs
+	}},
+	{"email.from", nil, func(c *Config) []string {
+		return when(c.Email.Enabled && !isAddress(c.Email.From), "%q is not an e-mail address", c.Email.From)
+	}},
+	{"email.smtp_host", nil, func(c *Config) []string {
+		return when(c.Email.Enabled && strings.TrimSpace(c.Email.SMTPHost) == "", "e-mail is enabled but no SMTP host is set")
+	}},
+	{"email.password", nil, func(c *Config) []string {
+		return when(c.Email.Enabled && c.Email.Username != "" && c.Email.Password == "", "email.username is set but the password is empty")
+	}},
+	{"log.syslog.address", nil, func(c *Config) []string {
+		return when(c.Log.Syslog.Enabled && strings.TrimSpace(c.Log.Syslog.Address) == "", "syslog is enabled but no address is set")
+	}},
+	{"status.tokens", nil, func(c *Config) []string {
+		short := false
+		for _, tok := range c.Status.Tokens {
+			short = short || len(tok) < MinTokenLen
+		}
+		return when(c.Environment != Development && short,
+			"a token is shorter than %d characters (value not shown); generate one with: openssl rand -hex 32", MinTokenLen)
+	}},
+}
+
+// lastRules come after the New Relic keys' own checks.
+var lastRules = []rule{
+	{"database.sqlite_path", nil, func(c *Config) []string {
+		return when(c.Database.URL == "" && strings.TrimSpace(c.Database.SQLitePath) == "", "is empty and database.url is not set: one of them is needed")
+	}},
+}
+
+// productionRules: production needs real infrastructure and its secrets,
+// and so does staging, which must be identical to production to prove
+// anything. They run last and only when everything else is valid, so the
+// operator sees one clear line for each missing piece.
+var productionRules = []rule{
+	{"database.url", nil, func(c *Config) []string {
+		return when(!isPostgres(c.Database.URL), "%s needs a PostgreSQL database: set DATABASE_URL (or %s_FILE), or set %s=development to use the embedded SQLite file",
+			c.Environment, EnvName("database.url"), EnvName("environment"))
+	}},
+	{"status.tokens", nil, func(c *Config) []string {
+		return when(len(c.Status.Tokens) == 0, "%s needs a status token for monitors: set STATUS_TOKENS (or %s_FILE)", c.Environment, EnvName("status.tokens"))
+	}},
+}
+
+// backupThresholds is the rule that the backup check warns before it
+// fails, for the threshold pair of the periodic or the continuous mode.
+func backupThresholds(warnKey, failKey string, continuous bool) rule {
+	return rule{failKey, []string{failKey, warnKey}, func(c *Config) []string {
+		if !c.Backup.CheckOn(c.Environment) || continuousBackup(c) != continuous {
+			return nil
+		}
+		warn, fail := c.Backup.Thresholds()
+		return when(fail <= warn, "%s is not longer than %s (%s): the check must warn before it fails", fail, warnKey, warn)
+	}}
+}
+
+func continuousBackup(c *Config) bool {
+	return c.Backup.CheckOn(c.Environment) && c.Backup.Mode == "continuous"
+}
+
+func isAddress(s string) bool {
+	_, err := mail.ParseAddress(s)
+	return err == nil
+}
+
+// validate checks ranges, enums and text, then the rules that span keys.
+// earlier says Load already found problems (a bad file line, a bad
+// variable): the production rules then stay quiet.
+func (l *Loaded) validate(fields []Field, earlier bool) Errors {
+	c := &l.Config
+	p := &problems{sources: l.Sources, reported: map[string]bool{}}
+	for _, f := range fields {
+		if msg := f.checkRange(c); msg != "" {
+			p.add(f.Key, msg)
+		}
+	}
+	for _, pr := range l.checkText(fields) {
+		p.errs = append(p.errs, pr)
+		p.reported[pr.Key] = true
+	}
+	for _, r := range rules {
+		p.apply(r, c)
+	}
+	p.errs = append(p.errs, l.validateNewRelic()...)
+	for _, r := range lastRules {
+		p.apply(r, c)
+	}
+	if !earlier && len(p.errs) == 0 && (c.Environment == Production || c.Environment == Staging) {
+		for _, r := range productionRules {
+			p.apply(r, c)
+		}
+		p.errs = append(p.errs, l.requireMonitoring()...)
+	}
+	return p.errs
+}
