@@ -21,7 +21,7 @@ COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 COMMIT_TIME ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)
 
-.PHONY: help run run-collector checklist test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit backup restore backup-verify litestream replicate litestream-restore backup-drill clean
+.PHONY: help run run-collector checklist test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit gatus monitor backup restore backup-verify litestream replicate litestream-restore backup-drill clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,12 +31,13 @@ run: build ## Build and run the service on its embedded defaults (development: S
 	echo "make run: serving http://127.0.0.1:$$port (environment $${APP_ENVIRONMENT:-development}; stop with Ctrl-C or kill $$$$)"; \
 	echo "make run: status token for this run: $$token"; \
 	echo "          curl -H 'Authorization: Bearer $$token' http://127.0.0.1:$$port/status"; \
+	echo "          availability monitoring, in another terminal: STATUS_TOKEN=$$token make monitor"; \
 	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} APP_NEWRELIC_UTILIZATION_DETECTION=false STATUS_TOKENS=$$token exec $(BIN) serve
 
 run-collector: ## Run the fake New Relic collector on 127.0.0.1:8443, printing what the agent sends (then make run as it says)
 	$(GO) run ./cmd/fake-collector --addr 127.0.0.1:$${COLLECTOR_PORT:-8443} --dir $(TOOLS)/collector
 
-checklist: build mailpit tools ## Demonstrate every item of the standard live, one line each (ITEM=<name> for one row, ITEM=list for the names)
+checklist: build mailpit gatus tools ## Demonstrate every item of the standard live, one line each (ITEM=<name> for one row, ITEM=list for the names)
 	$(GO) build -o bin/checklist ./scripts/checklist
 	bin/checklist -item "$(ITEM)" -report reports/checklist.md
 
@@ -129,6 +130,28 @@ $(TOOLS)/mailpit:
 
 run-mailpit: mailpit ## Run Mailpit locally: SMTP on 127.0.0.1:1025, web UI on http://127.0.0.1:8025
 	$(TOOLS)/mailpit --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025 --disable-version-check
+
+# Gatus (availability poller): pinned in tools/gatus/go.mod, a module of its own
+# (`go install gatus@version` is refused here; see that file). The binary is
+# cached by version; .tools/gatus points at the current one for tests.
+GATUS_VERSION := $(shell awk '$$1 == "github.com/TwiN/gatus/v5" {print $$2}' tools/gatus/go.mod)
+GATUS := $(TOOLS)/gatus-$(GATUS_VERSION)
+
+gatus: $(GATUS) ## Build Gatus (pinned in tools/gatus/go.mod) into .tools/: availability monitoring for make monitor and its test
+	@ln -sfn $(notdir $(GATUS)) $(TOOLS)/gatus
+
+$(GATUS):
+	@mkdir -p $(TOOLS)
+	cd tools/gatus && $(GO) build -ldflags "-s -w" -o $@ github.com/TwiN/gatus/v5
+
+monitor: gatus ## Poll make run's /status with Gatus (STATUS_TOKEN=<the token make run printed>); alerts mail make run-mailpit; dashboard :8081
+	@test -n "$${STATUS_TOKEN:-}" || { echo "usage: STATUS_TOKEN=<the token make run printed> make monitor (make run and make run-mailpit in other terminals)"; exit 2; }
+	@echo "make monitor: Gatus polls $${NOTES_API_URL:-http://127.0.0.1:$${PORT:-8080}}/status every $${GATUS_INTERVAL:-5s}; alerts to Mailpit (http://127.0.0.1:8025); dashboard http://127.0.0.1:$${GATUS_WEB_PORT:-8081}"
+	@NOTES_API_URL=$${NOTES_API_URL:-http://127.0.0.1:$${PORT:-8080}} GATUS_INTERVAL=$${GATUS_INTERVAL:-5s} \
+		GATUS_WEB_ADDRESS=127.0.0.1 GATUS_WEB_PORT=$${GATUS_WEB_PORT:-8081} \
+		GATUS_SMTP_HOST=$${GATUS_SMTP_HOST:-127.0.0.1} GATUS_SMTP_PORT=$${GATUS_SMTP_PORT:-1025} \
+		GATUS_SMTP_FROM=$${GATUS_SMTP_FROM:-gatus@localhost} GATUS_ALERT_TO=$${GATUS_ALERT_TO:-oncall@localhost} \
+		GATUS_CONFIG_PATH=deploy/monitoring/gatus/config.yaml exec $(GATUS)
 
 backup: ## Back up the database (SQLite default or DATABASE_URL) into BACKUP_DIR (default backups/): verified, recorded, pruned
 	scripts/backup/backup.sh

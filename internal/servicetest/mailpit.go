@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -53,18 +52,7 @@ func Mailpit(t testing.TB, extraArgs ...string) *MailpitServer {
 	if bin == "" || !isExecutable(bin) {
 		Missing(t, "Mailpit", "no executable in $MAILPIT_BIN, .tools/mailpit or the PATH; install with: make mailpit")
 	}
-	// Free ports are found by listening on :0 and closing; another process
-	// may take one before Mailpit does, so a failed start is retried.
-	var lastErr error
-	for range 3 {
-		m, err := startMailpit(t, bin, extraArgs)
-		if err == nil {
-			return m
-		}
-		lastErr = err
-	}
-	t.Fatalf("mailpit: %v", lastErr)
-	return nil
+	return retryStart(t, "mailpit", func() (*MailpitServer, error) { return startMailpit(t, bin, extraArgs) })
 }
 
 func mailpitBinary() string {
@@ -100,7 +88,7 @@ func moduleRoot() string {
 }
 
 func isExecutable(path string) bool {
-	st, err := os.Stat(path)
+	st, err := os.Stat(path) // #nosec G703 -- a path the test or its environment names (MAILPIT_BIN, GATUS_BIN)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
@@ -138,49 +126,19 @@ func startMailpit(t testing.TB, bin string, extraArgs []string) (*MailpitServer,
 	}, extraArgs...)
 	// Stopped by the cleanup (Kill), not by a context: it outlives this call.
 	m.cmd = exec.CommandContext(context.Background(), bin, args...) // #nosec G204 -- the test's own binary and flags
-	m.cmd.Stdout, m.cmd.Stderr = m.output, m.output
-	if err := m.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	if err := startUntilReady(t, m.cmd, m.output, m.ready); err != nil {
+		return nil, err
 	}
-	exited := make(chan struct{})
-	go func() { _ = m.cmd.Wait(); close(exited) }()
-	stop := func() {
-		_ = m.cmd.Process.Kill()
-		<-exited
-	}
-
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case <-exited:
-			return nil, fmt.Errorf("exited at start: %s", m.output.String())
-		default:
-		}
-		if m.ready() {
-			t.Cleanup(stop)
-			return m, nil
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("not ready after 15s: %s", m.output.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return m, nil
 }
 
 // ready reports whether both the HTTP API and the SMTP port answer.
 func (m *MailpitServer) ready() bool {
+	if !answersOK(m.apiURL + "/readyz") {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.apiURL+"/readyz", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false
-	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", m.smtpAddr)
 	if err != nil {
