@@ -21,7 +21,7 @@ COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 COMMIT_TIME ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)
 
-.PHONY: help run run-collector checklist test cover lint build generate check-generate migrate fuzz bench tools check-delivery compose-up compose-down mailpit run-mailpit gatus monitor backup restore backup-verify litestream replicate litestream-restore backup-drill clean
+.PHONY: help run run-collector checklist test cover lint build generate check-generate migrate fuzz bench bench-go tools check-delivery compose-up compose-down mailpit run-mailpit gatus monitor backup restore backup-verify litestream replicate litestream-restore backup-drill clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,7 +87,22 @@ check-generate: generate ## Fail when generated files are not committed as gener
 migrate: ## Apply database migrations with the current configuration (make migrate ARGS=status)
 	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} $(GO) run ./cmd/api migrate $${ARGS:-up}
 
-bench: ## Run the benchmarks (BENCH=regexp, BENCHTIME=3s); figures go to docs/PERFORMANCE.md
+# make bench's PostgreSQL and Redis: a database and index of its own, used
+# only when the server answers (the pairs that need them are skipped otherwise).
+BENCH_DATABASE ?= notes_bench
+BENCH_REDIS_DB ?= 10
+
+bench: build ## Load benchmark of the real program on loopback, A/B alternating (PAIRS=livez,get-memory,... ROUNDS=3 DURATION=3s); writes the table into docs/PERFORMANCE.md
+	$(GO) build -o bin/bench ./scripts/bench
+	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
+		psql -h 127.0.0.1 -U postgres -d postgres -qc 'DROP DATABASE IF EXISTS $(BENCH_DATABASE) WITH (FORCE)' -c 'CREATE DATABASE $(BENCH_DATABASE)' >/dev/null; \
+		redis-cli -h 127.0.0.1 -p 6379 -n $(BENCH_REDIS_DB) flushdb >/dev/null; \
+		export BENCH_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$(BENCH_DATABASE)?sslmode=disable" BENCH_REDIS_URL="redis://127.0.0.1:6379/$(BENCH_REDIS_DB)"; \
+	else echo "make bench: PostgreSQL or Redis does not answer on 127.0.0.1; the PostgreSQL pairs are skipped"; fi; \
+	pin=; if [ "$$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin="taskset -c 1"; fi; \
+	$$pin bin/bench -bin $(BIN) -rounds $${ROUNDS:-3} -duration $${DURATION:-3s} $${PAIRS:+-only $$PAIRS} -write docs/PERFORMANCE.md
+
+bench-go: ## Run the Go benchmarks (BENCH=regexp, BENCHTIME=3s): the in-process figures in docs/PERFORMANCE.md
 	$(GO) test -run '^$$' -bench "$${BENCH:-.}" -benchtime $${BENCHTIME:-3s} -benchmem ./...
 
 fuzz: ## Fuzz the configuration loader for FUZZTIME (default 30s)

@@ -85,18 +85,41 @@ func HandleGet(s Store, o APIOptions) gin.HandlerFunc {
 		if !idOK(c) {
 			return
 		}
+		if eg, ok := s.(encodedGetter); ok {
+			// A cached read: the note's JSON is written as the cache holds it.
+			e, err := eg.GetEncoded(c.Request.Context(), c.Param("id"))
+			if err != nil {
+				storeFailed(c, o.Logger, "get", err)
+				return
+			}
+			if !notModified(c, e.Version) {
+				c.Header("ETag", etag(e.Version))
+				c.Data(http.StatusOK, jsonContentType, e.JSON)
+			}
+			return
+		}
 		n, err := s.Get(c.Request.Context(), c.Param("id"))
 		if err != nil {
 			storeFailed(c, o.Logger, "get", err)
 			return
 		}
-		if noneMatch(c.GetHeader("If-None-Match"), n.Version) {
-			c.Header("ETag", etag(n.Version))
-			c.Status(http.StatusNotModified)
-			return
+		if !notModified(c, n.Version) {
+			writeNote(c, http.StatusOK, n)
 		}
-		writeNote(c, http.StatusOK, n)
 	}
+}
+
+// jsonContentType is what c.JSON sends; cached bytes go out with the same.
+const jsonContentType = "application/json; charset=utf-8"
+
+// notModified answers 304 when the client's If-None-Match names version.
+func notModified(c *gin.Context, version int64) bool {
+	if !noneMatch(c.GetHeader("If-None-Match"), version) {
+		return false
+	}
+	c.Header("ETag", etag(version))
+	c.Status(http.StatusNotModified)
+	return true
 }
 
 // HandleList serves GET /v1/notes?limit=&cursor=. The cursor is opaque to

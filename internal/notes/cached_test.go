@@ -6,19 +6,24 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
 	"github.com/prodready/service/internal/cache"
 	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/notes"
+	"github.com/prodready/service/internal/server"
 	"github.com/prodready/service/internal/servicetest"
 )
 
@@ -174,7 +179,7 @@ func newCacheTestFixture(t *testing.T, c cache.Cache, ttl time.Duration) *cacheT
 		f.store.mu.Lock()
 		defer f.store.mu.Unlock()
 		for id := range f.store.notes {
-			_ = c.Delete(context.Background(), "note:v1:"+id)
+			_ = c.Delete(context.Background(), "note:v2:"+id)
 		}
 	})
 	return f
@@ -318,15 +323,17 @@ func TestCachedStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i, bad := range [][]byte{[]byte("not json"), []byte(`{"version":"x"}`), otherJSON} {
-				if err := f.cache.Set(t.Context(), "note:v1:"+n.ID, bad, time.Minute); err != nil {
+			// Old formats, garbage, and a well-formed entry of another note.
+			entries := [][]byte{[]byte("not json"), []byte(`{"version":"x"}`), otherJSON, append([]byte("1\n"), otherJSON...)}
+			for i, bad := range entries {
+				if err := f.cache.Set(t.Context(), "note:v2:"+n.ID, bad, time.Minute); err != nil {
 					t.Fatalf("seed the cache: %v", err)
 				}
 				sameNote(t, f.mustGet(t, n.ID), n) // from the store, and refilled
 				sameNote(t, f.mustGet(t, n.ID), n) // from the refilled entry
 				f.wantStoreGets(t, i+1)
 			}
-			f.wantStats(t, notes.CacheStats{Hits: 3, Misses: 3, Errors: 3})
+			f.wantStats(t, notes.CacheStats{Hits: 4, Misses: 4, Errors: 4})
 			if !strings.Contains(f.logs.String(), "note cache entry unreadable") {
 				t.Fatalf("no warning logged; logs:\n%s", f.logs)
 			}
@@ -402,7 +409,7 @@ func TestCachedStoreRedisDown(t *testing.T) {
 			t.Fatalf("log line is not JSON: %q", line)
 		}
 		if rec.Level == "WARN" && rec.Msg == "note cache failed, using the store" &&
-			rec.Cache == "redis" && rec.Key == "note:v1:"+n.ID && rec.Err != "" {
+			rec.Cache == "redis" && rec.Key == "note:v2:"+n.ID && rec.Err != "" {
 			warned++
 		}
 	}
@@ -461,3 +468,49 @@ func TestCachedStore_Check(t *testing.T) {
 		t.Errorf("no new failures: %+v", r)
 	}
 }
+
+// TestCachedGet_AnswersAsTheStoreDoes drives GET /v1/notes/:id through the
+// real server: a miss, a hit (written from the cached bytes, not encoded
+// again) and the uncached store must give the client the same status,
+// headers and body, byte for byte, and a hit still honours If-None-Match.
+func TestCachedGet_AnswersAsTheStoreDoes(t *testing.T) {
+	for _, b := range cacheTestBackends() {
+		t.Run(b.kind, func(t *testing.T) {
+			f := newCacheTestFixture(t, b.new(t), time.Minute)
+			n := f.create(t, `quotes " and <tags> & unicode é`)
+			serve := func(s notes.Store, header ...string) *httptest.ResponseRecorder {
+				h := server.New(server.Options{
+					Logger: slog.New(slog.DiscardHandler),
+					Routes: []func(gin.IRouter){notes.Routes(s, notes.APIOptions{Logger: slog.New(slog.DiscardHandler)})},
+				})
+				req := httptest.NewRequest(http.MethodGet, "/v1/notes/"+n.ID, nil)
+				for i := 0; i+1 < len(header); i += 2 {
+					req.Header.Set(header[i], header[i+1])
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				return w
+			}
+			direct := serve(f.store)
+			miss := serve(f.cached)
+			hit := serve(f.cached)
+			f.wantStats(t, notes.CacheStats{Hits: 1, Misses: 1})
+			for name, w := range map[string]*httptest.ResponseRecorder{"miss": miss, "hit": hit} {
+				if w.Code != direct.Code || w.Body.String() != direct.Body.String() {
+					t.Errorf("%s: %d %s, want %d %s", name, w.Code, w.Body, direct.Code, direct.Body)
+				}
+				for _, h := range []string{"Content-Type", "ETag"} {
+					if w.Header().Get(h) != direct.Header().Get(h) {
+						t.Errorf("%s: %s = %q, want %q", name, h, w.Header().Get(h), direct.Header().Get(h))
+					}
+				}
+			}
+			w := serve(f.cached, "If-None-Match", etagOf(n))
+			if w.Code != http.StatusNotModified || w.Body.Len() != 0 || w.Header().Get("ETag") != etagOf(n) {
+				t.Errorf("conditional hit: %d %q ETag %q, want 304, no body, ETag %s", w.Code, w.Body, w.Header().Get("ETag"), etagOf(n))
+			}
+		})
+	}
+}
+
+func etagOf(n notes.Note) string { return fmt.Sprintf(`"%d"`, n.Version) }

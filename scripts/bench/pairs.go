@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prodready/service/internal/loadgen"
+)
+
+// A pair is one comparison: side A and side B under the same load, rounds
+// alternating AB, BA, AB... so a noisy neighbour hits both alike. A pair
+// with only side A reports absolute figures.
+type pair struct {
+	name, what string
+	skip       string // why the pair cannot run here ("" when it can)
+	run        func(ctx context.Context, o options) ([]row, error)
+}
+
+// side is one server and the request it is measured on.
+type side struct {
+	label   string
+	addr    string
+	request func(client, i int) *http.Request
+}
+
+// row is one side's figures over the rounds.
+type row struct {
+	pair, what, label string
+	perSecond         []float64 // per round
+	p50, p99          []time.Duration
+	ratio             []float64 // B/A per round; only on B rows
+	extra             string    // anything else worth saying (non-2xx answers, cut requests)
+}
+
+func pairs(o options) []pair {
+	noPG := ""
+	if o.pgURL == "" || o.redisURL == "" {
+		noPG = "set BENCH_DATABASE_URL and BENCH_REDIS_URL (make bench does when PostgreSQL and Redis answer)"
+	}
+	return []pair{
+		{name: "livez", what: "GET /livez: bare gin engine (A) vs the full stack (B)", run: livezPair},
+		{name: "get-memory", what: "cached GET /v1/notes/:id: bare gin + in-memory LRU (A) vs the full stack on SQLite with the in-memory cache (B)", run: getMemoryPair},
+		{name: "access-log", what: "cached GET /v1/notes/:id on SQLite: the full stack with log.level warn, so no access log (A), vs info (B): what the access log costs", run: accessLogPair},
+		{name: "get-redis", what: "cached GET /v1/notes/:id: bare gin + Redis (A) vs the full stack on PostgreSQL with Redis (B)", skip: noPG, run: getRedisPair},
+		{name: "list", what: "GET /v1/notes?limit=20: SQLite (A) vs PostgreSQL with Redis (B)", run: listPair},
+		{name: "create", what: "POST /v1/notes: SQLite (A) vs PostgreSQL with Redis (B)", run: createPair},
+	}
+}
+
+func livezPair(ctx context.Context, o options) ([]row, error) {
+	bare, err := startBare(ctx, o, "")
+	if err != nil {
+		return nil, err
+	}
+	defer bare.stop()
+	full, err := startService(ctx, o, "livez", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer full.stop()
+	get := loadgen.Get("/livez")
+	return measure(ctx, o, "livez", side{"bare gin", bare.addr, get}, &side{"full stack", full.addr, get})
+}
+
+func getMemoryPair(ctx context.Context, o options) ([]row, error) {
+	return getPair(ctx, o, "get-memory", "", nil, "bare gin + memory LRU", "full stack, SQLite + memory cache")
+}
+
+func accessLogPair(ctx context.Context, o options) ([]row, error) {
+	quiet, err := startService(ctx, o, "access-log-off", []string{"APP_LOG_LEVEL=warn"})
+	if err != nil {
+		return nil, err
+	}
+	defer quiet.stop()
+	full, err := startService(ctx, o, "access-log-on", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer full.stop()
+	_, getQuiet, err := cachedReads(ctx, quiet.addr)
+	if err != nil {
+		return nil, err
+	}
+	_, getFull, err := cachedReads(ctx, full.addr)
+	if err != nil {
+		return nil, err
+	}
+	return measure(ctx, o, "access-log", side{"full stack, no access log", quiet.addr, getQuiet}, &side{"full stack", full.addr, getFull})
+}
+
+// cachedReads creates 200 notes on the service at addr, reads each once so
+// its cache holds them, and returns their ids and a request function that
+// reads them by id, spread over the clients.
+func cachedReads(ctx context.Context, addr string) ([]string, func(client, i int) *http.Request, error) {
+	ids, err := seedNotes(ctx, addr, 200)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, id := range ids {
+		if _, err := call(ctx, http.MethodGet, "http://"+addr+"/v1/notes/"+id, nil, http.StatusOK); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ids, func(client, i int) *http.Request {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "/v1/notes/"+ids[(client*31+i)%len(ids)], nil)
+		return req
+	}, nil
+}
+
+func getRedisPair(ctx context.Context, o options) ([]row, error) {
+	env := []string{"DATABASE_URL=" + o.pgURL, "REDIS_URL=" + o.redisURL}
+	return getPair(ctx, o, "get-redis", o.redisURL, env, "bare gin + Redis", "full stack, PostgreSQL + Redis")
+}
+
+// getPair fills the service with notes, reads each once so the cache holds
+// it, gives the bare engine the same bytes, then measures reads by id.
+func getPair(ctx context.Context, o options, name, redisURL string, env []string, labelA, labelB string) ([]row, error) {
+	full, err := startService(ctx, o, name, env)
+	if err != nil {
+		return nil, err
+	}
+	defer full.stop()
+	bare, err := startBare(ctx, o, redisURL)
+	if err != nil {
+		return nil, err
+	}
+	defer bare.stop()
+	ids, get, err := cachedReads(ctx, full.addr)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		body, err := call(ctx, http.MethodGet, "http://"+full.addr+"/v1/notes/"+id, nil, http.StatusOK)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := call(ctx, http.MethodPut, "http://"+bare.addr+"/_fill/"+id, body, http.StatusNoContent); err != nil {
+			return nil, err
+		}
+	}
+	return measure(ctx, o, name, side{labelA, bare.addr, get}, &side{labelB, full.addr, get})
+}
+
+// dbPair measures one request on SQLite and, when configured, on
+// PostgreSQL with Redis.
+func dbPair(ctx context.Context, o options, name string, seed int, request func(client, i int) *http.Request) ([]row, error) {
+	a, err := startService(ctx, o, name+"-sqlite", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer a.stop()
+	if _, err := seedNotes(ctx, a.addr, seed); err != nil {
+		return nil, err
+	}
+	sideA := side{"full stack, SQLite", a.addr, request}
+	if o.pgURL == "" || o.redisURL == "" {
+		return measure(ctx, o, name, sideA, nil)
+	}
+	b, err := startService(ctx, o, name+"-postgres", []string{"DATABASE_URL=" + o.pgURL, "REDIS_URL=" + o.redisURL})
+	if err != nil {
+		return nil, err
+	}
+	defer b.stop()
+	if _, err := seedNotes(ctx, b.addr, seed); err != nil {
+		return nil, err
+	}
+	return measure(ctx, o, name, sideA, &side{"full stack, PostgreSQL + Redis", b.addr, request})
+}
+
+func listPair(ctx context.Context, o options) ([]row, error) {
+	return dbPair(ctx, o, "list", 100, func(int, int) *http.Request {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "/v1/notes?limit=20", nil)
+		return req
+	})
+}
+
+func createPair(ctx context.Context, o options) ([]row, error) {
+	return dbPair(ctx, o, "create", 0, func(client, i int) *http.Request {
+		body := fmt.Sprintf(`{"title":"bench %d-%d","body":"a note written by make bench"}`, client, i)
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "/v1/notes", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return req
+	})
+}
+
+// seedNotes creates n notes through the API and returns their ids.
+func seedNotes(ctx context.Context, addr string, n int) ([]string, error) {
+	ids := make([]string, 0, n)
+	for i := range n {
+		in := fmt.Sprintf(`{"title":"note %d","body":"%s"}`, i, strings.Repeat("lorem ipsum ", 20))
+		b, err := call(ctx, http.MethodPost, "http://"+addr+"/v1/notes", []byte(in), http.StatusCreated)
+		if err != nil {
+			return nil, err
+		}
+		var note struct{ ID string }
+		if err := json.Unmarshal(b, &note); err != nil || note.ID == "" {
+			return nil, fmt.Errorf("create answered %q", b)
+		}
+		ids = append(ids, note.ID)
+	}
+	return ids, nil
+}
+
+// call makes one request and wants the given status.
+func call(ctx context.Context, method, url string, body []byte, want int) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s %s: %d, want %d: %s", method, url, resp.StatusCode, want, buf.Bytes())
+	}
+	return buf.Bytes(), nil
+}
+
+// measure runs o.rounds rounds of A then B (B then A on odd rounds).
+func measure(ctx context.Context, o options, name string, a side, b *side) ([]row, error) {
+	ra := row{pair: name, label: a.label}
+	var rb row
+	if b != nil {
+		rb = row{pair: name, label: b.label}
+	}
+	// A short warm-up of each side: connections, caches, the JIT-free but
+	// allocation-hungry first requests.
+	loadFor(ctx, o, a, o.duration/3)
+	if b != nil {
+		loadFor(ctx, o, *b, o.duration/3)
+	}
+	for round := range o.rounds {
+		var resA, resB loadgen.Result
+		if b != nil && round%2 == 1 {
+			resB = loadFor(ctx, o, *b, o.duration)
+			resA = loadFor(ctx, o, a, o.duration)
+		} else {
+			resA = loadFor(ctx, o, a, o.duration)
+			if b != nil {
+				resB = loadFor(ctx, o, *b, o.duration)
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		ra.add(resA)
+		if b != nil {
+			rb.add(resB)
+			rb.ratio = append(rb.ratio, resB.PerSecond()/resA.PerSecond())
+		}
+		fmt.Fprintf(o.log, "bench:   round %d: %s %.0f req/s", round+1, a.label, resA.PerSecond())
+		if b != nil {
+			fmt.Fprintf(o.log, ", %s %.0f req/s (B/A %.2f)", b.label, resB.PerSecond(), resB.PerSecond()/resA.PerSecond())
+		}
+		fmt.Fprintln(o.log)
+	}
+	if b == nil {
+		return []row{ra}, nil
+	}
+	return []row{ra, rb}, nil
+}
+
+func loadFor(ctx context.Context, o options, s side, d time.Duration) loadgen.Result {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return loadgen.Run(ctx, loadgen.Options{Addr: s.addr, Request: s.request, Clients: o.clients, Timeout: 10 * time.Second})
+}
+
+func (r *row) add(res loadgen.Result) {
+	r.perSecond = append(r.perSecond, res.PerSecond())
+	r.p50 = append(r.p50, res.Percentile(50))
+	r.p99 = append(r.p99, res.Percentile(99))
+	if bad := res.Failed(); bad > 0 {
+		r.extra = fmt.Sprintf("%d of %d requests not 2xx (%v), %d cut", bad, res.Sent, res.Status, res.Cut)
+	}
+}
+
+func median[T float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// render writes the rows as the Markdown that goes into docs/PERFORMANCE.md.
+func render(rows []row, o options, took time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s on %s.\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), machine())
+	fmt.Fprintf(&b, "%d rounds of %s per side, %d keep-alive clients, A and B alternating (AB, BA, ...); servers pinned to one core, load on the other; whole run %s.\n\n",
+		o.rounds, o.duration, o.clients, took.Round(time.Second))
+	b.WriteString("| Pair | Side | req/s (median) | p50 | p99 | B/A per round | B/A median | Notes |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		rounds, med := "", ""
+		if len(r.ratio) > 0 {
+			parts := make([]string, len(r.ratio))
+			for i, x := range r.ratio {
+				parts[i] = fmt.Sprintf("%.2f", x)
+			}
+			rounds, med = strings.Join(parts, ", "), fmt.Sprintf("**%.2f**", median(r.ratio))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s |\n", r.pair, r.label, median(r.perSecond),
+			ms(median(r.p50)), ms(median(r.p99)), rounds, med, r.extra)
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
