@@ -154,8 +154,8 @@ func (s *service) openDatabase(ctx context.Context) error {
 }
 
 // openCache connects Redis when configured, else an in-memory cache. Redis
-// being down never stops the service: reads fall back to the database and
-// errors are counted.
+// being down never stops the service: reads fall back to an in-process
+// cache and the database, and errors are counted.
 func (s *service) openCache(ctx context.Context) error {
 	cc := s.cfg.Cache
 	if cc.RedisURL == "" {
@@ -178,8 +178,11 @@ func (s *service) openCache(ctx context.Context) error {
 	}
 	// After cache.failure_threshold failures in a row Redis is skipped for
 	// cache.cooldown: a dead or frozen Redis then costs requests nothing.
+	// Meanwhile an in-process LRU stands in, as if no Redis were configured,
+	// so the outage does not turn every read into a database read.
 	s.cache = cache.NewBreaker(r, cache.BreakerOptions{
 		Threshold: cc.FailureThreshold, Cooldown: cc.Cooldown, Logger: s.logger,
+		Fallback: cache.NewMemory(cc.MemoryMaxEntries),
 	})
 	return nil
 }

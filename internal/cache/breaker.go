@@ -22,7 +22,16 @@ type BreakerOptions struct {
 	Cooldown time.Duration
 	// Logger receives the outage's start (warn) and end (info) [discard].
 	Logger *slog.Logger
+	// Fallback, when set, serves the calls the breaker skips: during an
+	// outage reads are cached in the process (as with no Redis configured)
+	// instead of every one going to the database. It is emptied when the
+	// cache answers again. Nil: skipped calls return ErrSkipped.
+	Fallback Cache
 }
+
+// maxLostInvalidations bounds the keys a Breaker remembers deleting during
+// an outage, to delete them from the cache once it is back.
+const maxLostInvalidations = 10_000
 
 // Breaker is a circuit breaker in front of a Cache. While the cache works it
 // passes every call through. After Threshold failures in a row it opens:
@@ -33,22 +42,32 @@ type BreakerOptions struct {
 // starts and when it ends (with how many calls were skipped), never once per
 // request.
 //
+// With a Fallback, the calls it skips go to the fallback instead. Deletes
+// skipped during an outage (invalidations after an update or a delete) are
+// remembered, up to maxLostInvalidations, and sent to the cache when it
+// answers again, so the entries it still holds from before the outage do
+// not outlive the writes made during it; past the bound, the count is
+// logged and those entries live until their TTL.
+//
 // Ping, Kind and Close pass through untouched, so the status route always
 // sees the real state of the cache.
 type Breaker struct {
 	next      Cache
+	fallback  Cache
 	threshold int
 	cooldown  time.Duration
 	log       *slog.Logger
 	now       func() time.Time
 
 	mu       sync.Mutex
-	failures int       // in a row, while closed
-	open     bool      // skipping calls
-	since    time.Time // when the breaker opened
-	retryAt  time.Time // when the next probe may go
-	probing  bool      // a probe is in flight
-	skipped  uint64    // calls skipped during this outage
+	failures int                 // in a row, while closed
+	open     bool                // skipping calls
+	since    time.Time           // when the breaker opened
+	retryAt  time.Time           // when the next probe may go
+	probing  bool                // a probe is in flight
+	skipped  uint64              // calls skipped during this outage
+	lost     map[string]struct{} // keys deleted during this outage
+	overflow int                 // deletes past maxLostInvalidations
 }
 
 // NewBreaker puts a circuit breaker in front of next.
@@ -62,12 +81,15 @@ func NewBreaker(next Cache, o BreakerOptions) *Breaker {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Breaker{next: next, threshold: o.Threshold, cooldown: o.Cooldown, log: o.Logger, now: time.Now}
+	return &Breaker{next: next, fallback: o.Fallback, threshold: o.Threshold, cooldown: o.Cooldown, log: o.Logger, now: time.Now}
 }
 
 // Get passes through unless the breaker is open.
 func (b *Breaker) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if !b.allow() {
+		if b.fallback != nil {
+			return b.fallback.Get(ctx, key)
+		}
 		return nil, false, ErrSkipped
 	}
 	v, ok, err := b.next.Get(ctx, key)
@@ -78,6 +100,9 @@ func (b *Breaker) Get(ctx context.Context, key string) ([]byte, bool, error) {
 // Set passes through unless the breaker is open.
 func (b *Breaker) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if !b.allow() {
+		if b.fallback != nil {
+			return b.fallback.Set(ctx, key, value, ttl)
+		}
 		return ErrSkipped
 	}
 	err := b.next.Set(ctx, key, value, ttl)
@@ -85,15 +110,58 @@ func (b *Breaker) Set(ctx context.Context, key string, value []byte, ttl time.Du
 	return err
 }
 
-// Delete passes through unless the breaker is open. A skipped delete is an
-// invalidation lost, as a failed one is: the entry lives until cache.ttl.
+// Delete passes through unless the breaker is open. A skipped or failed
+// delete is remembered and sent again when the cache is back.
 func (b *Breaker) Delete(ctx context.Context, key string) error {
 	if !b.allow() {
+		b.remember(key)
+		if b.fallback != nil {
+			return b.fallback.Delete(ctx, key)
+		}
 		return ErrSkipped
 	}
 	err := b.next.Delete(ctx, key)
+	if err != nil {
+		b.remember(key)
+	}
 	b.record(ctx, err)
 	return err
+}
+
+// remember notes an invalidation the cache did not get.
+func (b *Breaker) remember(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lost == nil {
+		b.lost = make(map[string]struct{})
+	}
+	if _, ok := b.lost[key]; !ok && len(b.lost) >= maxLostInvalidations {
+		b.overflow++
+		return
+	}
+	b.lost[key] = struct{}{}
+}
+
+// recovered runs once the cache answers after failing: it empties the
+// fallback after an outage and deletes from the cache the keys whose
+// invalidation it missed.
+func (b *Breaker) recovered(wasOpen bool, lost map[string]struct{}, overflow int) {
+	if wasOpen && b.fallback != nil {
+		_ = b.fallback.Close() // Memory.Close empties it and leaves it usable
+	}
+	if len(lost) == 0 && overflow == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	failed := 0
+	for key := range lost {
+		if err := b.next.Delete(ctx, key); err != nil {
+			failed++
+		}
+	}
+	b.log.Info("cache back: invalidations made during the outage sent to it",
+		"cache", b.next.Kind(), "sent", len(lost)-failed, "failed", failed, "beyond_limit", overflow)
 }
 
 // Ping always asks the cache itself, whatever the breaker's state.
@@ -133,6 +201,11 @@ func (b *Breaker) record(ctx context.Context, err error) {
 			b.log.Info("cache answering again; using it",
 				"cache", b.next.Kind(), "skipped", b.skipped, "outage_s", b.now().Sub(b.since).Round(time.Millisecond).Seconds())
 		}
+		if b.open || len(b.lost) > 0 {
+			lost, overflow := b.lost, b.overflow
+			b.lost, b.overflow = nil, 0
+			go b.recovered(b.open, lost, overflow)
+		}
 		b.open, b.failures, b.skipped = false, 0, 0
 	case errors.Is(ctx.Err(), context.Canceled):
 		// The caller went away: that says nothing about the cache. A probe
@@ -143,7 +216,11 @@ func (b *Breaker) record(ctx context.Context, err error) {
 		b.failures++
 		if b.failures >= b.threshold {
 			b.open, b.since, b.retryAt, b.skipped = true, b.now(), b.now().Add(b.cooldown), 0
-			b.log.Warn("cache failing; skipping it, reads go to the database, probing every cool-down",
+			if b.fallback != nil {
+				// Nothing left from an earlier outage may be served in this one.
+				_ = b.fallback.Close()
+			}
+			b.log.Warn("cache failing; skipping it (reads use the in-process cache when one is set, else the database), probing every cool-down",
 				"cache", b.next.Kind(), "failures_in_a_row", b.failures, "cooldown", b.cooldown.String(), "error", err.Error())
 		}
 	}

@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestBreaker_KilledRedis(t *testing.T) {
 	if failed != 3 || skipped != 97 {
 		t.Errorf("100 Gets on a dead Redis: %d reached it, %d skipped; want 3 and 97", failed, skipped)
 	}
-	if got := logs.Records(t, "cache failing; skipping it, reads go to the database, probing every cool-down"); len(got) != 1 {
+	if got := logs.Records(t, "cache failing; skipping it (reads use the in-process cache when one is set, else the database), probing every cool-down"); len(got) != 1 {
 		t.Errorf("outage start logged %d times; want once", len(got))
 	}
 	if n := len(logs.Records(t, "")); n != 1 {
@@ -106,4 +107,68 @@ func TestRedis_FrozenTimeoutBoundsRetries(t *testing.T) {
 		t.Errorf("Get on a frozen Redis took %s; want about the %s operation timeout", took, timeout)
 	}
 	t.Logf("Get on a frozen Redis failed after %s (timeout %s): %v", took, timeout, err)
+}
+
+// TestBreaker_OutageWithFallback freezes a Redis of the test's own
+// (SIGSTOP, so it keeps its data) behind a breaker with an in-memory
+// fallback: during the outage reads and writes are served by the fallback,
+// an invalidation made meanwhile reaches Redis once it answers again (so
+// the entry it held from before cannot be served stale), and the fallback
+// is emptied.
+func TestBreaker_OutageWithFallback(t *testing.T) {
+	srv := servicetest.StartRedis(t)
+	r, err := cache.NewRedis(t.Context(), srv.URL(), cache.RedisOptions{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	logs := &servicetest.LogBuffer{}
+	fallback := cache.NewMemory(100)
+	b := cache.NewBreaker(r, cache.BreakerOptions{Threshold: 2, Cooldown: 200 * time.Millisecond,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Fallback: fallback})
+	ctx := t.Context()
+	if err := b.Set(ctx, "stale", []byte("before the outage"), time.Minute); err != nil {
+		t.Fatalf("set while Redis is up: %v", err)
+	}
+
+	srv.Freeze()
+	for range 2 { // the failures that open the breaker
+		if _, _, err := b.Get(ctx, "stale"); err == nil {
+			t.Fatal("a Get on a frozen Redis succeeded")
+		}
+	}
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"set during the outage", func() error { return b.Set(ctx, "k", []byte("v"), time.Minute) }},
+		{"get what was set", func() error {
+			if v, ok, err := b.Get(ctx, "k"); err != nil || !ok || string(v) != "v" {
+				return fmt.Errorf("got %q %v %v, want the fallback's v", v, ok, err)
+			}
+			return nil
+		}},
+		{"invalidate the entry Redis holds", func() error { return b.Delete(ctx, "stale") }},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Errorf("%s: %v", s.name, err)
+		}
+	}
+
+	srv.Thaw()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(logs.Records(t, "cache back: invalidations made during the outage sent to it")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no replay of the lost invalidation within 10 s of Redis answering:\n%s", logs)
+		}
+		_, _, _ = b.Get(ctx, "probe")
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v, ok, err := r.Get(ctx, "stale"); err != nil || ok {
+		t.Errorf("Redis still holds the entry invalidated during the outage: %q %v %v", v, ok, err)
+	}
+	if fallback.Len() != 0 {
+		t.Errorf("the fallback holds %d entries after the outage; want it emptied", fallback.Len())
+	}
 }
