@@ -204,7 +204,9 @@ func (b *Breaker) record(ctx context.Context, err error) {
 		if b.open || len(b.lost) > 0 {
 			lost, overflow := b.lost, b.overflow
 			b.lost, b.overflow = nil, 0
-			go b.recovered(b.open, lost, overflow)
+			// Not the caller's context: the replay must outlive the request
+			// whose call found the cache back (it has its own timeout).
+			go b.recovered(b.open, lost, overflow) // #nosec G118
 		}
 		b.open, b.failures, b.skipped = false, 0, 0
 	case errors.Is(ctx.Err(), context.Canceled):

@@ -144,7 +144,7 @@ func TestBreaker_OutageWithFallback(t *testing.T) {
 		{"set during the outage", func() error { return b.Set(ctx, "k", []byte("v"), time.Minute) }},
 		{"get what was set", func() error {
 			if v, ok, err := b.Get(ctx, "k"); err != nil || !ok || string(v) != "v" {
-				return fmt.Errorf("got %q %v %v, want the fallback's v", v, ok, err)
+				return fmt.Errorf("got %q %v %w, want the fallback's v", v, ok, err)
 			}
 			return nil
 		}},

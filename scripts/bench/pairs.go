@@ -31,11 +31,11 @@ type side struct {
 
 // row is one side's figures over the rounds.
 type row struct {
-	pair, what, label string
-	perSecond         []float64 // per round
-	p50, p99          []time.Duration
-	ratio             []float64 // B/A per round; only on B rows
-	extra             string    // anything else worth saying (non-2xx answers, cut requests)
+	pair, label string
+	perSecond   []float64 // per round
+	p50, p99    []time.Duration
+	ratio       []float64 // B/A per round; only on B rows
+	extra       string    // anything else worth saying (non-2xx answers, cut requests)
 }
 
 func pairs(o options) []pair {

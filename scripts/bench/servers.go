@@ -46,10 +46,10 @@ func (s *server) stop() {
 func command(name string, args ...string) *exec.Cmd {
 	if runtime.NumCPU() >= 2 {
 		if ts, err := exec.LookPath("taskset"); err == nil {
-			return exec.Command(ts, append([]string{"-c", "0", name}, args...)...) // #nosec G204 -- our own binaries
+			return exec.Command(ts, append([]string{"-c", "0", name}, args...)...) //nolint:noctx,gosec // our own binaries; stopped by server.stop, not a context
 		}
 	}
-	return exec.Command(name, args...) // #nosec G204 -- our own binaries
+	return exec.Command(name, args...) //nolint:noctx,gosec // as above
 }
 
 // startService runs the real program as an operator would, on its
@@ -132,7 +132,7 @@ func startAndWait(ctx context.Context, cmd *exec.Cmd, port int, logPath string) 
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
