@@ -118,7 +118,7 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 func migrate(ctx context.Context, db *bun.DB, sub string, stdout io.Writer) error {
 	switch sub {
 	case "up":
-		applied, err := database.Migrate(ctx, db, slog.New(slog.DiscardHandler))
+		applied, err := database.Migrate(ctx, db, slog.New(slog.DiscardHandler), resourceMigrations()...)
 		if err != nil {
 			return err
 		}
@@ -129,7 +129,7 @@ func migrate(ctx context.Context, db *bun.DB, sub string, stdout io.Writer) erro
 		_, err = fmt.Fprintf(stdout, "migrate up: applied %s\n", strings.Join(applied, ", "))
 		return err
 	case "down":
-		rolled, err := database.Rollback(ctx, db)
+		rolled, err := database.Rollback(ctx, db, resourceMigrations()...)
 		if err != nil {
 			return err
 		}
@@ -140,7 +140,7 @@ func migrate(ctx context.Context, db *bun.DB, sub string, stdout io.Writer) erro
 		_, err = fmt.Fprintf(stdout, "migrate down: rolled back %s\n", strings.Join(rolled, ", "))
 		return err
 	default:
-		st, err := database.Status(ctx, db)
+		st, err := database.Status(ctx, db, resourceMigrations()...)
 		if err != nil {
 			return err
 		}

@@ -49,7 +49,7 @@ func TestStatus_RealDependencies(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if _, err := database.Migrate(ctx, db, nil); err != nil {
+	if _, err := database.Migrate(ctx, db, nil, resourceMigrations()...); err != nil {
 		t.Fatal(err)
 	}
 	rc, err := cache.NewRedis(ctx, redisURL, cache.RedisOptions{DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
@@ -61,7 +61,7 @@ func TestStatus_RealDependencies(t *testing.T) {
 	timeout := 500 * time.Millisecond
 	runner := health.NewRunner(nil, 0, 2*time.Second,
 		database.Check(db, timeout, discardLogger()),
-		database.MigrationsCheck(db, timeout, discardLogger()),
+		database.MigrationsCheck(db, timeout, discardLogger(), resourceMigrations()...),
 		cache.Check(rc, timeout, discardLogger()),
 		database.DiskCheck(t.TempDir(), 0, 0, discardLogger()),
 	)

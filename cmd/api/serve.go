@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -144,7 +145,7 @@ func (s *service) openDatabase(ctx context.Context) error {
 	}
 	s.db = db
 	if s.cfg.Database.MigrateOnStart {
-		applied, err := database.Migrate(ctx, db, s.logger)
+		applied, err := database.Migrate(ctx, db, s.logger, resourceMigrations()...)
 		if err != nil {
 			return err
 		}
@@ -197,6 +198,13 @@ func (s *service) mountResources(context.Context) error {
 		s.checks = append(s.checks, r.checks...)
 	}
 	return nil
+}
+
+// resourceMigrations is each resource's schema, applied, rolled back and
+// checked with the service's own (database.CoreMigrations). A new resource
+// adds its set here.
+func resourceMigrations() []fs.FS {
+	return []fs.FS{notes.Migrations()}
 }
 
 // resource is what one resource adds to the service: its routes, and the
@@ -306,7 +314,7 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 	st := cfg.Status
 	runner := health.NewRunner(logger, st.CacheTTL, st.Deadline,
 		database.Check(db, st.DatabaseTimeout, logger),
-		database.MigrationsCheck(db, st.DatabaseTimeout, logger),
+		database.MigrationsCheck(db, st.DatabaseTimeout, logger, resourceMigrations()...),
 		cache.Check(c, st.CacheTimeout, logger),
 	)
 	// A failing check is logged when it changes, then at most this often.

@@ -3,6 +3,7 @@ package database
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"syscall"
@@ -27,11 +28,12 @@ func Check(db *bun.DB, timeout time.Duration, log *slog.Logger) health.Check {
 		}}
 }
 
-// MigrationsCheck fails when the database schema is behind this build.
-func MigrationsCheck(db *bun.DB, timeout time.Duration, log *slog.Logger) health.Check {
+// MigrationsCheck fails when the database schema is behind this build: the
+// core migrations and sets, the resources' own.
+func MigrationsCheck(db *bun.DB, timeout time.Duration, log *slog.Logger, sets ...fs.FS) health.Check {
 	return health.Check{Name: "database:migrations", ComponentType: "datastore", Timeout: timeout,
 		Run: func(ctx context.Context) health.Result {
-			n, err := Pending(ctx, db)
+			n, err := Pending(ctx, db, sets...)
 			if err != nil {
 				health.LogFailure(ctx, log, "health: migration status unavailable", "error", err)
 				return health.Result{Status: health.Fail, Output: "could not read the migration status (details in the service log)"}

@@ -42,14 +42,14 @@ func BenchmarkStatus_50Pollers(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := Migrate(ctx, db, nil); err != nil {
+	if _, err := Migrate(ctx, db, nil, resourceSet); err != nil {
 		b.Fatal(err)
 	}
 	qc := &queryCounter{}
 	db = db.WithQueryHook(qc)
 	const ttl = 100 * time.Millisecond
 	runner := health.NewRunner(nil, ttl, time.Second,
-		Check(db, time.Second, discard()), MigrationsCheck(db, time.Second, discard()))
+		Check(db, time.Second, discard()), MigrationsCheck(db, time.Second, discard(), resourceSet))
 	h := health.NewHandler(runner, health.HandlerOptions{Tokens: []string{benchToken}, CacheTTL: ttl})
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()

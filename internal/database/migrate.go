@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -12,14 +13,24 @@ import (
 	"github.com/uptrace/bun/migrate"
 )
 
-// migrationFiles holds the schema, one migration per <version>_<name> pair of
-// .tx.up.sql and .tx.down.sql files. Every file must run unchanged on SQLite
-// and PostgreSQL. The ".tx" infix makes bun run each file in a transaction:
-// both databases have transactional DDL, so a failing migration leaves no
-// half-created schema behind.
+// migrationFiles holds the service's own schema (the backups table the
+// backup scripts record into); each resource brings its own migrations as
+// one more set (for example notes.Migrations), passed to Migrate, Rollback,
+// Status and Pending. A set is one migration per <version>_<name> pair of
+// .tx.up.sql and .tx.down.sql files, anywhere in its file system. Every file
+// must run unchanged on SQLite and PostgreSQL. The ".tx" infix makes bun run
+// each file in a transaction: both databases have transactional DDL, so a
+// failing migration leaves no half-created schema behind.
+//
+// All sets share one record of applied migrations, keyed by <version>: a
+// migration moved from one set to another, file name unchanged, is still
+// recognised as applied. Versions must be unique across sets.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
+
+// CoreMigrations is the service's own set, the one every call includes.
+func CoreMigrations() fs.FS { return migrationFiles }
 
 // migrationsTable is bun's default name for its record of applied migrations.
 const migrationsTable = "bun_migrations"
@@ -42,11 +53,11 @@ type MigrationStatus struct {
 // unit Rollback undoes) and returns the names it applied: none when the
 // schema is already current. On PostgreSQL it needs two pooled connections:
 // one holds the migration lock while another runs the migrations.
-func Migrate(ctx context.Context, db *bun.DB, log *slog.Logger) (applied []string, err error) {
+func Migrate(ctx context.Context, db *bun.DB, log *slog.Logger, sets ...fs.FS) (applied []string, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMigrator(db)
+	m, err := newMigrator(db, sets)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -79,8 +90,8 @@ func Migrate(ctx context.Context, db *bun.DB, log *slog.Logger) (applied []strin
 
 // Rollback undoes the most recently applied group of migrations, newest first,
 // and returns the names it rolled back: none when nothing is applied.
-func Rollback(ctx context.Context, db *bun.DB) (rolledBack []string, err error) {
-	m, err := newMigrator(db)
+func Rollback(ctx context.Context, db *bun.DB, sets ...fs.FS) (rolledBack []string, err error) {
+	m, err := newMigrator(db, sets)
 	if err != nil {
 		return nil, fmt.Errorf("rollback migrations: %w", err)
 	}
@@ -112,8 +123,8 @@ func Rollback(ctx context.Context, db *bun.DB) (rolledBack []string, err error) 
 
 // Status lists every known migration, oldest first, with whether it is applied.
 // It only reads: on a database never migrated, everything is pending.
-func Status(ctx context.Context, db *bun.DB) ([]MigrationStatus, error) {
-	ms, err := migrations()
+func Status(ctx context.Context, db *bun.DB, sets ...fs.FS) ([]MigrationStatus, error) {
+	ms, err := migrations(sets)
 	if err != nil {
 		return nil, fmt.Errorf("migration status: %w", err)
 	}
@@ -144,8 +155,8 @@ func Status(ctx context.Context, db *bun.DB) ([]MigrationStatus, error) {
 }
 
 // Pending counts the migrations not yet applied; zero means the schema is current.
-func Pending(ctx context.Context, db *bun.DB) (int, error) {
-	all, err := Status(ctx, db)
+func Pending(ctx context.Context, db *bun.DB, sets ...fs.FS) (int, error) {
+	all, err := Status(ctx, db, sets...)
 	if err != nil {
 		return 0, err
 	}
@@ -158,16 +169,19 @@ func Pending(ctx context.Context, db *bun.DB) (int, error) {
 	return n, nil
 }
 
-func migrations() (*migrate.Migrations, error) {
+// migrations is the core set and sets as one list, in version order.
+func migrations(sets []fs.FS) (*migrate.Migrations, error) {
 	ms := migrate.NewMigrations()
-	if err := ms.Discover(migrationFiles); err != nil {
-		return nil, fmt.Errorf("load embedded migrations: %w", err)
+	for _, set := range append([]fs.FS{migrationFiles}, sets...) {
+		if err := ms.Discover(set); err != nil {
+			return nil, fmt.Errorf("load embedded migrations: %w", err)
+		}
 	}
 	return ms, nil
 }
 
-func newMigrator(db *bun.DB) (*migrate.Migrator, error) {
-	ms, err := migrations()
+func newMigrator(db *bun.DB, sets []fs.FS) (*migrate.Migrator, error) {
+	ms, err := migrations(sets)
 	if err != nil {
 		return nil, err
 	}

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -19,20 +22,36 @@ import (
 
 const createNotes = "20261125000001_create_notes"
 
-// allMigrations lists the embedded migrations by name, in order, so the
-// tests hold whatever migrations the build carries.
+// resourceSet is a resource's migrations as their own set, the way notes
+// ships them: the notes table's first migration, copied here so that the
+// migrator's tests need no resource package.
+var resourceSet = fstest.MapFS{
+	"migrations/" + createNotes + ".tx.up.sql": {Data: []byte(`CREATE TABLE notes (
+    id         TEXT PRIMARY KEY,
+    title      TEXT NOT NULL,
+    body       TEXT NOT NULL DEFAULT '',
+    version    BIGINT NOT NULL CHECK (version >= 1),
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL
+);`)},
+	"migrations/" + createNotes + ".tx.down.sql": {Data: []byte("DROP TABLE notes;")},
+}
+
+// allMigrations lists the core migrations and resourceSet's by name, in
+// order, so the tests hold whatever migrations the build carries.
 func allMigrations(t *testing.T) []string {
 	t.Helper()
-	entries, err := migrationFiles.ReadDir("migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var names []string
-	for _, e := range entries {
-		if name, ok := strings.CutSuffix(e.Name(), ".tx.up.sql"); ok {
-			names = append(names, name)
+	for _, set := range []fs.FS{migrationFiles, resourceSet} {
+		files, err := fs.Glob(set, "migrations/*.tx.up.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			names = append(names, strings.TrimSuffix(path.Base(f), ".tx.up.sql"))
 		}
 	}
+	slices.Sort(names)
 	return names
 }
 
@@ -64,7 +83,7 @@ func TestMigrate_Lifecycle(t *testing.T) {
 		}
 
 		var logs bytes.Buffer
-		applied, err := Migrate(ctx, db, slog.New(slog.NewTextHandler(&logs, nil)))
+		applied, err := Migrate(ctx, db, slog.New(slog.NewTextHandler(&logs, nil)), resourceSet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,12 +95,12 @@ func TestMigrate_Lifecycle(t *testing.T) {
 		}
 		assertStatus(t, db, true, 1)
 
-		applied, err = Migrate(ctx, db, nil) // nil logger is allowed
+		applied, err = Migrate(ctx, db, nil, resourceSet) // nil logger is allowed
 		if err != nil || len(applied) != 0 {
 			t.Errorf("second Migrate = %v, %v; want nothing applied", applied, err)
 		}
 
-		rolled, err := Rollback(ctx, db) // the whole group, newest first
+		rolled, err := Rollback(ctx, db, resourceSet) // the whole group, newest first
 		want := slices.Clone(allMigrations(t))
 		slices.Reverse(want)
 		if err != nil || !slices.Equal(rolled, want) {
@@ -91,12 +110,12 @@ func TestMigrate_Lifecycle(t *testing.T) {
 		if exists, _ := tableExists(ctx, db, "notes"); exists {
 			t.Error("notes table still exists after rollback")
 		}
-		rolled, err = Rollback(ctx, db)
+		rolled, err = Rollback(ctx, db, resourceSet)
 		if err != nil || len(rolled) != 0 {
 			t.Errorf("Rollback with nothing applied = %v, %v; want nothing", rolled, err)
 		}
 
-		if applied, err := Migrate(ctx, db, nil); err != nil || len(applied) != len(allMigrations(t)) {
+		if applied, err := Migrate(ctx, db, nil, resourceSet); err != nil || len(applied) != len(allMigrations(t)) {
 			t.Errorf("Migrate after rollback = %v, %v; want them applied again", applied, err)
 		}
 		assertStatus(t, db, true, 1)
@@ -107,7 +126,7 @@ func TestMigrate_Lifecycle(t *testing.T) {
 // applied (in group) or none.
 func assertStatus(t *testing.T, db *bun.DB, applied bool, group int64) {
 	t.Helper()
-	all, err := Status(t.Context(), db)
+	all, err := Status(t.Context(), db, resourceSet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +148,7 @@ func assertStatus(t *testing.T, db *bun.DB, applied bool, group int64) {
 	if applied {
 		want = 0
 	}
-	if n, err := Pending(t.Context(), db); err != nil || n != want {
+	if n, err := Pending(t.Context(), db, resourceSet); err != nil || n != want {
 		t.Errorf("Pending = %d, %v; want %d", n, err, want)
 	}
 }
@@ -142,19 +161,19 @@ func TestMigrate_FailedMigrationStaysPending(t *testing.T) {
 		if _, err := db.ExecContext(ctx, "CREATE TABLE notes (x INTEGER)"); err != nil {
 			t.Fatal(err)
 		}
-		applied, err := Migrate(ctx, db, nil)
+		applied, err := Migrate(ctx, db, nil, resourceSet)
 		if err == nil || !strings.Contains(err.Error(), "migrate: ") || len(applied) != 0 {
 			t.Fatalf("Migrate = %v, %v; want an error and nothing applied", applied, err)
 		}
 		// bun's default would have recorded it as applied before it ran.
-		if n, err := Pending(ctx, db); err != nil || n != len(allMigrations(t)) {
+		if n, err := Pending(ctx, db, resourceSet); err != nil || n != len(allMigrations(t)) {
 			t.Fatalf("Pending = %d, %v; want the failed migration (and those after it) still pending", n, err)
 		}
 		// Once the cause is fixed, the next start applies it.
 		if _, err := db.ExecContext(ctx, "DROP TABLE notes"); err != nil {
 			t.Fatal(err)
 		}
-		if applied, err := Migrate(ctx, db, nil); err != nil || len(applied) != len(allMigrations(t)) {
+		if applied, err := Migrate(ctx, db, nil, resourceSet); err != nil || len(applied) != len(allMigrations(t)) {
 			t.Errorf("Migrate after fix = %v, %v; want them applied", applied, err)
 		}
 	})
@@ -164,18 +183,18 @@ func TestRollback_FailureKeepsMigrationApplied(t *testing.T) {
 	eachDialect(t, func(t *testing.T, open func(t *testing.T) *bun.DB) {
 		ctx := t.Context()
 		db := open(t)
-		if _, err := Migrate(ctx, db, nil); err != nil {
+		if _, err := Migrate(ctx, db, nil, resourceSet); err != nil {
 			t.Fatal(err)
 		}
 		// With the table already gone, the down migration's DROP TABLE fails.
 		if _, err := db.ExecContext(ctx, "DROP TABLE notes"); err != nil {
 			t.Fatal(err)
 		}
-		rolled, err := Rollback(ctx, db)
+		rolled, err := Rollback(ctx, db, resourceSet)
 		if err == nil || len(rolled) != 0 {
 			t.Fatalf("Rollback = %v, %v; want an error and nothing rolled back", rolled, err)
 		}
-		st, err := Status(ctx, db)
+		st, err := Status(ctx, db, resourceSet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +223,7 @@ func TestTimestampsRoundTrip(t *testing.T) {
 	eachDialect(t, func(t *testing.T, open func(t *testing.T) *bun.DB) {
 		ctx := t.Context()
 		db := open(t)
-		if _, err := Migrate(ctx, db, nil); err != nil {
+		if _, err := Migrate(ctx, db, nil, resourceSet); err != nil {
 			t.Fatal(err)
 		}
 		tests := []time.Time{
@@ -243,7 +262,7 @@ func TestMigrate_ConcurrentPostgreSQL(t *testing.T) {
 	for i := range replicas {
 		db := mustOpen(t, Options{URL: url}) // one pool per replica
 		wg.Go(func() {
-			names, err := Migrate(t.Context(), db, nil)
+			names, err := Migrate(t.Context(), db, nil, resourceSet)
 			if err != nil {
 				t.Errorf("replica %d: %v", i, err)
 			}
@@ -264,10 +283,10 @@ func TestMigrate_ClosedDatabase(t *testing.T) {
 	_ = db.Close()
 	ctx := context.Background()
 	checks := map[string]error{}
-	_, checks["Migrate"] = Migrate(ctx, db, nil)
-	_, checks["Rollback"] = Rollback(ctx, db)
-	_, checks["Status"] = Status(ctx, db)
-	_, checks["Pending"] = Pending(ctx, db)
+	_, checks["Migrate"] = Migrate(ctx, db, nil, resourceSet)
+	_, checks["Rollback"] = Rollback(ctx, db, resourceSet)
+	_, checks["Status"] = Status(ctx, db, resourceSet)
+	_, checks["Pending"] = Pending(ctx, db, resourceSet)
 	for name, err := range checks {
 		if err == nil || !strings.Contains(err.Error(), "sql: database is closed") {
 			t.Errorf("%s on a closed database: %v; want the cause wrapped", name, err)

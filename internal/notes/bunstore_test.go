@@ -48,7 +48,7 @@ func openStore(t *testing.T, o database.Options) notes.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	if _, err := database.Migrate(t.Context(), db, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := database.Migrate(t.Context(), db, slog.New(slog.DiscardHandler), notes.Migrations()); err != nil {
 		t.Fatal(err)
 	}
 	return notes.NewBunStore(db)

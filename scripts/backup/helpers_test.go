@@ -415,7 +415,7 @@ func onlyBackup(t *testing.T, dir string) (string, manifest) {
 // ("20261125000002"; api migrate status adds the comment, "_create_backups").
 func latestMigration(t *testing.T, db *bun.DB) string {
 	t.Helper()
-	st, err := database.Status(t.Context(), db)
+	st, err := database.Status(t.Context(), db, notes.Migrations())
 	if err != nil || len(st) == 0 {
 		t.Fatalf("migration status: %v", err)
 	}
