@@ -90,7 +90,8 @@ func (g *GatusServer) URL() string { return g.url }
 func (g *GatusServer) Output() string { return g.output.String() }
 
 // Results returns the polls of the endpoint named name, oldest first (the
-// last 100 at most).
+// last 100 at most), as Gatus's API serves them: it caches its answers for
+// a few seconds, so the newest polls may be missing.
 func (g *GatusServer) Results(t testing.TB, name string) []GatusResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

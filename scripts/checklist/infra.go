@@ -258,10 +258,6 @@ func countDatastoreSpans(c *servicetest.Collector) int {
 	return n
 }
 
-func rowAvailability(_ context.Context, e *env) (string, error) {
-	return "", errTodo{"planned (issue 11): Gatus polling /status is not on main yet"}
-}
-
 func rowBackups(ctx context.Context, e *env) (string, error) {
 	s, err := e.stack(ctx)
 	if err != nil {
