@@ -48,8 +48,10 @@ type Result struct {
 	DialFails int         // connections that could not be opened (nothing was sent)
 	Closed    int         // answers that carried Connection: close
 	Elapsed   time.Duration
-	// Latencies of the answered requests, sorted.
-	Latencies []time.Duration
+	// Latencies of the answered requests, sorted; OKLatencies of the 2xx
+	// ones only (what admitted requests cost when others were refused).
+	Latencies   []time.Duration
+	OKLatencies []time.Duration
 	// Errors are a few of the cut requests' errors, for the test's message.
 	Errors []string
 }
@@ -78,12 +80,17 @@ func (r Result) PerSecond() float64 {
 }
 
 // Percentile returns the p-th percentile latency (0 < p <= 100).
-func (r Result) Percentile(p float64) time.Duration {
-	if len(r.Latencies) == 0 {
+func (r Result) Percentile(p float64) time.Duration { return percentile(r.Latencies, p) }
+
+// OKPercentile is Percentile over the 2xx answers only.
+func (r Result) OKPercentile(p float64) time.Duration { return percentile(r.OKLatencies, p) }
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(float64(len(r.Latencies))*p/100+0.5) - 1
-	return r.Latencies[min(max(i, 0), len(r.Latencies)-1)]
+	i := int(float64(len(sorted))*p/100+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 // Run sends load until ctx ends and returns what happened.
@@ -114,11 +121,13 @@ func Run(ctx context.Context, o Options) Result {
 			total.Status[code] += n
 		}
 		total.Latencies = append(total.Latencies, r.Latencies...)
+		total.OKLatencies = append(total.OKLatencies, r.OKLatencies...)
 		if len(total.Errors) < 5 {
 			total.Errors = append(total.Errors, r.Errors...)
 		}
 	}
 	slices.Sort(total.Latencies)
+	slices.Sort(total.OKLatencies)
 	return total
 }
 
@@ -195,7 +204,11 @@ func client(ctx context.Context, o Options, id int, due <-chan time.Time) Result
 		}
 		res.Answered++
 		res.Status[status]++
-		res.Latencies = append(res.Latencies, time.Since(begin))
+		took := time.Since(begin)
+		res.Latencies = append(res.Latencies, took)
+		if status >= 200 && status < 300 {
+			res.OKLatencies = append(res.OKLatencies, took)
+		}
 		if closing {
 			res.Closed++
 			_ = conn.Close()

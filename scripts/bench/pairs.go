@@ -50,6 +50,9 @@ func pairs(o options) []pair {
 		{name: "get-redis", what: "cached GET /v1/notes/:id: bare gin + Redis (A) vs the full stack on PostgreSQL with Redis (B)", skip: noPG, run: getRedisPair},
 		{name: "list", what: "GET /v1/notes?limit=20: SQLite (A) vs PostgreSQL with Redis (B)", run: listPair},
 		{name: "create", what: "POST /v1/notes: SQLite (A) vs PostgreSQL with Redis (B)", run: createPair},
+		{name: "workers", what: "GET /v1/notes?limit=20 on SQLite: one process (A) vs --workers 2 (B), both on every core", run: workersPair},
+		{name: "overload", what: "GET /v1/notes?limit=20 offered at 4x capacity, open loop: shedding off vs on", run: overloadPair},
+		{name: "restart", what: "requests lost through a HUP reload of --workers 2 and a reuse-port replacement, under load", run: restartPair},
 	}
 }
 

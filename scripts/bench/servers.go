@@ -43,8 +43,8 @@ func (s *server) stop() {
 // taskset is there; make bench runs this program on the other core, so the
 // load generator never takes CPU from what it measures. Go sets GOMAXPROCS
 // from the affinity mask: 1.
-func command(name string, args ...string) *exec.Cmd {
-	if runtime.NumCPU() >= 2 {
+func command(pin bool, name string, args ...string) *exec.Cmd {
+	if pin && runtime.NumCPU() >= 2 {
 		if ts, err := exec.LookPath("taskset"); err == nil {
 			return exec.Command(ts, append([]string{"-c", "0", name}, args...)...) //nolint:noctx,gosec // our own binaries; stopped by server.stop, not a context
 		}
@@ -63,31 +63,55 @@ func startService(ctx context.Context, o options, name string, env []string, arg
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(o.dir, name)
+	return startSpec(ctx, o, spec{name: name, port: port, pin: true, env: env, args: args})
+}
+
+// spec says how to start one service process.
+type spec struct {
+	name string
+	port int
+	pin  bool // on core 0; false lets it use every core (the workers pairs)
+	env  []string
+	args []string
+	// logs keeps stdout in <dir>/<name>/stdout.log instead of discarding
+	// it, for the pairs that wait for a log line.
+	logs bool
+}
+
+func startSpec(ctx context.Context, o options, sp spec) (*server, error) {
+	dir := filepath.Join(o.dir, sp.name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	cmd := command(o.bin, append([]string{"serve"}, args...)...)
+	cmd := command(sp.pin, o.bin, append([]string{"serve"}, sp.args...)...)
 	cmd.Env = append(os.Environ(),
 		"APP_ENVIRONMENT=development",
-		"PORT="+strconv.Itoa(port),
+		"PORT="+strconv.Itoa(sp.port),
 		"APP_HTTP_HOST=127.0.0.1",
 		"APP_DATABASE_SQLITE_PATH="+filepath.Join(dir, "notes.db"),
 		"APP_LOG_LEVEL=info",
 		"APP_NEWRELIC_ENABLED=false",
 		"APP_CACHE_TTL=1h",
 		"APP_HTTP_DRAIN_DELAY=0s",
-		"STATUS_TOKENS=bench-"+strconv.Itoa(port),
+		"STATUS_TOKENS=bench-"+strconv.Itoa(sp.port),
 	)
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = append(cmd.Env, sp.env...)
+	cmd.Stdout = io.Discard
+	if sp.logs {
+		f, err := os.Create(filepath.Join(dir, "stdout.log"))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		cmd.Stdout = f
+	}
 	logFile, err := os.Create(filepath.Join(dir, "service.log"))
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd.Stdout = io.Discard
 	cmd.Stderr = logFile
-	return startAndWait(ctx, cmd, port, filepath.Join(dir, "service.log"))
+	return startAndWait(ctx, cmd, sp.port, filepath.Join(dir, "service.log"))
 }
 
 // startBare runs this program with -serve-bare: the ceiling.
@@ -104,7 +128,7 @@ func startBare(ctx context.Context, o options, redisURL string) (*server, error)
 	if redisURL != "" {
 		args = append(args, "-bare-redis", redisURL)
 	}
-	cmd := command(self, args...)
+	cmd := command(true, self, args...)
 	cmd.Stderr = os.Stderr
 	return startAndWait(ctx, cmd, port, "")
 }
