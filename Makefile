@@ -92,7 +92,7 @@ migrate: ## Apply database migrations with the current configuration (make migra
 BENCH_DATABASE ?= notes_bench
 BENCH_REDIS_DB ?= 10
 
-bench: build ## Load benchmark of the real program on loopback, A/B alternating (PAIRS=livez,get-memory,... ROUNDS=3 DURATION=3s); writes the table into docs/PERFORMANCE.md
+bench: build ## Load benchmark of the real program on loopback, A/B alternating (PAIRS=livez,get-memory,... ROUNDS=5 DURATION=2s); writes the table into docs/PERFORMANCE.md
 	$(GO) build -o bin/bench ./scripts/bench
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
 		psql -h 127.0.0.1 -U postgres -d postgres -qc 'DROP DATABASE IF EXISTS $(BENCH_DATABASE) WITH (FORCE)' -c 'CREATE DATABASE $(BENCH_DATABASE)' >/dev/null; \
@@ -100,7 +100,7 @@ bench: build ## Load benchmark of the real program on loopback, A/B alternating 
 		export BENCH_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$(BENCH_DATABASE)?sslmode=disable" BENCH_REDIS_URL="redis://127.0.0.1:6379/$(BENCH_REDIS_DB)"; \
 	else echo "make bench: PostgreSQL or Redis does not answer on 127.0.0.1; the PostgreSQL pairs are skipped"; fi; \
 	pin=; if [ "$$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin="taskset -c 1"; fi; \
-	$$pin bin/bench -bin $(BIN) -rounds $${ROUNDS:-3} -duration $${DURATION:-3s} $${PAIRS:+-only $$PAIRS} -write docs/PERFORMANCE.md
+	$$pin bin/bench -bin $(BIN) -rounds $${ROUNDS:-5} -duration $${DURATION:-2s} $${PAIRS:+-only $$PAIRS} -write docs/PERFORMANCE.md
 
 bench-go: ## Run the Go benchmarks (BENCH=regexp, BENCHTIME=3s): the in-process figures in docs/PERFORMANCE.md
 	$(GO) test -run '^$$' -bench "$${BENCH:-.}" -benchtime $${BENCHTIME:-3s} -benchmem ./...

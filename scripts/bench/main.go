@@ -6,7 +6,7 @@
 // It prints a Markdown table and, with -write, puts it with the machine and
 // the date into docs/PERFORMANCE.md between the bench markers.
 //
-//	bin/bench                      # every pair, 3 rounds of 3 s each side
+//	bin/bench                      # every pair, 5 rounds of 2 s each side
 //	bin/bench -only livez -rounds 5
 //	bin/bench -write docs/PERFORMANCE.md
 //
@@ -57,8 +57,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&bare, "serve-bare", "", "internal: serve the bare gin engine on this address")
 	fs.StringVar(&bareRedis, "bare-redis", "", "internal: the bare engine's cache is this Redis (default: in memory)")
 	fs.StringVar(&o.bin, "bin", "bin/api", "the service binary to measure")
-	fs.IntVar(&o.rounds, "rounds", 3, "A/B rounds per pair (the order alternates: AB, BA, AB, ...)")
-	fs.DurationVar(&o.duration, "duration", 3*time.Second, "load time for each side of a round")
+	fs.IntVar(&o.rounds, "rounds", 5, "A/B rounds per pair (the order alternates: AB, BA, AB, ...)")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "load time for each side of a round")
 	fs.IntVar(&o.clients, "clients", 50, "concurrent keep-alive connections")
 	fs.StringVar(&only, "only", "", "comma-separated pair names to run (default all; -list names them)")
 	list := fs.Bool("list", false, "list the pairs and exit")
