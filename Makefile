@@ -26,13 +26,13 @@ LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: build ## Build and run the service on its embedded defaults (development: SQLite file, in-memory cache) at :8080
+run: build ## Build and run the service on its embedded defaults (development: SQLite file, in-memory cache) on 127.0.0.1:8080 (APP_HTTP_HOST=0.0.0.0 to listen on every interface)
 	@port=$${PORT:-8080}; token=$${STATUS_TOKENS:-dev-$$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}; \
 	echo "make run: serving http://127.0.0.1:$$port (environment $${APP_ENVIRONMENT:-development}; stop with Ctrl-C or kill $$$$)"; \
 	echo "make run: status token for this run: $$token"; \
 	echo "          curl -H 'Authorization: Bearer $$token' http://127.0.0.1:$$port/status"; \
 	echo "          availability monitoring, in another terminal: STATUS_TOKEN=$$token make monitor"; \
-	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} APP_NEWRELIC_UTILIZATION_DETECTION=false STATUS_TOKENS=$$token exec $(BIN) serve
+	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} APP_HTTP_HOST=$${APP_HTTP_HOST:-127.0.0.1} APP_NEWRELIC_UTILIZATION_DETECTION=false STATUS_TOKENS=$$token exec $(BIN) serve
 
 run-collector: ## Run the fake New Relic collector on 127.0.0.1:8443, printing what the agent sends (then make run as it says)
 	$(GO) run ./cmd/fake-collector --addr 127.0.0.1:$${COLLECTOR_PORT:-8443} --dir $(TOOLS)/collector
