@@ -80,8 +80,8 @@ func configCmd(args []string, getenv func(string) string, stdout, stderr io.Writ
 
 // loadConfig parses the command's flags and loads the configuration. Flag
 // mistakes produce one plain line; configuration problems list them all.
-func loadConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*config.Loaded, error) {
-	path, err := configFlags(cmd, args, getenv, stderr)
+func loadConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*config.Loaded, error) {
+	path, err := configFlags(cmd, args, getenv, stderr, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -171,11 +171,15 @@ func dbOptions(c config.Config) database.Options {
 	}
 }
 
-// configFlags parses --config (default: APP_CONFIG) and rejects anything else.
-func configFlags(cmd string, args []string, getenv func(string) string, stderr io.Writer) (string, error) {
+// configFlags parses --config (default: APP_CONFIG), and the flags extra
+// defines, and rejects anything else.
+func configFlags(cmd string, args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (string, error) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // we print one line ourselves instead of flag's usage dump
 	path := fs.String("config", getenv("APP_CONFIG"), "YAML configuration file")
+	for _, define := range extra {
+		define(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			_, _ = io.WriteString(stderr, usageText)

@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -56,7 +57,9 @@ func exitCode(err error) int {
 const usageText = `usage: api [command] [--config PATH]
 
 commands:
-  serve              run the HTTP service (the default)
+  serve [--workers N]
+                     run the HTTP service (the default); --workers N runs a master
+                     and N worker processes sharing the socket (overrides http.workers)
   migrate up|down|status
                      apply, roll back (the last group) or list database migrations
   config             print the effective configuration, secrets redacted, with each value's source
@@ -79,11 +82,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch cmd {
 	case "serve":
-		l, err := loadConfig("serve", args, getenv, stderr)
+		workersFlag := -1 // unset: http.workers decides
+		l, err := loadConfig("serve", args, getenv, stderr, func(fs *flag.FlagSet) {
+			fs.IntVar(&workersFlag, "workers", -1, "worker processes (overrides http.workers)")
+		})
 		if err != nil {
 			return err
 		}
-		return serve(ctx, l, getenv, stdout, stderr)
+		if err := applyWorkersFlag(l, workersFlag); err != nil {
+			return err
+		}
+		return serve(ctx, l, getenv, stdout, stderr, append([]string{"serve"}, args...))
 	case "migrate":
 		return migrateCmd(ctx, args, getenv, stdout, stderr)
 	case "email-test":

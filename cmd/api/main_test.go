@@ -26,7 +26,8 @@ import (
 // signals and exit codes included) by setting API_TEST_RUN_MAIN=1.
 func TestMain(m *testing.M) {
 	if os.Getenv("API_TEST_RUN_MAIN") == "1" {
-		os.Args = append([]string{"api"}, strings.Fields(os.Getenv("API_TEST_ARGS"))...)
+		// os.Args[0] stays this binary: a master starts its workers from it.
+		os.Args = append([]string{os.Args[0]}, strings.Fields(os.Getenv("API_TEST_ARGS"))...)
 		main()
 		os.Exit(0)
 	}
@@ -253,10 +254,10 @@ func TestServe_PostgreSQLAndRedis(t *testing.T) {
 	notesScenario(t, a)
 	resp, body := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
 	checks, _ := body["checks"].(map[string]any)
-	if resp.StatusCode != 200 || body["status"] != "pass" || len(checks) != 4 {
+	if resp.StatusCode != 200 || body["status"] != "pass" || len(checks) != 6 {
 		t.Errorf("status with PostgreSQL and Redis up: %d %v", resp.StatusCode, body)
 	}
-	for _, name := range []string{"database:responseTime", "database:migrations", "cache:responseTime", "notes:cache"} {
+	for _, name := range []string{"database:responseTime", "database:migrations", "cache:responseTime", "notes:cache", "http:shedding", "runtime:gomaxprocs"} {
 		if _, ok := checks[name]; !ok {
 			t.Errorf("no %s check", name)
 		}
@@ -494,6 +495,7 @@ func TestMain_ExitCodes(t *testing.T) {
 			"http.host (env APP_HTTP_HOST)", "service.name (env APP_SERVICE_NAME): contains the control character U+0007"}},
 		{"unknown command", "frobnicate", nil, 2, []string{`api: unknown command "frobnicate"`}},
 		{"unknown flag", "serve --verbose", nil, 2, []string{"api: serve: flag provided but not defined: -verbose"}},
+		{"--workers out of range", "serve --workers -3", []string{"APP_ENVIRONMENT=development"}, 2, []string{"api: serve: --workers -3: want 0 to 128"}},
 		{"unreachable database", "serve", []string{"APP_ENVIRONMENT=production", "STATUS_TOKENS=0123456789abcdef0123", "APP_NEWRELIC_ENABLED=false", "DATABASE_URL=postgres://u:topsecret@127.0.0.1:1/x?connect_timeout=2"}, 1, []string{"api: open database"}},
 	}
 	for _, tt := range tests {

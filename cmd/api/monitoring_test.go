@@ -132,7 +132,7 @@ func TestServe_ReportsToNewRelic(t *testing.T) {
 			stopApp(t, a)
 			m := col.Metrics()
 			for _, want := range append([]string{"WebTransaction/Go/POST /v1/notes", "Custom/HTTP/FailedRequests",
-				"Custom/Cache/Failures", "Custom/Alerts/MailsSent", "Custom/Logging/SyslogDropped"}, tt.segments...) {
+				"Custom/Cache/Failures", "Custom/Alerts/MailsSent", "Custom/Logging/SyslogDropped", "Custom/HTTP/Shed"}, tt.segments...) {
 				if _, ok := m[want]; !ok {
 					t.Errorf("metric %s not flushed at shutdown", want)
 				}

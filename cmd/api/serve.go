@@ -12,7 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -24,23 +24,38 @@ import (
 	"github.com/prodready/service/internal/cache"
 	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/database"
+	"github.com/prodready/service/internal/drain"
 	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/logging"
 	"github.com/prodready/service/internal/monitoring"
 	"github.com/prodready/service/internal/notes"
 	"github.com/prodready/service/internal/server"
+	"github.com/prodready/service/internal/shed"
+	"github.com/prodready/service/internal/workers"
 )
 
 // serve runs the HTTP service until ctx is cancelled, then shuts down
 // gracefully: in-flight requests get up to http.shutdown_timeout to finish.
-// getenv is kept to reload the configuration on SIGHUP.
+// getenv is kept to reload the configuration on SIGHUP; args is the command
+// line a master gives its workers.
 //
-// The start-up sequence is the list of steps below, run in order; a step
-// that fails stops the sequence, and what the earlier steps opened is closed
-// in reverse order. A new dependency is one more step.
-func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, stdout, stderr io.Writer) (err error) {
-	s := &service{cfg: l.Config, loaded: l, getenv: getenv, stdout: stdout, stderr: stderr}
+// With http.workers above 1 this process is the master instead: it holds
+// the socket and runs the workers (superviseWorkers), each of which runs
+// the steps below. The start-up sequence is the list of steps, run in order;
+// a step that fails stops the sequence, and what the earlier steps opened is
+// closed in reverse order. A new dependency is one more step.
+func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, stdout, stderr io.Writer, args []string) (err error) {
+	s := &service{cfg: l.Config, loaded: l, getenv: getenv, stdout: stdout, stderr: stderr, args: args}
 	defer func() { s.stop(err) }()
+	if s.worker, s.isWorker, err = workers.FromEnv(getenv); err != nil {
+		return err
+	}
+	if !s.isWorker && s.cfg.HTTP.Workers > 1 {
+		if err := s.startLogging(ctx); err != nil {
+			return err
+		}
+		return s.superviseWorkers(ctx)
+	}
 	for _, start := range []func(context.Context) error{
 		s.startLogging,    // first: every later step logs
 		s.startAlerts,     // before anything that can fail at run time
@@ -48,6 +63,7 @@ func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, st
 		s.openDatabase,    // fail fast: without it the service can do nothing
 		s.openCache,       // never fails the start: Redis down means reads go to the database
 		s.mountResources,  // the API: each resource's routes, over the database and cache
+		s.admitLoad,       // overload shedding in front of the resources
 		s.buildHealth,     // a check for every dependency configured above
 		s.listen,          // last: accept traffic only when everything is ready
 	} {
@@ -64,6 +80,9 @@ type service struct {
 	loaded         *config.Loaded
 	getenv         func(string) string
 	stdout, stderr io.Writer
+	args           []string        // the command line, for the workers of a master
+	worker         *workers.Worker // set in a worker process
+	isWorker       bool
 
 	logs   *logging.Logging
 	logger *slog.Logger
@@ -73,9 +92,11 @@ type service struct {
 	cache  cache.Cache
 	routes []func(gin.IRouter)
 	checks []health.Check // the resources' own, for /status
+	shed   *shed.Shedder
 	health *health.Handler
 	http   *http.Server
 	ln     net.Listener
+	drain  drain.Drainer // Connection: close on every answer once stopping
 
 	stops      []func()  // undone in reverse order by stop
 	shutdownBy time.Time // end of the shutdown budget, once shutdown began
@@ -105,6 +126,9 @@ func (s *service) startLogging(context.Context) error {
 	s.logs = logs
 	s.onStop(func() { closeLogs(logs, s.stdout) })
 	s.logger = logs.Logger.With("service", s.cfg.Service.Name)
+	if role := s.role(); role != "" {
+		s.logger = s.logger.With("worker", role) // which process of a master and its workers said it
+	}
 	// main prints the error on stderr; the log sinks (syslog, the platform's
 	// collector) must learn why the process stopped too. Runs before closeLogs.
 	s.onStop(func() {
@@ -112,7 +136,8 @@ func (s *service) startLogging(context.Context) error {
 			s.logger.Error("service stopped with an error", "error", s.exitErr.Error())
 		}
 	})
-	s.logger.Info("starting", "version", version, "environment", s.cfg.Environment, "config", s.loaded)
+	s.logger.Info("starting", "version", version, "environment", s.cfg.Environment, "config", s.loaded,
+		"pid", os.Getpid(), "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
 	s.onStop(reloadLevelOnSIGHUP(logs, s.logger, s.loaded.File, s.getenv))
 	return nil
 }
@@ -159,6 +184,10 @@ func (s *service) openDatabase(ctx context.Context) error {
 // cache and the database, and errors are counted.
 func (s *service) openCache(ctx context.Context) error {
 	cc := s.cfg.Cache
+	if cc.RedisURL == "" && s.isWorker {
+		s.cache = cache.None{} // a memory cache per worker would serve stale notes
+		return nil
+	}
 	if cc.RedisURL == "" {
 		s.cache = cache.NewMemory(cc.MemoryMaxEntries)
 		s.onStop(func() { s.cache.Close() })
@@ -230,7 +259,8 @@ func notesResource(cfg config.Config, db *bun.DB, c cache.Cache, logger *slog.Lo
 // buildHealth gives every dependency the service is configured to use a
 // check on /status, and warns about status settings an operator should know.
 func (s *service) buildHealth(context.Context) error {
-	s.health = healthHandler(s.cfg, s.db, s.cache, s.logs, s.logger, s.agent, s.checks...)
+	s.health = healthHandler(s.cfg, s.db, s.cache, s.logs, s.logger, s.agent,
+		append(s.checks, s.shed.Check(), workers.GOMAXPROCSCheck(s.role()))...)
 	if s.cfg.Status.AllowQueryToken {
 		s.logger.Warn("status.allow_query_token is on: tokens in URLs end up in proxy and browser histories; prefer the Authorization header")
 	}
@@ -245,14 +275,16 @@ func (s *service) buildHealth(context.Context) error {
 func (s *service) listen(ctx context.Context) error {
 	hc := s.cfg.HTTP
 	s.http = &http.Server{
-		Handler: server.New(server.Options{
+		Handler: s.drain.Handler(server.New(server.Options{
 			Logger: s.logger, MaxBodyBytes: hc.MaxBodyBytes, Version: version,
 			StatusLogInterval: s.cfg.Status.RepeatLogInterval,
 			Health:            s.health, Alerts: alertHooks{s.alerts, s.agent}, Routes: s.routes,
 			// APM transactions for everything but the probes, which are polled
 			// every few seconds and would drown the real traffic.
 			Observe: s.agent.Middleware("/livez", "/readyz"),
-		}),
+			Admit:   []gin.HandlerFunc{s.shed.Middleware()},
+		})),
+		ConnState:         s.drain.ConnState,
 		ReadHeaderTimeout: hc.ReadHeaderTimeout,
 		ReadTimeout:       hc.ReadTimeout,
 		WriteTimeout:      hc.WriteTimeout,
@@ -260,31 +292,59 @@ func (s *service) listen(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(hc.Host, strconv.Itoa(hc.Port)))
+	if s.isWorker { // the master's socket
+		s.ln = s.worker.Listener
+		s.logger.Info("worker serving on the master's socket", "addr", s.ln.Addr().String(), "pid", os.Getpid(),
+			"gomaxprocs", runtime.GOMAXPROCS(0), "cache", s.cache.Kind(), "database", database.Dialect(s.db))
+		return nil
+	}
+	ln, src, err := s.openListener(ctx)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	s.ln = ln
-	s.logger.Info("http server listening", "addr", ln.Addr().String(), "cache", s.cache.Kind(), "database", database.Dialect(s.db))
+	s.logger.Info("http server listening", "addr", ln.Addr().String(), "socket", string(src),
+		"gomaxprocs", runtime.GOMAXPROCS(0), "cache", s.cache.Kind(), "database", database.Dialect(s.db))
 	return nil
 }
 
 // serveUntilDone serves until ctx is cancelled, then drains and shuts down:
-// stop accepting, let in-flight requests finish, then close.
+// stop accepting, let in-flight requests finish, then close. A worker also
+// stops when its master retires it (a reload) or is gone, without the drain
+// delay: the instance stays ready, the other workers serve.
 func (s *service) serveUntilDone(ctx context.Context) error {
 	hc := s.cfg.HTTP
 	served := make(chan error, 1)
 	go func() { served <- s.http.Serve(s.ln) }()
+	retire, stopRetire := s.retireSignal()
+	defer stopRetire()
+	if s.isWorker {
+		if err := s.worker.Ready(); err != nil {
+			return err
+		}
+	}
+	full := true // a full stop: fail readiness and wait the drain delay first
 	select {
 	case err := <-served:
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
+	case <-retire:
+		full = false
+		s.logger.Info("retiring: the new workers serve; finishing this worker's requests")
+	case <-s.masterGone():
+		full = false
+		s.logger.Warn("the master process is gone: stopping this worker, nothing supervises it")
 	}
-	// Drain: fail readiness first and keep serving for a moment, so load
-	// balancers take this instance out before its listener closes.
-	s.health.SetDraining()
-	if hc.DrainDelay > 0 {
+	// From now on every answer says Connection: close, so keep-alive clients
+	// reconnect (to a listener still open) instead of having their next
+	// request cut when the connection closes.
+	s.drain.Start()
+	if full {
+		// Drain: fail readiness first and keep serving for a moment, so load
+		// balancers take this instance out before its listener closes.
+		s.health.SetDraining()
+	}
+	if full && hc.DrainDelay > 0 {
 		s.logger.Info("draining: /readyz answers 503 while requests are still served", "delay", hc.DrainDelay.String())
 		select {
 		case err := <-served:
@@ -296,7 +356,12 @@ func (s *service) serveUntilDone(ctx context.Context) error {
 	s.shutdownBy = time.Now().Add(hc.ShutdownTimeout)
 	sctx, cancel := context.WithDeadline(context.Background(), s.shutdownBy)
 	defer cancel()
-	if err := s.http.Shutdown(sctx); err != nil {
+	// Stop accepting, then give the open connections a moment to close
+	// themselves after their next answer; Shutdown then finds only
+	// connections that stayed idle, which no request is using.
+	_ = s.ln.Close()
+	s.drain.Wait(sctx, connectionsCloseWithin)
+	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, net.ErrClosed) {
 		_ = s.http.Close()
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("shutdown: requests still running after %s were cut off", hc.ShutdownTimeout)
@@ -319,7 +384,7 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 	)
 	// A failing check is logged when it changes, then at most this often.
 	runner.RepeatLogEvery(st.RepeatLogInterval)
-	for _, c := range resources { // each resource's own (mountResources)
+	for _, c := range resources { // each resource's own (mountResources), then shedding and GOMAXPROCS
 		runner.Register(c)
 	}
 	if cfg.Email.Enabled {

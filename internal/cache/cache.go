@@ -17,7 +17,7 @@ type Cache interface {
 	Delete(ctx context.Context, key string) error
 	// Ping checks the backend is reachable (always nil for memory).
 	Ping(ctx context.Context) error
-	// Kind names the backend for logs and the status route: "redis" or "memory".
+	// Kind names the backend for logs and the status route: "redis", "memory" or "none".
 	Kind() string
 	Close() error
 }

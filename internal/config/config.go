@@ -65,6 +65,19 @@ type HTTP struct {
 	MaxBodyBytes      int64         `yaml:"max_body_bytes" min:"1" max:"104857600"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout" min:"1s" max:"10m"`
 	DrainDelay        time.Duration `yaml:"drain_delay" min:"0s" max:"5m"`
+	// Workers > 1 runs a master that holds the socket and that many worker
+	// processes sharing it (api serve --workers N overrides it); 0 or 1 is
+	// one process, which already serves every core.
+	Workers int `yaml:"workers" min:"0" max:"128"`
+	// ReusePort binds with SO_REUSEPORT, so a replacement process can bind
+	// while this one drains.
+	ReusePort bool `yaml:"reuse_port"`
+	// Overload shedding, per process: at most MaxInFlight requests run at
+	// once (0 turns shedding off), QueueSize more wait up to QueueTimeout,
+	// the rest get 503 with Retry-After at once.
+	MaxInFlight  int           `yaml:"max_in_flight" min:"0" max:"100000"`
+	QueueSize    int           `yaml:"queue_size" min:"0" max:"100000"`
+	QueueTimeout time.Duration `yaml:"queue_timeout" min:"1ms" max:"1m"`
 }
 
 // Log configures log/slog: a global minimum level, then sinks (stdout,
@@ -191,6 +204,11 @@ func Default() Config {
 			MaxBodyBytes:      1 << 20,
 			ShutdownTimeout:   20 * time.Second,
 			DrainDelay:        5 * time.Second,
+			Workers:           0,
+			// From the measurement in docs/PERFORMANCE.md ("Shedding defaults").
+			MaxInFlight:  64,
+			QueueSize:    64,
+			QueueTimeout: time.Second,
 		},
 		Service: Service{Name: "notes-api", Description: "Notes API: a reference service for production readiness"},
 		Log: Log{

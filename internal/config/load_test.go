@@ -140,6 +140,8 @@ func TestLoad_Rejects(t *testing.T) {
 		{"unparsable URL hides its value", "environment: development", env("REDIS_URL", "redis://u:pw@%zz"), "is not a valid URL (value not shown"},
 		{"page size rule spans keys", "environment: development\nnotes:\n  default_page_size: 500\n  max_page_size: 100", env(), "notes.default_page_size (c.yaml:3): 500 is larger than notes.max_page_size (100)"},
 		{"idle above open", "environment: development\ndatabase:\n  max_idle_conns: 50", env(), "database.max_idle_conns (c.yaml:3): 50 is larger"},
+		{"queue wait outlasts the write timeout", "environment: development\nhttp:\n  queue_timeout: 30s", env(), "http.queue_timeout (c.yaml:3): 30s is not shorter than http.write_timeout (30s)"},
+		{"workers out of range", "environment: development", env("APP_HTTP_WORKERS", "500"), "http.workers (env APP_HTTP_WORKERS)"},
 		{"not YAML", "environment: [development", env(), "c.yaml: not valid YAML"},
 		{"top level is a list", "- a\n- b", env(), "the file must be a mapping"},
 		{"duplicate key", "environment: development\nenvironment: staging", env(), "environment (c.yaml:2): duplicate key"},

@@ -60,6 +60,10 @@ var rules = []rule{
 	{"notes.default_page_size", []string{"notes.default_page_size", "notes.max_page_size"}, func(c *Config) []string {
 		return when(c.Notes.DefaultPageSize > c.Notes.MaxPageSize, "%d is larger than notes.max_page_size (%d)", c.Notes.DefaultPageSize, c.Notes.MaxPageSize)
 	}},
+	{"http.queue_timeout", []string{"http.queue_timeout", "http.write_timeout"}, func(c *Config) []string {
+		return when(c.HTTP.MaxInFlight > 0 && c.HTTP.QueueTimeout >= c.HTTP.WriteTimeout,
+			"%s is not shorter than http.write_timeout (%s): a queued request could not be answered", c.HTTP.QueueTimeout, c.HTTP.WriteTimeout)
+	}},
 	{"database.max_idle_conns", []string{"database.max_idle_conns", "database.max_open_conns"}, func(c *Config) []string {
 		return when(c.Database.MaxIdleConns > c.Database.MaxOpenConns, "%d is larger than database.max_open_conns (%d)", c.Database.MaxIdleConns, c.Database.MaxOpenConns)
 	}},

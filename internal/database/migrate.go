@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -220,7 +222,7 @@ func completed(group *migrate.MigrationGroup, err error) []string {
 // fails loudly on CREATE TABLE, rather than being wedged by a stale lock row.
 func lock(ctx context.Context, db *bun.DB) (unlock func() error, err error) {
 	if Dialect(db) != "postgres" {
-		return func() error { return nil }, nil
+		return lockSQLite(ctx, db)
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -231,6 +233,29 @@ func lock(ctx context.Context, db *bun.DB) (unlock func() error, err error) {
 	}
 	// Ending the transaction releases the lock; nothing was written in it.
 	return tx.Rollback, nil
+}
+
+// lockSQLite serialises migrations between processes sharing one SQLite
+// file (the workers of a master start together) with an flock(2) on a file
+// beside it: SQLite has no advisory lock, and two processes creating the
+// same table would make one fail. A lock of its own, not one on the
+// database file, whose POSIX locks SQLite manages and a stray close drops.
+func lockSQLite(ctx context.Context, db *bun.DB) (unlock func() error, err error) {
+	var file string
+	if err := db.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
+		return nil, fmt.Errorf("take migration lock: %w", err)
+	}
+	if file == "" { // in memory: no other process can see it
+		return func() error { return nil }, nil
+	}
+	f, err := os.OpenFile(file+"-migrate.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("take migration lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), f.Close())
+	}
+	return f.Close, nil // closing the file releases the lock
 }
 
 func tableExists(ctx context.Context, db *bun.DB, name string) (bool, error) {

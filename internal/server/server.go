@@ -49,6 +49,11 @@ type Options struct {
 	Admit []gin.HandlerFunc
 }
 
+// ProbePaths are the routes operators and platforms use to ask how the
+// instance is (liveness, readiness, status): admission control (Options.Admit)
+// must let them through, so an overloaded instance can still say so.
+func ProbePaths() []string { return []string{livezPath, readyzPath, statusPath} }
+
 // DefaultMaxBodyBytes is the body limit when Options.MaxBodyBytes is zero:
 // a note is at most ~10k characters, so 1 MiB leaves room without letting a
 // client make the server buffer arbitrary amounts.

@@ -26,6 +26,7 @@ func (s *Shedder) Check() health.Check {
 					Output: fmt.Sprintf("%d requests refused with 503 since the last check: more than %d in flight and %d queued",
 						st.Shed-prev, st.MaxInFlight, st.QueueSize)}
 			}
-			return health.Result{Status: health.Pass, ObservedValue: st.InFlight, ObservedUnit: "in flight"}
+			return health.Result{Status: health.Pass, ObservedValue: st.InFlight, ObservedUnit: "in flight",
+				Output: fmt.Sprintf("%d of %d in flight, %d of %d queued", st.InFlight, st.MaxInFlight, st.Queued, st.QueueSize)}
 		}}
 }

@@ -28,6 +28,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // RetireSignal asks a worker to stop taking new connections, finish the
@@ -210,7 +212,7 @@ func (m *master) spawn(slot, gen int) error {
 	}
 	p.cmd, p.started = cmd, time.Now()
 	m.procs[p.id] = p
-	m.log.Info("worker started", "worker", p.id, "pid", cmd.Process.Pid, "slot", slot)
+	m.log.Info("worker started", "worker_id", p.id, "pid", cmd.Process.Pid, "slot", slot)
 	go func() {
 		line, _ := bufio.NewReader(readyR).ReadString('\n')
 		_ = readyR.Close()
@@ -238,7 +240,7 @@ func (m *master) handle(ev event) error {
 			return nil // exited meanwhile
 		}
 		p.ready = true
-		m.log.Info("worker ready", "worker", p.id, "pid", p.cmd.Process.Pid)
+		m.log.Info("worker ready", "worker_id", p.id, "pid", p.cmd.Process.Pid)
 		if m.pending[p.id] {
 			delete(m.pending, p.id)
 			if len(m.pending) == 0 {
@@ -253,10 +255,10 @@ func (m *master) handle(ev event) error {
 		delete(m.procs, p.id)
 		up := time.Since(p.started)
 		if p.retiring {
-			m.log.Info("worker retired", "worker", p.id, "pid", p.cmd.Process.Pid, "status", exitStatus(ev.err))
+			m.log.Info("worker retired", "worker_id", p.id, "pid", p.cmd.Process.Pid, "status", exitStatus(ev.err))
 			return nil
 		}
-		m.log.Warn("worker exited unexpectedly", "worker", p.id, "pid", p.cmd.Process.Pid,
+		m.log.Warn("worker exited unexpectedly", "worker_id", p.id, "pid", p.cmd.Process.Pid,
 			"status", exitStatus(ev.err), "uptime", up.Round(time.Millisecond).String())
 		if err := m.crashed(time.Now()); err != nil {
 			return err
@@ -372,12 +374,12 @@ func (m *master) stop(cause error) error {
 		case ev := <-m.events:
 			if ev.kind == evExited {
 				delete(m.procs, ev.p.id)
-				m.log.Info("worker stopped", "worker", ev.p.id, "pid", ev.p.cmd.Process.Pid, "status", exitStatus(ev.err))
+				m.log.Info("worker stopped", "worker_id", ev.p.id, "pid", ev.p.cmd.Process.Pid, "status", exitStatus(ev.err))
 			}
 		case <-deadline:
 			for _, p := range m.procs {
 				killed++
-				m.log.Warn("worker still running after the stop timeout: killed", "worker", p.id, "pid", p.cmd.Process.Pid)
+				m.log.Warn("worker still running after the stop timeout: killed", "worker_id", p.id, "pid", p.cmd.Process.Pid)
 				_ = p.cmd.Process.Kill()
 			}
 			deadline = nil
@@ -401,7 +403,7 @@ func exitStatus(err error) string {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return "killed by " + ws.Signal().String()
+			return "killed by " + unix.SignalName(ws.Signal()) // "killed by SIGKILL"
 		}
 		return "exit " + strconv.Itoa(ee.ExitCode())
 	}

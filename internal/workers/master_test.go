@@ -221,7 +221,7 @@ func TestMaster_KilledWorkerIsRestartedAndTheOthersKeepAnswering(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	res := stop()
 
-	if exited[0]["pid"] != float64(victim) || exited[0]["status"] != "killed by killed" || exited[0]["level"] != "WARN" {
+	if exited[0]["pid"] != float64(victim) || exited[0]["status"] != "killed by SIGKILL" || exited[0]["level"] != "WARN" {
 		t.Errorf("exit record %v, want pid %d killed, at warn", exited[0], victim)
 	}
 	if recs := c.logs.Records(t, "restarting worker after backoff"); len(recs) != 1 || recs[0]["backoff"] != "50ms" {

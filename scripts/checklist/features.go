@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -152,37 +151,6 @@ func rowDefaults(ctx context.Context, e *env) (string, error) {
 	}
 	sort.Strings(got)
 	return fmt.Sprintf("defaults: %s; with nothing set, bin/api config and bin/api serve exit 2: production refuses to run without PostgreSQL (database.url) and a status token (status.tokens)", strings.Join(got, ", ")), nil
-}
-
-func rowWorkers(ctx context.Context, e *env) (string, error) {
-	s, err := e.stack(ctx)
-	if err != nil {
-		return "", err
-	}
-	const n = 64
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	start := time.Now()
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := s.do(ctx, http.MethodPost, "/v1/notes", "", nil, fmt.Sprintf(`{"title":"parallel %d","body":"x"}`, i))
-			if err == nil && r.code != http.StatusCreated {
-				err = fmt.Errorf("POST /v1/notes: %d", r.code)
-			}
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return "", err
-		}
-	}
-	return fmt.Sprintf("%d concurrent POST /v1/notes all 201 in %.2f s from one process (pid %d; net/http serves each connection on its own goroutine across all cores)",
-		n, time.Since(start).Seconds(), s.svc.pid()), nil
 }
 
 func rowStdoutLogs(ctx context.Context, e *env) (string, error) {

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/listener"
+	"github.com/prodready/service/internal/server"
+	"github.com/prodready/service/internal/shed"
+	"github.com/prodready/service/internal/workers"
+)
+
+// connectionsCloseWithin bounds the wait, once a process stops accepting,
+// for its keep-alive connections to close after their next answer (each
+// answer now says Connection: close). What is still open after it is idle
+// and closed by Shutdown.
+const connectionsCloseWithin = time.Second
+
+// applyWorkersFlag makes `serve --workers N` win over http.workers; -1 means
+// the flag was not given. The source shows in the configuration logged at
+// start.
+func applyWorkersFlag(l *config.Loaded, n int) error {
+	if n == -1 {
+		return nil
+	}
+	if n < 0 || n > 128 {
+		return usagef("serve: --workers %d: want 0 to 128 (0 or 1: one process)", n)
+	}
+	l.HTTP.Workers = n
+	l.Sources["http.workers"] = "flag --workers"
+	return nil
+}
+
+// role is what every log record of this process says in "worker": "master",
+// the worker's ID, or nothing for a single process.
+func (s *service) role() string {
+	switch {
+	case s.isWorker:
+		return strconv.Itoa(s.worker.ID)
+	case s.cfg.HTTP.Workers > 1:
+		return "master"
+	}
+	return ""
+}
+
+// openListener binds http.host:http.port (with SO_REUSEPORT when
+// http.reuse_port is on), unless systemd passed the socket (LISTEN_FDS).
+func (s *service) openListener(ctx context.Context) (net.Listener, listener.Source, error) {
+	hc := s.cfg.HTTP
+	ln, src, err := listener.Listen(ctx, listener.Options{
+		Addr: net.JoinHostPort(hc.Host, strconv.Itoa(hc.Port)), ReusePort: hc.ReusePort, Getenv: s.getenv,
+	})
+	if err != nil {
+		return nil, src, err
+	}
+	if src == listener.ReusePort && !listener.QueuedConnectionsMigrate() {
+		s.logger.Warn("http.reuse_port is on but net.ipv4.tcp_migrate_req is 0: connections queued on a stopping process are reset; set it to 1 (sysctl)")
+	}
+	return ln, src, nil
+}
+
+// admitLoad sets up overload shedding (http.max_in_flight, http.queue_size,
+// http.queue_timeout; off when max_in_flight is 0). The probes and /status
+// are exempt: an overloaded instance must still say so.
+func (s *service) admitLoad(context.Context) error {
+	hc := s.cfg.HTTP
+	s.shed = shed.New(shed.Options{
+		MaxInFlight: hc.MaxInFlight, QueueSize: hc.QueueSize, QueueTimeout: hc.QueueTimeout,
+		Exempt: server.ProbePaths(), Logger: s.logger,
+	})
+	s.agent.Gauge("HTTP/Shed", func() float64 { return float64(s.shed.Stats().Shed) })
+	if hc.MaxInFlight == 0 {
+		s.logger.Info("overload shedding is off (http.max_in_flight is 0)")
+	}
+	return nil
+}
+
+// retireSignal is closed when the master retires this worker (a reload);
+// it never fires in a single process.
+func (s *service) retireSignal() (<-chan os.Signal, func()) {
+	if !s.isWorker {
+		return nil, func() {}
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, workers.RetireSignal)
+	return c, func() { signal.Stop(c) }
+}
+
+// masterGone is closed when this worker's master has exited.
+func (s *service) masterGone() <-chan struct{} {
+	if !s.isWorker {
+		return nil
+	}
+	return s.worker.MasterGone()
+}
+
+// superviseWorkers is the master: it gets the socket (systemd's, or bound
+// here) and runs http.workers copies of this binary that serve on it, until
+// SIGTERM or SIGINT (a graceful stop of every worker) or a crash loop (an
+// error: the platform restarts the service). SIGHUP reloads: new workers
+// from the binary now at this path and the configuration now in its file
+// and environment start, and the old ones retire once every new one serves.
+func (s *service) superviseWorkers(ctx context.Context) error {
+	hc := s.cfg.HTTP
+	exe, err := selfPath()
+	if err != nil {
+		return err
+	}
+	ln, src, err := s.openListener(ctx)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	f, err := listener.File(ln)
+	if err != nil {
+		return fmt.Errorf("share the listener: %w", err)
+	}
+	defer f.Close()
+	s.logger.Info("http server listening", "addr", ln.Addr().String(), "socket", string(src),
+		"workers", hc.Workers, "pid", os.Getpid(), "binary", exe)
+	if s.cfg.Cache.RedisURL == "" {
+		s.logger.Warn("workers without Redis do not cache notes: a memory cache per worker would serve a note changed through another worker stale; set cache.redis_url to cache")
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return workers.Run(ctx, workers.Options{
+		Workers: hc.Workers, Listener: f, Logger: s.logger,
+		Command: func() *exec.Cmd {
+			cmd := exec.Command(exe, s.args...) //nolint:gosec,noctx // this binary and its own command line; the master stops workers by signal, not by a context
+			cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
+			return cmd
+		},
+		Reload: s.reloadWorkers,
+		// Long enough for a worker's whole graceful stop.
+		StopTimeout: hc.DrainDelay + hc.ShutdownTimeout + 5*time.Second,
+	}, hup)
+}
+
+// reloadWorkers re-reads the configuration on SIGHUP and returns how many
+// workers to run: --workers if given, else the new http.workers. An invalid
+// configuration keeps the running workers.
+func (s *service) reloadWorkers() (int, error) {
+	l, err := config.Load(s.loaded.File, s.getenv, os.ReadFile)
+	if err != nil {
+		return 0, err
+	}
+	if s.loaded.Sources["http.workers"] == "flag --workers" {
+		return s.cfg.HTTP.Workers, nil
+	}
+	return max(l.HTTP.Workers, 1), nil
+}
+
+// selfPath is this binary's path as started, so a reload runs what is at
+// that path now (a deploy that replaced the file upgrades the workers).
+// /proc/self/exe would keep naming the old, replaced file.
+func selfPath() (string, error) {
+	p := os.Args[0]
+	if filepath.Base(p) == p { // found through PATH
+		if lp, err := exec.LookPath(p); err == nil {
+			p = lp
+		}
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		if _, err := os.Stat(abs); err == nil { //nolint:gosec // our own argv[0], only checked to exist
+			return abs, nil
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find this binary to start workers: %w", err)
+	}
+	return exe, nil
+}

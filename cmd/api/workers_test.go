@@ -1,0 +1,540 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prodready/service/internal/listener"
+	"github.com/prodready/service/internal/loadgen"
+	"github.com/prodready/service/internal/servicetest"
+)
+
+// The tests here run the real program as processes (this test binary
+// re-executed as main, see TestMain), as an operator runs it, and drive a
+// small load through what they do to it: a handful of keep-alive clients,
+// each sending its next request as soon as it has its answer. None is
+// timed; each counts the requests that failed.
+
+// proc is the program running as a process.
+type proc struct {
+	cmd  *exec.Cmd
+	logs *servicetest.LogBuffer
+	addr string // from its "http server listening" record
+	done chan error
+}
+
+// procEnv is the environment of a test process: development defaults on
+// loopback, a SQLite file in dir, no drain delay, monitoring off.
+func procEnv(dir string, extra ...string) []string {
+	return append([]string{
+		"API_TEST_RUN_MAIN=1",
+		"APP_ENVIRONMENT=development", "APP_HTTP_HOST=127.0.0.1", "APP_HTTP_PORT=0",
+		"APP_DATABASE_SQLITE_PATH=" + filepath.Join(dir, "notes.db"),
+		"APP_HTTP_DRAIN_DELAY=0s", "APP_NEWRELIC_ENABLED=false", "APP_NEWRELIC_UTILIZATION_DETECTION=false",
+		"STATUS_TOKENS=" + testToken,
+	}, extra...)
+}
+
+// startProc starts `api <args>` with env (on top of nothing: the process
+// sees only env, plus PATH), through wrap when given (a command prefix such
+// as systemd-socket-activate), and waits until it listens.
+func startProc(t *testing.T, args string, env []string, files []*os.File, wrap ...string) *proc {
+	t.Helper()
+	argv := append(append([]string{}, wrap...), os.Args[0])
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(env, "PATH="+os.Getenv("PATH"), "API_TEST_ARGS="+args)
+	cmd.ExtraFiles = files
+	p := &proc{cmd: cmd, logs: &servicetest.LogBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("process %d did not stop within 30s after SIGTERM", cmd.Process.Pid)
+		}
+	})
+	return p
+}
+
+// listening waits for the "http server listening" record and returns the
+// address in it.
+func (p *proc) listening(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listenRe.FindStringSubmatch(p.logs.String()); m != nil {
+			p.addr = m[1]
+			return p.addr
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("the process stopped at start: %v\n%s", err, p.logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no listening record within 60s:\n%s", p.logs.String())
+	return ""
+}
+
+// waitLog waits until the process has logged the message msg n times.
+func (p *proc) waitLog(t *testing.T, msg string, n int) {
+	t.Helper()
+	needle := `"msg":"` + msg + `"`
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Count(p.logs.String(), needle) >= n {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%q logged fewer than %d times within 60s:\n%s", msg, n, p.logs.String())
+}
+
+// stop sends sig and waits for the exit status.
+func (p *proc) stop(t *testing.T, sig os.Signal) error {
+	t.Helper()
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatalf("process did not exit within 60s of %v:\n%s", sig, p.logs.String())
+		return nil
+	}
+}
+
+// records decodes the JSON log records of the process.
+func (p *proc) records(t *testing.T) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(p.logs.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "{") {
+			continue // main's one-line error on stderr
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		recs = append(recs, m)
+	}
+	return recs
+}
+
+var workerPidRe = regexp.MustCompile(`"msg":"worker ready".*?"worker_id":(\d+),"pid":(\d+)`)
+
+// readyWorkers returns the pids of the workers that said they were ready,
+// in order.
+func (p *proc) readyWorkers() []int {
+	var pids []int
+	for _, m := range workerPidRe.FindAllStringSubmatch(p.logs.String(), -1) {
+		pid, _ := strconv.Atoi(m[2])
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// bgLoad is loadgen running in the background until stopped.
+type bgLoad struct {
+	cancel context.CancelFunc
+	res    chan loadgen.Result
+}
+
+// startLoad sends GET path from clients keep-alive connections to addr.
+func startLoad(addr, path string, clients int, stopOnClose bool) *bgLoad {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &bgLoad{cancel: cancel, res: make(chan loadgen.Result, 1)}
+	go func() {
+		l.res <- loadgen.Run(ctx, loadgen.Options{Addr: addr, Clients: clients, Request: loadgen.Get(path),
+			Timeout: 30 * time.Second, StopOnClose: stopOnClose})
+	}()
+	return l
+}
+
+func (l *bgLoad) stop() loadgen.Result { l.cancel(); return <-l.res }
+
+// settle lets the load run a little longer: twenty requests of the test
+// itself, each answered.
+func settle(t *testing.T, addr string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	for range 20 {
+		resp, err := c.Get("http://" + addr + "/livez")
+		if err != nil {
+			t.Fatalf("livez: %v", err)
+		}
+		_ = resp.Body.Close()
+	}
+}
+
+// createNote makes one note and returns its path, for a load that reads it.
+func createNote(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+"/v1/notes", "application/json", strings.NewReader(`{"title":"under load","body":"read again and again"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var n struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&n); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create a note: %d %v", resp.StatusCode, err)
+	}
+	return "/v1/notes/" + n.ID
+}
+
+func report(t *testing.T, what string, r loadgen.Result) {
+	t.Logf("%s: sent %d, answered %d %v, cut %d, refused at dial %d, told to close %d; errors %v",
+		what, r.Sent, r.Answered, r.Status, r.Cut, r.DialFails, r.Closed, r.Errors)
+}
+
+// TestWorkers_MasterAndWorkersReloadOnHUPLosingNothing runs `api serve
+// --workers 2`, sends SIGHUP under load, and checks: two workers with
+// GOMAXPROCS 1 each, two new ones start and the old two retire, every log
+// record says which process wrote it, and no request fails.
+func TestWorkers_MasterAndWorkersReloadOnHUPLosingNothing(t *testing.T) {
+	master := startProc(t, "serve --workers 2", procEnv(t.TempDir(), "GOMAXPROCS=2"), nil)
+	addr := master.listening(t)
+	master.waitLog(t, "worker ready", 2)
+	old := master.readyWorkers()
+
+	// /status of whichever worker answers: its share of the CPUs.
+	a := &app{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}}
+	_, body := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
+	gm := body["checks"].(map[string]any)["runtime:gomaxprocs"].([]any)[0].(map[string]any)
+	if gm["observedValue"] != float64(1) || !strings.Contains(gm["output"].(string), "from the master") {
+		t.Errorf("runtime:gomaxprocs of a worker = %v, want 1, set by the master (2 CPUs / 2 workers)", gm)
+	}
+
+	l := startLoad(addr, createNote(t, addr), 4, false)
+	settle(t, addr)
+	if err := master.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	master.waitLog(t, "reload complete: new workers serve, old ones finish their requests", 1)
+	master.waitLog(t, "worker retired", 2)
+	settle(t, addr)
+	r := l.stop()
+	report(t, "load through the reload", r)
+	if r.Failed() != 0 || r.OK() == 0 {
+		t.Errorf("%d of %d requests failed through a HUP reload, want 0", r.Failed(), r.Sent)
+	}
+	if r.Closed == 0 {
+		t.Error("no answer said Connection: close: the retiring workers did not tell their clients")
+	}
+	now := master.readyWorkers()
+	if len(now) != 4 || now[2] == old[0] || now[2] == old[1] {
+		t.Errorf("ready workers %v: want two new ones after %v", now, old)
+	}
+
+	if err := master.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("master exit after SIGTERM: %v\n%s", err, master.logs.String())
+	}
+	master.waitLog(t, "master stopped cleanly", 1)
+	for _, rec := range master.records(t) {
+		if w, _ := rec["worker"].(string); w == "" {
+			t.Errorf("a log record says no worker: %v", rec)
+			break
+		}
+	}
+}
+
+// TestWorkers_KilledWorkerIsRestarted kills a worker with SIGKILL under
+// load: the master logs it and starts another, and the other worker keeps
+// answering. The only requests that can fail are the ones in flight on the
+// killed worker's connections: a process killed at once answers nothing,
+// and no supervisor can finish a request for it. Connections waiting in the
+// socket's queue are not lost: the socket is shared, the other worker
+// takes them.
+func TestWorkers_KilledWorkerIsRestarted(t *testing.T) {
+	const clients = 4
+	master := startProc(t, "serve --workers 2", procEnv(t.TempDir()), nil)
+	addr := master.listening(t)
+	master.waitLog(t, "worker ready", 2)
+	victim := master.readyWorkers()[0]
+
+	l := startLoad(addr, createNote(t, addr), clients, false)
+	settle(t, addr)
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, addr) // the other worker answers meanwhile
+	master.waitLog(t, "worker exited unexpectedly", 1)
+	master.waitLog(t, "restarting worker after backoff", 1)
+	master.waitLog(t, "worker ready", 3)
+	r := l.stop()
+	report(t, "load through the kill", r)
+	if r.Cut > clients || r.Failed() != r.Cut || r.OK() == 0 {
+		t.Errorf("failed %d (cut %d): want only requests cut on the killed worker's connections (at most %d)", r.Failed(), r.Cut, clients)
+	}
+	// After the restart, every request is answered again.
+	after := startLoad(addr, "/livez", clients, false)
+	settle(t, addr)
+	if r := after.stop(); r.Failed() != 0 {
+		t.Errorf("after the restart %d requests failed", r.Failed())
+	}
+	if !strings.Contains(master.logs.String(), `"status":"killed by SIGKILL"`) {
+		t.Errorf("the master did not log how the worker died:\n%s", master.logs.String())
+	}
+	noStaleReads(t, addr, createNote(t, addr))
+}
+
+// noStaleReads reads a note through every worker (a new connection each
+// time), changes it through one, and reads it again: every worker must see
+// the change. Without Redis the workers cache nothing, since a memory cache
+// per worker would keep the old version until its TTL.
+func noStaleReads(t *testing.T, addr, path string) {
+	t.Helper()
+	a := &app{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	for range 10 {
+		a.do(t, "GET", path, "")
+	}
+	if resp, _ := a.do(t, "PUT", path, `{"title":"changed","body":"through one worker"}`, "If-Match", `"1"`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %d", resp.StatusCode)
+	}
+	for i := range 10 {
+		if _, n := a.do(t, "GET", path, ""); n["version"] != float64(2) {
+			t.Fatalf("read %d after the change saw version %v, want 2: a worker served a stale note", i, n["version"])
+		}
+	}
+}
+
+// TestServe_SocketActivationRestartLosesNothing starts the service with the
+// socket from systemd-socket-activate (LISTEN_FDS), then restarts it the way
+// systemd does with deploy/systemd/api.socket: the socket stays open (here
+// the test holds it, as systemd would), the old process stops, the new one
+// takes the socket; connections arriving meanwhile wait in its queue.
+func TestServe_SocketActivationRestartLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
+		servicetest.Missing(t, "systemd-socket-activate", "not installed (Debian package systemd)")
+	}
+	// The real tool: it binds, passes the socket as fd 3 and sets
+	// LISTEN_FDS and LISTEN_PID. It launches the service on the first connection.
+	port := servicetest.FreePort(t)
+	wrap := []string{"systemd-socket-activate", "-l", "127.0.0.1:" + strconv.Itoa(port)}
+	for _, kv := range procEnv(dir, "API_TEST_ARGS=serve", "PATH="+os.Getenv("PATH")) {
+		wrap = append(wrap, "-E", kv)
+	}
+	activated := startProc(t, "serve", nil, nil, wrap...)
+	waitDial(t, "127.0.0.1:"+strconv.Itoa(port))
+	if got := activated.listening(t); got != "127.0.0.1:"+strconv.Itoa(port) {
+		t.Fatalf("listening on %s, want the activated socket", got)
+	}
+	if !strings.Contains(activated.logs.String(), `"socket":"systemd"`) {
+		t.Fatalf("the service did not take systemd's socket:\n%s", activated.logs.String())
+	}
+	if err := activated.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+
+	// The restart: the socket outlives the processes.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := listener.File(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// LISTEN_PID must be the service's own pid: exec keeps the shell's.
+	activate := []string{"/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"`, "sh"}
+	first := startProc(t, "serve", procEnv(dir), []*os.File{f}, activate...)
+	addr := first.listening(t)
+	l := startLoad(addr, createNote(t, addr), 4, false)
+	settle(t, addr)
+	if err := first.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	second := startProc(t, "serve", procEnv(dir), []*os.File{f}, activate...)
+	second.listening(t)
+	settle(t, addr)
+	r := l.stop()
+	report(t, "load through a socket-activated restart", r)
+	if r.Failed() != 0 || r.OK() == 0 {
+		t.Errorf("%d of %d requests failed through the restart, want 0", r.Failed(), r.Sent)
+	}
+}
+
+// waitDial connects once to addr, which makes systemd-socket-activate
+// start the service.
+func waitDial(t *testing.T, addr string) {
+	t.Helper()
+	for range 200 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			_ = c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s", addr)
+}
+
+// TestServe_ReusePortRestartLosesNothing replaces a process by another on
+// the same port under load: with http.reuse_port the new one binds while the
+// old one still serves, then the old one stops.
+func TestServe_ReusePortRestartLosesNothing(t *testing.T) {
+	if !listener.QueuedConnectionsMigrate() {
+		servicetest.Missing(t, "net.ipv4.tcp_migrate_req", "is 0: run sysctl -w net.ipv4.tcp_migrate_req=1 (.ci/run does)")
+	}
+	dir := t.TempDir()
+	env := procEnv(dir, "APP_HTTP_REUSE_PORT=true", "APP_HTTP_PORT="+strconv.Itoa(servicetest.FreePort(t)))
+	old := startProc(t, "serve", env, nil)
+	addr := old.listening(t)
+	if !strings.Contains(old.logs.String(), `"socket":"reuseport"`) {
+		t.Fatalf("not bound with SO_REUSEPORT:\n%s", old.logs.String())
+	}
+	l := startLoad(addr, createNote(t, addr), 4, false)
+	settle(t, addr)
+	replacement := startProc(t, "serve", env, nil)
+	if got := replacement.listening(t); got != addr {
+		t.Fatalf("the replacement listens on %s, want %s", got, addr)
+	}
+	if err := old.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	settle(t, addr)
+	r := l.stop()
+	report(t, "load through a reuse-port restart", r)
+	if r.Failed() != 0 || r.OK() == 0 {
+		t.Errorf("%d of %d requests failed through the restart, want 0", r.Failed(), r.Sent)
+	}
+}
+
+// TestMain_SIGTERMCutsNoKeepAliveRequest stops the service with SIGTERM
+// while keep-alive clients send: during the drain every answer says
+// Connection: close, and the clients, like a load balancer taking the
+// instance out, stop there. No request is cut when the listener closes.
+func TestMain_SIGTERMCutsNoKeepAliveRequest(t *testing.T) {
+	const clients = 8
+	p := startProc(t, "serve", procEnv(t.TempDir(), "APP_HTTP_DRAIN_DELAY=1s"), nil)
+	addr := p.listening(t)
+	l := startLoad(addr, createNote(t, addr), clients, true)
+	settle(t, addr)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs.String())
+	}
+	r := l.stop()
+	report(t, "keep-alive load through SIGTERM", r)
+	if r.Cut != 0 || r.Failed() != 0 {
+		t.Errorf("%d requests cut, %d failed by the shutdown, want 0", r.Cut, r.Failed())
+	}
+	if r.Closed != clients {
+		t.Errorf("%d of %d clients were told Connection: close", r.Closed, clients)
+	}
+}
+
+// TestServe_OverloadShedsTheExcessQuickly fills the service past
+// http.max_in_flight with slow uploads: the next requests wait in the queue
+// and are served once slots free up; past the queue a request gets 503
+// problem+json with Retry-After at once (while the queued ones still wait,
+// well before the 20s queue timeout), and the probes and /status still
+// answer, /status saying that it sheds.
+func TestServe_OverloadShedsTheExcessQuickly(t *testing.T) {
+	a := startApp(t, map[string]string{
+		"APP_HTTP_MAX_IN_FLIGHT": "2", "APP_HTTP_QUEUE_SIZE": "2", "APP_HTTP_QUEUE_TIMEOUT": "20s",
+		"APP_STATUS_CACHE_TTL": "0s",
+	})
+	body := `{"title":"slow upload","body":"arrives in two parts"}`
+	slow := func() net.Conn {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		head := fmt.Sprintf("POST /v1/notes HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+		if _, err := io.WriteString(conn, head+body[:10]); err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	shedding := func(want string) map[string]any {
+		t.Helper()
+		for range 500 {
+			resp, m := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("/status under overload: %d, want 200", resp.StatusCode)
+			}
+			c := m["checks"].(map[string]any)["http:shedding"].([]any)[0].(map[string]any)
+			if out, _ := c["output"].(string); strings.Contains(out, want) {
+				return c
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("/status never said %q", want)
+		return nil
+	}
+	var conns []net.Conn
+	for range 2 {
+		conns = append(conns, slow())
+	}
+	shedding("2 of 2 in flight, 0 of 2 queued")
+	for range 2 {
+		conns = append(conns, slow())
+	}
+	shedding("2 of 2 in flight, 2 of 2 queued")
+
+	resp, problemBody := a.do(t, "GET", "/v1/notes", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "20" || !isProblem(resp) ||
+		problemBody["request_id"] == nil {
+		t.Errorf("past the queue: %d Retry-After %q %v, want 503 problem+json with Retry-After 20 and the request ID",
+			resp.StatusCode, resp.Header.Get("Retry-After"), problemBody)
+	}
+	for _, probe := range []string{"/livez", "/readyz"} {
+		if resp, _ := a.do(t, "GET", probe, ""); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s under overload: %d, want 200", probe, resp.StatusCode)
+		}
+	}
+	c := shedding("requests refused with 503")
+	if c["status"] != "warn" || c["observedValue"] != float64(1) {
+		t.Errorf("http:shedding = %v, want warn with 1 request refused", c)
+	}
+	waitFor(t, a.logs, `"msg":"shedding load: requests refused with 503"`)
+
+	// The uploads finish: the two running, then the two that waited.
+	for _, conn := range conns {
+		if _, err := io.WriteString(conn, body[10:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, conn := range conns {
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("upload %d: %v", i, err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Errorf("upload %d (queued: %v): %d, want 201", i, i >= 2, resp.StatusCode)
+		}
+	}
+}
