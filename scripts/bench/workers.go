@@ -69,7 +69,7 @@ func overloadPair(ctx context.Context, o options) ([]row, error) {
 		}
 		rate := int(4 * capacity)
 		lctx, cancel := context.WithTimeout(ctx, o.duration)
-		res := loadgen.Run(lctx, loadgen.Options{Addr: s.addr, Request: listRequest, Clients: 800, Rate: rate, Timeout: 10 * time.Second})
+		res := loadgen.Run(lctx, loadgen.Options{Addr: s.addr, Request: listRequest, Clients: 3000, Rate: rate, Timeout: 10 * time.Second})
 		cancel()
 		s.stop()
 		shed := res.Status[http.StatusServiceUnavailable]
