@@ -4,7 +4,10 @@
 // names, secret names and the environment's name differ); what each platform
 // (Kubernetes, compose, systemd) hands the binary is a configuration it
 // accepts; each platform waits longer than the service's drain; the image and
-// the workflows follow the rules docs/RELEASE.md states.
+// the workflows follow the rules docs/RELEASE.md states; migrations run once
+// per release in a Job that deploy.sh waits for before the rollout; the
+// admission policy admits only images cd.yml signed on main in staging and
+// production; the pgBackRest and Litestream Components keep their promises.
 //
 // The Kubernetes tests need kustomize (scripts/ci/install-tools.sh puts it in
 // .tools/); without it they skip loudly, or fail under REQUIRE_SERVICES=1.
@@ -112,10 +115,10 @@ var allowedDifferences = []struct {
 }{
 	{"namespace", regexp.MustCompile(`^[^:]+:metadata\.namespace$`)},
 	{"autoscaler bounds (replicas)", regexp.MustCompile(`^HorizontalPodAutoscaler/notes-api:spec\.(minReplicas|maxReplicas)$`)},
-	{"resources", regexp.MustCompile(`^Deployment/notes-api:spec\.template\.spec\.(initContainers|containers)\[[^]]+\]\.resources\.`)},
+	{"resources", regexp.MustCompile(`^Deployment/notes-api:spec\.template\.spec\.containers\[[^]]+\]\.resources\.`)},
 	{"host names", regexp.MustCompile(`^Ingress/notes-api:spec\.(rules\[\d+\]\.host|tls\[\d+\]\.hosts\[\d+\])$`)},
 	{"secret names", regexp.MustCompile(`(^Ingress/notes-api:spec\.tls\[\d+\]\.secretName|\.secretKeyRef\.name)$`)},
-	{"environment name", regexp.MustCompile(`^Deployment/notes-api:spec\.template\.spec\.containers\[api\]\.env\[APP_ENVIRONMENT\]\.value$`)},
+	{"environment name", regexp.MustCompile(`^(Deployment/notes-api:spec\.template\.spec\.containers\[api\]|Job/notes-api-migrate:spec\.template\.spec\.containers\[migrate\])\.env\[APP_ENVIRONMENT\]\.value$`)},
 }
 
 // flatten turns an object into path -> scalar. Lists of named items
@@ -351,25 +354,8 @@ func checkPod(t *testing.T, objs map[string]object) {
 		t.Error("the Deployment sets replicas; the autoscaler owns them (an apply would reset its choice)")
 	}
 	spec := podSpec(dep)
-	sc, _ := spec["securityContext"].(map[string]any)
-	if sc["runAsNonRoot"] != true || sc["runAsUser"] != 65532 {
-		t.Errorf("pod securityContext %v: want runAsNonRoot true and runAsUser 65532", sc)
-	}
-	if seccomp, _ := sc["seccompProfile"].(map[string]any); seccomp["type"] != "RuntimeDefault" {
-		t.Errorf("pod seccompProfile %v, want RuntimeDefault", seccomp)
-	}
-	for _, c := range allContainers(spec) {
-		name := c["name"]
-		csc, _ := c["securityContext"].(map[string]any)
-		caps, _ := csc["capabilities"].(map[string]any)
-		if csc["readOnlyRootFilesystem"] != true || csc["allowPrivilegeEscalation"] != false ||
-			fmt.Sprint(caps["drop"]) != "[ALL]" {
-			t.Errorf("container %v securityContext %v: want a read-only root, no privilege escalation, capabilities dropped", name, csc)
-		}
-		res, _ := c["resources"].(map[string]any)
-		if res["requests"] == nil || res["limits"] == nil {
-			t.Errorf("container %v has no resource requests and limits", name)
-		}
+	for _, id := range []string{"Deployment/notes-api", "Job/notes-api-migrate"} {
+		checkHardened(t, id, podSpec(objs[id]), 65532)
 	}
 
 	api := container(t, objs, "api")
@@ -380,9 +366,7 @@ func checkPod(t *testing.T, objs map[string]object) {
 			t.Errorf("%s checks %v, want %s", probe, get["path"], path)
 		}
 	}
-	if args := fmt.Sprint(container(t, objs, "migrate")["args"]); args != "[migrate up]" {
-		t.Errorf("init container migrate runs %s, want [migrate up]", args)
-	}
+	checkMigrationJob(t, objs)
 
 	// The drain fits in the grace period: the kubelet's preStop sleep, then
 	// the app's drain delay and graceful shutdown, then SIGKILL.
@@ -410,23 +394,104 @@ func checkPod(t *testing.T, objs map[string]object) {
 	}
 }
 
+// checkHardened asserts the pod and container security every workload of
+// the service has, and resource requests and limits on each container.
+func checkHardened(t *testing.T, id string, spec map[string]any, uid int) {
+	t.Helper()
+	sc, _ := spec["securityContext"].(map[string]any)
+	if sc["runAsNonRoot"] != true || sc["runAsUser"] != uid {
+		t.Errorf("%s: pod securityContext %v: want runAsNonRoot true and runAsUser %d", id, sc, uid)
+	}
+	if seccomp, _ := sc["seccompProfile"].(map[string]any); seccomp["type"] != "RuntimeDefault" {
+		t.Errorf("%s: pod seccompProfile %v, want RuntimeDefault", id, seccomp)
+	}
+	if spec["automountServiceAccountToken"] != false {
+		t.Errorf("%s: the pod mounts a Kubernetes API token; the service never talks to the API server", id)
+	}
+	for _, c := range allContainers(spec) {
+		name := c["name"]
+		csc, _ := c["securityContext"].(map[string]any)
+		caps, _ := csc["capabilities"].(map[string]any)
+		if csc["readOnlyRootFilesystem"] != true || csc["allowPrivilegeEscalation"] != false ||
+			fmt.Sprint(caps["drop"]) != "[ALL]" {
+			t.Errorf("%s: container %v securityContext %v: want a read-only root, no privilege escalation, capabilities dropped", id, name, csc)
+		}
+		res, _ := c["resources"].(map[string]any)
+		if res["requests"] == nil || res["limits"] == nil {
+			t.Errorf("%s: container %v has no resource requests and limits", id, name)
+		}
+	}
+}
+
+// checkMigrationJob asserts migrations run once per release, in a Job with
+// the API's image, and never in the API's pods (no init container, no
+// migrate_on_start: checkPodConfiguration checks the latter).
+func checkMigrationJob(t *testing.T, objs map[string]object) {
+	t.Helper()
+	if ics, ok := podSpec(objs["Deployment/notes-api"])["initContainers"]; ok {
+		t.Errorf("the Deployment has init containers %v: every pod would migrate on every start; the migration Job does it once per release", ics)
+	}
+	job, ok := objs["Job/notes-api-migrate"]
+	if !ok {
+		t.Fatal("no Job/notes-api-migrate in the render: nothing migrates the schema before the rollout")
+	}
+	migrate := workloadContainer(t, objs, "Job/notes-api-migrate", "migrate")
+	if args := fmt.Sprint(migrate["args"]); args != "[migrate up]" {
+		t.Errorf("the migration Job runs %s, want [migrate up]", args)
+	}
+	if img, api := migrate["image"], container(t, objs, "api")["image"]; img != api {
+		t.Errorf("the migration Job runs %v but the API %v: a release migrates with its own binary", img, api)
+	}
+	spec := job["spec"].(map[string]any)
+	if podSpec(job)["restartPolicy"] != "Never" || spec["activeDeadlineSeconds"] == nil {
+		t.Errorf("migration Job: restartPolicy %v, activeDeadlineSeconds %v; want Never (failed pods keep their logs) and a deadline",
+			podSpec(job)["restartPolicy"], spec["activeDeadlineSeconds"])
+	}
+	md, _ := job["metadata"].(map[string]any)
+	if labels, _ := md["labels"].(map[string]any); labels["app.kubernetes.io/component"] != "migrate" {
+		t.Errorf("migration Job labels %v: deploy.sh selects it by app.kubernetes.io/component=migrate", md["labels"])
+	}
+}
+
 // checkPodConfiguration loads, with the binary's own loader, what the api
-// container gets: the ConfigMap's config.yaml at APP_CONFIG plus its literal
-// variables, with stand-ins for the Secret values. A typo in a variable or an
-// invalid value fails here instead of in a crash-looping pod.
+// container and the migration Job get: the ConfigMap's config.yaml at
+// APP_CONFIG plus their literal variables, with stand-ins for the Secret
+// values. A typo in a variable or an invalid value fails here instead of in
+// a crash-looping pod or a failed release.
 func checkPodConfiguration(t *testing.T, env string, objs map[string]object) {
 	t.Helper()
-	api := container(t, objs, "api")
-	vars := map[string]string{
+	wantEnv := env
+	if env == "dev" {
+		wantEnv = config.Development
+	}
+	for _, w := range []struct{ id, container string }{{"Deployment/notes-api", "api"}, {"Job/notes-api-migrate", "migrate"}} {
+		l := loadContainerConfig(t, objs, w.id, w.container)
+		if l.Environment != wantEnv {
+			t.Errorf("%s: %s runs with environment %q, want %q", env, w.id, l.Environment, wantEnv)
+		}
+		if l.Database.MigrateOnStart && w.container == "api" {
+			t.Error("the api container migrates at start; the migration Job does it once per release, before the rollout")
+		}
+	}
+}
+
+func loadContainerConfig(t *testing.T, objs map[string]object, id, name string) *config.Loaded {
+	t.Helper()
+	api := workloadContainer(t, objs, id, name)
+	// Stand-ins for the Secret values, for the variables the container takes from a Secret.
+	standIns := map[string]string{
 		"DATABASE_URL":  "postgres://notes:secret@db.internal:5432/notes",
 		"STATUS_TOKENS": "a-status-token-of-32-characters!",
 		// The Secret key is optional for the kubelet; staging and production need it.
 		"NEW_RELIC_LICENSE_KEY": strings.Repeat("0", config.LicenseKeyLen),
 	}
+	vars := map[string]string{}
 	for _, e := range api["env"].([]any) {
 		e := e.(map[string]any)
 		if v, ok := e["value"]; ok {
 			vars[e["name"].(string)] = fmt.Sprint(v)
+		} else if v, ok := standIns[e["name"].(string)]; ok {
+			vars[e["name"].(string)] = v
 		}
 	}
 	var configYAML string
@@ -442,7 +507,7 @@ func checkPodConfiguration(t *testing.T, env string, objs map[string]object) {
 		}
 	}
 	if vars["APP_CONFIG"] != mountedAt {
-		t.Errorf("APP_CONFIG is %q but the ConfigMap is mounted at %q", vars["APP_CONFIG"], mountedAt)
+		t.Errorf("%s: APP_CONFIG is %q but the ConfigMap is mounted at %q", id, vars["APP_CONFIG"], mountedAt)
 	}
 	readFile := func(p string) ([]byte, error) {
 		if p == mountedAt {
@@ -452,18 +517,9 @@ func checkPodConfiguration(t *testing.T, env string, objs map[string]object) {
 	}
 	l, err := config.Load(vars["APP_CONFIG"], func(k string) string { return vars[k] }, readFile)
 	if err != nil {
-		t.Fatalf("the %s pod's configuration is rejected by the binary: %v", env, err)
+		t.Fatalf("%s container %s: its configuration is rejected by the binary: %v", id, name, err)
 	}
-	wantEnv := env
-	if env == "dev" {
-		wantEnv = config.Development
-	}
-	if l.Environment != wantEnv {
-		t.Errorf("%s runs with environment %q, want %q", env, l.Environment, wantEnv)
-	}
-	if l.Database.MigrateOnStart {
-		t.Error("the api container migrates at start; the init container does it before the pod serves")
-	}
+	return l
 }
 
 func TestBaseConfigMapIsTheRepositoryConfig(t *testing.T) {
@@ -499,14 +555,20 @@ func allContainers(spec map[string]any) []map[string]any {
 	return out
 }
 
+// container returns the named container of the API's Deployment.
 func container(t *testing.T, objs map[string]object, name string) map[string]any {
 	t.Helper()
-	for _, c := range allContainers(podSpec(objs["Deployment/notes-api"])) {
+	return workloadContainer(t, objs, "Deployment/notes-api", name)
+}
+
+func workloadContainer(t *testing.T, objs map[string]object, id, name string) map[string]any {
+	t.Helper()
+	for _, c := range allContainers(podSpec(objs[id])) {
 		if c["name"] == name {
 			return c
 		}
 	}
-	t.Fatalf("no container %q in Deployment/notes-api", name)
+	t.Fatalf("no container %q in %s", name, id)
 	return nil
 }
 
@@ -958,5 +1020,432 @@ func TestNamespaceNetworkAndMemoryLimits(t *testing.T) {
 				t.Error("the API container has no GOMEMLIMIT from its memory limit (resourceFieldRef limits.memory)")
 			}
 		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Migrations once per release, before the rollout
+
+// The order of scripts/ci/deploy.sh against a cluster, recorded: kubectl is
+// a stand-in on PATH that logs each call and answers the Job's status with
+// KUBECTL_JOB_STATE. No cluster runs here, so this checks what deploy.sh
+// asks of one (the real kubectl's label filtering is what apply -l does);
+// the manifests themselves are checked by kubectl-validate in check-delivery.
+func TestDeployMigratesOnceBeforeTheRollout(t *testing.T) {
+	k := kustomize(t)
+	bin := t.TempDir()
+	calls := filepath.Join(bin, "calls.log")
+	stub := `#!/usr/bin/env bash
+printf '%s\n' "$*" >>"$KUBECTL_CALLS"
+case "$*" in
+*" get job "*) printf '%s ' $KUBECTL_JOB_STATE ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(bin, "kubectl"), []byte(stub), 0o755); err != nil { //nolint:gosec // an executable stand-in
+		t.Fatal(err)
+	}
+	ref := serviceImage + "@sha256:" + strings.Repeat("cd", 32)
+	deploy := func(state string) (string, []string, error) {
+		_ = os.Remove(calls)
+		cmd := exec.Command("bash", filepath.Join(root, "scripts", "ci", "deploy.sh"), "production", ref)
+		cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "KUSTOMIZE="+k,
+			"KUBECTL_CALLS="+calls, "KUBECTL_JOB_STATE="+state, "MIGRATE_TIMEOUT=0")
+		out, err := cmd.CombinedOutput()
+		data, _ := os.ReadFile(calls)
+		return string(out), strings.Split(strings.TrimSpace(string(data)), "\n"), err
+	}
+	// index returns the position of the first call containing want, or -1.
+	index := func(log []string, want string) int {
+		return slices.IndexFunc(log, func(c string) bool { return strings.Contains(c, want) })
+	}
+	const (
+		applyRest    = "-l app.kubernetes.io/component notin (api,migrate)"
+		deleteJob    = "-n notes-api-production delete job notes-api-migrate"
+		applyJob     = "-l app.kubernetes.io/component=migrate"
+		waitJob      = "get job notes-api-migrate"
+		applyAPI     = "-l app.kubernetes.io/component=api"
+		rolloutAfter = "rollout status deployment/notes-api"
+	)
+
+	t.Run("complete: migrate, then roll out", func(t *testing.T) {
+		out, log, err := deploy("Complete")
+		if err != nil {
+			t.Fatalf("deploy.sh: %v\n%s", err, out)
+		}
+		order := []string{applyRest, deleteJob, applyJob, waitJob, applyAPI, rolloutAfter}
+		last := -1
+		for _, step := range order {
+			i := index(log, step)
+			if i < 0 || i < last {
+				t.Fatalf("kubectl calls %q: want %q after the previous step of %q", log, step, order)
+			}
+			last = i
+		}
+		if n := len(slices.DeleteFunc(slices.Clone(log), func(c string) bool { return !strings.Contains(c, applyJob) })); n != 1 {
+			t.Errorf("the migration Job was applied %d times, want once", n)
+		}
+	})
+	t.Run("failed: nothing of the new version is rolled out", func(t *testing.T) {
+		out, log, err := deploy("Failed")
+		if err == nil {
+			t.Fatalf("deploy.sh succeeded although the migration failed:\n%s", out)
+		}
+		if index(log, applyAPI) >= 0 || index(log, rolloutAfter) >= 0 {
+			t.Errorf("the Deployment was applied after a failed migration: %q", log)
+		}
+		if !strings.Contains(out, "the migration job did not complete (Failed)") {
+			t.Errorf("deploy.sh does not say the migration failed:\n%s", out)
+		}
+	})
+	t.Run("stuck: the wait gives up", func(t *testing.T) {
+		out, log, err := deploy("")
+		if err == nil || index(log, applyAPI) >= 0 || !strings.Contains(out, "(Timeout)") {
+			t.Errorf("a migration Job that never finishes: err %v, calls %q, output:\n%s", err, log, out)
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
+// Admission: only signed images in staging and production
+
+// The Kyverno policy is a custom resource, which kubectl-validate cannot
+// check without Kyverno's CRDs; this test reads it as the cluster would and
+// asserts what it must enforce: the staging and production namespaces (the
+// overlays' own), a keyless signature by cd.yml on main from GitHub's OIDC
+// issuer, required and by digest, Enforce on every rule and a closed
+// webhook, and an image allow-list that admits what the renders run and
+// refuses anything else. ADMISSION_POLICY names another file:
+// check-delivery.sh runs this on a broken copy to show it bites.
+func TestAdmissionPolicyRefusesUnsignedImages(t *testing.T) {
+	file := os.Getenv("ADMISSION_POLICY")
+	if file == "" {
+		file = filepath.Join(root, "deploy", "kubernetes", "cluster", "signed-images.yaml")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type matchT struct {
+		Any []struct {
+			Resources struct {
+				Kinds      []string `yaml:"kinds"`
+				Namespaces []string `yaml:"namespaces"`
+			} `yaml:"resources"`
+		} `yaml:"any"`
+	}
+	var policy struct {
+		APIVersion string `yaml:"apiVersion"`
+		Kind       string `yaml:"kind"`
+		Spec       struct {
+			ValidationFailureAction string `yaml:"validationFailureAction"`
+			WebhookConfiguration    struct {
+				FailurePolicy string `yaml:"failurePolicy"`
+			} `yaml:"webhookConfiguration"`
+			Rules []struct {
+				Name         string `yaml:"name"`
+				Match        matchT `yaml:"match"`
+				VerifyImages []struct {
+					ImageReferences []string `yaml:"imageReferences"`
+					FailureAction   string   `yaml:"failureAction"`
+					VerifyDigest    bool     `yaml:"verifyDigest"`
+					Required        bool     `yaml:"required"`
+					Attestors       []struct {
+						Entries []struct {
+							Keyless struct {
+								Subject string `yaml:"subject"`
+								Issuer  string `yaml:"issuer"`
+							} `yaml:"keyless"`
+						} `yaml:"entries"`
+					} `yaml:"attestors"`
+				} `yaml:"verifyImages"`
+				Validate *struct {
+					FailureAction string `yaml:"failureAction"`
+					Pattern       struct {
+						Spec map[string][]struct {
+							Image string `yaml:"image"`
+						} `yaml:"spec"`
+					} `yaml:"pattern"`
+				} `yaml:"validate"`
+			} `yaml:"rules"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(data, &policy); err != nil {
+		t.Fatalf("signed-images.yaml: %v", err)
+	}
+	if policy.APIVersion != "kyverno.io/v1" || policy.Kind != "ClusterPolicy" {
+		t.Fatalf("signed-images.yaml is %s %s, want a kyverno.io/v1 ClusterPolicy", policy.APIVersion, policy.Kind)
+	}
+	if a := policy.Spec.ValidationFailureAction; a != "" && a != "Enforce" {
+		t.Errorf("validationFailureAction %s, want Enforce (or unset, with Enforce per rule)", a)
+	}
+	if fp := policy.Spec.WebhookConfiguration.FailurePolicy; fp != "Fail" {
+		t.Errorf("webhookConfiguration.failurePolicy %q: want Fail, so pods are refused while Kyverno is unreachable", fp)
+	}
+
+	staging, production := build(t, overlay("staging")), build(t, overlay("production"))
+	var namespaces []string
+	for _, objs := range []map[string]object{staging, production} {
+		for id := range objs {
+			if name, ok := strings.CutPrefix(id, "Namespace/"); ok {
+				namespaces = append(namespaces, name)
+			}
+		}
+	}
+	sort.Strings(namespaces)
+
+	const (
+		wantSubject = "https://github.com/" + "prodready/service" + "/.github/workflows/cd.yml@refs/heads/main"
+		wantIssuer  = "https://token.actions.githubusercontent.com"
+	)
+	if !strings.HasSuffix(serviceImage, "/prodready/service") {
+		t.Fatalf("the service image %s is not this repository's: update the subject", serviceImage)
+	}
+	var verified, allowList bool
+	var allowed []string
+	for _, r := range policy.Spec.Rules {
+		for _, m := range r.Match.Any {
+			ns := slices.Sorted(slices.Values(m.Resources.Namespaces))
+			if !slices.Equal(ns, namespaces) || !slices.Equal(m.Resources.Kinds, []string{"Pod"}) {
+				t.Errorf("rule %s matches %v in %v; want Pods in %v (the staging and production overlays' namespaces)",
+					r.Name, m.Resources.Kinds, ns, namespaces)
+			}
+		}
+		for _, v := range r.VerifyImages {
+			if v.FailureAction != "Enforce" || !v.Required || !v.VerifyDigest {
+				t.Errorf("rule %s: failureAction %q, required %v, verifyDigest %v; want Enforce, true, true", r.Name, v.FailureAction, v.Required, v.VerifyDigest)
+			}
+			if !slices.ContainsFunc(v.ImageReferences, func(p string) bool { return kyvernoMatch(p, serviceImage+"@sha256:"+strings.Repeat("0", 64)) }) {
+				t.Errorf("rule %s checks %v, not the service's image %s", r.Name, v.ImageReferences, serviceImage)
+			}
+			for _, a := range v.Attestors {
+				for _, e := range a.Entries {
+					if e.Keyless.Subject != wantSubject || e.Keyless.Issuer != wantIssuer {
+						t.Errorf("rule %s accepts signatures by %q from %q; want %q from %q (cd.yml on main)",
+							r.Name, e.Keyless.Subject, e.Keyless.Issuer, wantSubject, wantIssuer)
+					}
+					verified = true
+				}
+			}
+		}
+		if v := r.Validate; v != nil {
+			if v.FailureAction != "Enforce" {
+				t.Errorf("rule %s: failureAction %q, want Enforce", r.Name, v.FailureAction)
+			}
+			if cs := v.Pattern.Spec["containers"]; len(cs) == 1 {
+				allowed = strings.Split(cs[0].Image, " | ")
+				allowList = true
+			}
+		}
+	}
+	if !verified {
+		t.Error("no rule verifies a keyless signature of the service's image")
+	}
+	if !allowList {
+		t.Fatal("no rule limits the images a container may run")
+	}
+	admitted := func(img string) bool {
+		return slices.ContainsFunc(allowed, func(p string) bool { return kyvernoMatch(strings.TrimSpace(p), img) })
+	}
+	// What staging and production run must be admitted, once promoted (by digest).
+	for env, objs := range map[string]map[string]object{"staging": staging, "production": production} {
+		for _, o := range objs {
+			for _, c := range allContainers(podSpec(o)) {
+				if img := fmt.Sprint(c["image"]); !admitted(img) {
+					t.Errorf("%s runs %s, which the admission policy refuses (allowed: %v)", env, img, allowed)
+				}
+			}
+		}
+	}
+	for _, img := range []string{serviceImage + ":main", "nginx:latest", "ghcr.io/someone/else@sha256:" + strings.Repeat("1", 64)} {
+		if admitted(img) {
+			t.Errorf("the allow-list admits %s; want only the service by digest and the named backup images", img)
+		}
+	}
+
+	// The signature it checks is one cd.yml makes, with the OIDC token.
+	cd, err := os.ReadFile(filepath.Join(root, ".github", "workflows", "cd.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)run: cosign sign --yes "\$IMAGE_REF"$`).Match(cd) || !strings.Contains(string(cd), "id-token: write") {
+		t.Error("cd.yml does not sign the digest keylessly (cosign sign with id-token: write): the policy would refuse every release")
+	}
+}
+
+// kyvernoMatch reports whether value matches a Kyverno wildcard pattern:
+// * is any run of characters, ? one character.
+func kyvernoMatch(pattern, value string) bool {
+	re := "^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(pattern)) + "$"
+	return regexp.MustCompile(re).MatchString(value)
+}
+
+// ---------------------------------------------------------------------------
+// Continuous backups on Kubernetes: pgBackRest jobs, the Litestream sidecar
+
+// The pgBackRest Component: the four jobs on the systemd timers' schedule,
+// each running the one pgbackrest-backup.sh with the one configuration
+// template from scripts/backup/, recording into the service's database, and
+// hardened like every other pod.
+func TestPgBackRestJobsFollowTheScriptsSchedule(t *testing.T) {
+	objs := build(t, filepath.Join(root, "deploy", "backup", "pgbackrest"))
+	jobs := []struct{ name, schedule, timer, calendar string }{
+		{"full", "30 1 * * 0", "full", "Sun *-*-* 01:30:00 UTC"},
+		{"diff", "30 1 * * 1-6", "diff", "Mon..Sat *-*-* 01:30:00 UTC"},
+		{"incr", "15 * * * *", "incr", "*-*-* *:15:00 UTC"},
+		{"check", "*/5 * * * *", "check", "*:0/5"},
+	}
+	for _, j := range jobs {
+		t.Run(j.name, func(t *testing.T) {
+			id := "CronJob/notes-api-pgbackrest-" + j.name
+			cj, ok := objs[id]
+			if !ok {
+				t.Fatalf("no %s in the render", id)
+			}
+			spec := cj["spec"].(map[string]any)
+			if spec["schedule"] != j.schedule || spec["timeZone"] != "Etc/UTC" || spec["concurrencyPolicy"] != "Forbid" {
+				t.Errorf("%s: schedule %v %v, concurrency %v; want %q in Etc/UTC, Forbid", id, spec["schedule"], spec["timeZone"], spec["concurrencyPolicy"], j.schedule)
+			}
+			timer, err := os.ReadFile(filepath.Join(root, "deploy", "systemd", "notes-api-pgbackrest-"+j.timer+".timer"))
+			if err != nil || !strings.Contains(string(timer), "OnCalendar="+j.calendar+"\n") {
+				t.Errorf("%s runs at %q but notes-api-pgbackrest-%s.timer not at %q: keep the two schedules the same", id, j.schedule, j.timer, j.calendar)
+			}
+			jt := spec["jobTemplate"].(map[string]any)["spec"].(map[string]any)
+			if jt["activeDeadlineSeconds"] == nil {
+				t.Errorf("%s: no activeDeadlineSeconds: a hung backup would run forever", id)
+			}
+			pod := jt["template"].(map[string]any)["spec"].(map[string]any)
+			checkHardened(t, id, pod, 999) // the postgres image's user
+			c := allContainers(pod)[0]
+			if fmt.Sprint(c["command"]) != "[bash /opt/notes-api-backup/pgbackrest-backup.sh]" || fmt.Sprint(c["args"]) != "["+j.name+"]" {
+				t.Errorf("%s runs %v %v; want pgbackrest-backup.sh %s", id, c["command"], c["args"], j.name)
+			}
+			env := map[string]string{}
+			for _, e := range c["env"].([]any) {
+				e := e.(map[string]any)
+				env[e["name"].(string)] = fmt.Sprint(e["value"], e["valueFrom"])
+			}
+			for name, want := range map[string]string{
+				"PGBACKREST_CONFIG":            "/opt/notes-api-backup/pgbackrest.conf",
+				"DATABASE_URL":                 "key:database-url name:notes-api",
+				"PGBACKREST_REPO1_CIPHER_PASS": "key:cipher-pass name:notes-api-pgbackrest",
+			} {
+				if !strings.Contains(env[name], want) {
+					t.Errorf("%s: %s is %q, want it to contain %q", id, name, env[name], want)
+				}
+			}
+		})
+	}
+	// The scripts and the template are the repository's, byte for byte.
+	var scripts map[string]any
+	for id, o := range objs {
+		if strings.HasPrefix(id, "ConfigMap/notes-api-pgbackrest-scripts") {
+			scripts = o["data"].(map[string]any)
+		}
+	}
+	for key, file := range map[string]string{"pgbackrest-backup.sh": "pgbackrest-backup.sh", "lib.sh": "lib.sh", "pgbackrest.conf": "pgbackrest/pgbackrest.conf"} {
+		want, err := os.ReadFile(filepath.Join(root, "scripts", "backup", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if scripts[key] != string(want) {
+			t.Errorf("the jobs' %s is not scripts/backup/%s", key, file)
+		}
+	}
+	var policy struct {
+		Spec struct {
+			PodSelector struct {
+				MatchLabels map[string]string `yaml:"matchLabels"`
+			} `yaml:"podSelector"`
+			Egress []struct {
+				Ports []struct{ Port int } `yaml:"ports"`
+			} `yaml:"egress"`
+		} `yaml:"spec"`
+	}
+	raw, _ := yaml.Marshal(objs["NetworkPolicy/notes-api-pgbackrest"])
+	if err := yaml.Unmarshal(raw, &policy); err != nil {
+		t.Fatal(err)
+	}
+	var ports []int
+	for _, e := range policy.Spec.Egress {
+		for _, p := range e.Ports {
+			ports = append(ports, p.Port)
+		}
+	}
+	if policy.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"] != "pgbackrest" || fmt.Sprint(ports) != "[8432 5432 443]" {
+		t.Errorf("the jobs' NetworkPolicy selects %v and lets out %v; want the pgbackrest pods to pgBackRest TLS (8432), PostgreSQL, HTTPS", policy.Spec.PodSelector.MatchLabels, ports)
+	}
+}
+
+// The Litestream Component, in the example that uses it: one writer on a
+// volume, the replica restored into an empty volume before the API starts,
+// Litestream as a native sidecar sharing the file and the control socket
+// with the API, whose configuration (loaded by the binary) is continuous
+// mode asking that socket; no autoscaler, no migration Job.
+func TestLitestreamSidecarReplicatesTheSQLiteFile(t *testing.T) {
+	objs := build(t, filepath.Join(root, "deploy", "kubernetes", "examples", "sqlite-litestream"))
+	for _, gone := range []string{"HorizontalPodAutoscaler/notes-api", "Job/notes-api-migrate"} {
+		if _, ok := objs[gone]; ok {
+			t.Errorf("%s is in the SQLite render: one pod owns the file", gone)
+		}
+	}
+	dep := objs["Deployment/notes-api"]
+	spec := dep["spec"].(map[string]any)
+	if spec["replicas"] != 1 || fmt.Sprint(spec["strategy"]) != "map[type:Recreate]" {
+		t.Errorf("replicas %v, strategy %v; want one pod, Recreate (two pods never share the file)", spec["replicas"], spec["strategy"])
+	}
+	pod := podSpec(dep)
+	checkHardened(t, "Deployment/notes-api", pod, 65532)
+	inits, _ := pod["initContainers"].([]any)
+	if len(inits) != 2 {
+		t.Fatalf("init containers %v: want the restore, then the Litestream sidecar", inits)
+	}
+	restore, sidecar := inits[0].(map[string]any), inits[1].(map[string]any)
+	if args := fmt.Sprint(restore["args"]); !strings.HasPrefix(args, "[restore ") || !strings.Contains(args, "-if-db-not-exists -if-replica-exists /data/notes.db") {
+		t.Errorf("the first init container runs %s; want a restore of /data/notes.db only into an empty volume", args)
+	}
+	if sidecar["restartPolicy"] != "Always" || fmt.Sprint(sidecar["args"]) != "[replicate -config /etc/litestream/litestream.yml]" {
+		t.Errorf("sidecar %v %v: want litestream replicate as a native sidecar (restartPolicy Always)", sidecar["restartPolicy"], sidecar["args"])
+	}
+	sidecarEnv := map[string]string{}
+	for _, e := range sidecar["env"].([]any) {
+		e := e.(map[string]any)
+		sidecarEnv[e["name"].(string)] = fmt.Sprint(e["value"])
+	}
+	l := loadContainerConfig(t, objs, "Deployment/notes-api", "api")
+	if l.Backup.Mode != "continuous" || !l.Backup.CheckOn(l.Environment) || l.Backup.LitestreamSocket != sidecarEnv["LITESTREAM_SOCKET"] {
+		t.Errorf("the API's backup check: mode %s, on %v, socket %q; want continuous, on, Litestream's socket %q",
+			l.Backup.Mode, l.Backup.CheckOn(l.Environment), l.Backup.LitestreamSocket, sidecarEnv["LITESTREAM_SOCKET"])
+	}
+	if l.Database.URL != "" || l.Database.SQLitePath != sidecarEnv["APP_DATABASE_SQLITE_PATH"] || !l.Database.MigrateOnStart {
+		t.Errorf("the API's database: url %q, file %q, migrate at start %v; want the file Litestream replicates (%s), migrated at start",
+			l.Database.URL, l.Database.SQLitePath, l.Database.MigrateOnStart, sidecarEnv["APP_DATABASE_SQLITE_PATH"])
+	}
+	mounts := func(c map[string]any) map[string]string {
+		out := map[string]string{}
+		for _, m := range c["volumeMounts"].([]any) {
+			m := m.(map[string]any)
+			out[m["name"].(string)] = m["mountPath"].(string)
+		}
+		return out
+	}
+	api, side := mounts(container(t, objs, "api")), mounts(sidecar)
+	if api["data"] != side["data"] || api["litestream-run"] != side["litestream-run"] {
+		t.Errorf("the API mounts %v, the sidecar %v: they must share the data volume and the socket's", api, side)
+	}
+	for _, v := range pod["volumes"].([]any) {
+		if v := v.(map[string]any); v["name"] == "data" {
+			if _, ok := v["persistentVolumeClaim"]; !ok || v["emptyDir"] != nil {
+				t.Errorf("the data volume is %v; want the PersistentVolumeClaim only", v)
+			}
+		}
+	}
+	want, err := os.ReadFile(filepath.Join(root, "scripts", "backup", "litestream", "litestream.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, o := range objs {
+		if strings.HasPrefix(id, "ConfigMap/notes-api-litestream") && o["data"].(map[string]any)["litestream.yml"] != string(want) {
+			t.Error("the sidecar's litestream.yml is not scripts/backup/litestream/litestream.yml")
+		}
 	}
 }

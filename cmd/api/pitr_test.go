@@ -316,7 +316,8 @@ func TestPITR_PostgreSQL(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil { //nolint:gosec // the drill's throwaway passphrase, read by the postgres user
 		t.Fatal(err)
 	}
-	env := []string{"PGBACKREST_CONFIG=" + conf, "TMPDIR=" + dir, "BACKUP_SYSLOG=0", "PG_BIN=" + c.Bin}
+	// DATABASE_URL: where pgbackrest-backup.sh records each verified backup.
+	env := []string{"PGBACKREST_CONFIG=" + conf, "TMPDIR=" + dir, "BACKUP_SYSLOG=0", "PG_BIN=" + c.Bin, "DATABASE_URL=" + c.URL("notes")}
 	pg, err := sql.Open("pgx", c.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
@@ -340,9 +341,31 @@ func TestPITR_PostgreSQL(t *testing.T) {
 		t.Fatalf("pgbackrest-backup.sh full did not verify the repository:\n%s", out)
 	}
 	t.Logf("full backup of %d seeded notes, verified: %s", seed, took.Round(time.Millisecond))
+	// Recorded in the service's backups table, as the logical dumps are.
+	var id, method, label string
+	var size int64
+	if err := notes.QueryRowContext(t.Context(), "SELECT id, method, file_name, size_bytes FROM backups WHERE verified_at IS NOT NULL").
+		Scan(&id, &method, &label, &size); err != nil {
+		t.Fatalf("the full backup is not recorded in the backups table: %v", err)
+	}
+	if method != "pgbackrest" || !strings.HasSuffix(label, "F") || id != "notes-api-pgbackrest-"+label || size <= 0 || !strings.Contains(out, "recorded "+id) {
+		t.Errorf("recorded %s: method %s, label %s, %d bytes; want a pgbackrest full backup (label ...F) with its size, named in the log:\n%s", id, method, label, size, out)
+	}
 	if s, o, _ := statusCheck(t, a, "backup:age"); s != "pass" {
 		t.Errorf("backup:age after the first archived segment: %s (%s); want pass", s, o)
 	}
+	t.Run("backup:age fails without a recorded base backup", func(t *testing.T) {
+		// Archived WAL with no base backup to replay it onto restores nothing.
+		if _, err := notes.ExecContext(t.Context(), "UPDATE backups SET verified_at = NULL"); err != nil {
+			t.Fatal(err)
+		}
+		if s, o, _ := statusCheck(t, a, "backup:age"); s != "fail" || !strings.Contains(o, "no verified pgBackRest backup recorded") {
+			t.Errorf("backup:age without a base backup: %s (%s); want fail saying no pgBackRest backup is recorded", s, o)
+		}
+		if _, err := notes.ExecContext(t.Context(), "UPDATE backups SET verified_at = now()"); err != nil {
+			t.Fatal(err)
+		}
+	})
 
 	w := startWriter(a)
 	w.waitFor(t, 30)

@@ -402,7 +402,7 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 		case b.Mode != "continuous":
 			runner.Register(backup.AgeCheck(db, warn, fail, time.Now))
 		case database.Dialect(db) == "postgres":
-			runner.Register(backup.ArchiveCheck(db, warn, fail, time.Now))
+			runner.Register(backup.ArchiveCheck(db, warn, fail, b.WarnAfter, b.FailAfter, time.Now))
 		default:
 			runner.Register(backup.LitestreamCheck(b.LitestreamSocket, database.SQLiteFile(dbOptions(cfg)), warn, fail, time.Now))
 		}

@@ -30,14 +30,25 @@ const CheckName = "backup:age"
 // table. The status route may override Check.Timeout.
 const CheckTimeout = time.Second
 
-// Entry is one row of the backups table (migration
-// 20261125000002_create_backups): a backup that scripts/backup/ restored into
-// a scratch copy and found identical to what it read from the source.
+// Methods of the backups recorded in the backups table.
+const (
+	// MethodDump is a logical dump that scripts/backup/backup.sh restored
+	// into a scratch copy and found identical to what it read.
+	MethodDump = "dump"
+	// MethodPgBackRest is a pgBackRest base backup (full, diff or incr)
+	// that `pgbackrest verify` checked, recorded by pgbackrest-backup.sh.
+	MethodPgBackRest = "pgbackrest"
+)
+
+// Entry is one row of the backups table (migrations
+// 20261125000002_create_backups and 20261202000001_add_backups_method): a
+// backup that scripts/backup/ verified.
 type Entry struct {
 	bun.BaseModel `bun:"table:backups"`
 
-	ID            string       `bun:"id,pk"` // the backup's name: notes-api-postgres-20261125T020000Z
-	Kind          string       `bun:"kind,notnull"`
+	ID            string       `bun:"id,pk"`          // the backup's name: notes-api-postgres-20261125T020000Z
+	Kind          string       `bun:"kind,notnull"`   // the database: postgres or sqlite
+	Method        string       `bun:"method,notnull"` // MethodDump or MethodPgBackRest
 	FileName      string       `bun:"file_name,notnull"`
 	SHA256        string       `bun:"sha256,notnull"`
 	SizeBytes     int64        `bun:"size_bytes,notnull"`
@@ -52,12 +63,13 @@ type Entry struct {
 // ErrNone means no verified backup was ever recorded.
 var ErrNone = errors.New("no verified backup recorded")
 
-// Newest returns the verified backup that completed last, or ErrNone.
-// Times come back in UTC whichever database answered.
-func Newest(ctx context.Context, db *bun.DB) (Entry, error) {
+// Newest returns the verified backup made by method that completed last, or
+// ErrNone. Times come back in UTC whichever database answered.
+func Newest(ctx context.Context, db *bun.DB, method string) (Entry, error) {
 	var e Entry
 	err := db.NewSelect().Model(&e).
 		Where("verified_at IS NOT NULL").
+		Where("method = ?", method).
 		OrderExpr("completed_at DESC").
 		Limit(1).
 		Scan(ctx)
@@ -75,8 +87,8 @@ func Newest(ctx context.Context, db *bun.DB) (Entry, error) {
 	return e, nil
 }
 
-// AgeCheck returns the "backup:age" check. It passes while the newest
-// verified backup completed less than warnAfter ago, warns after that, and
+// AgeCheck returns the "backup:age" check of dump mode. It passes while the
+// newest verified logical dump completed less than warnAfter ago, warns after that, and
 // fails past failAfter or when no verified backup was ever recorded. Its
 // observed value is that age in whole seconds. now is time.Now outside tests
 // (nil means time.Now).
@@ -92,7 +104,7 @@ func AgeCheck(db *bun.DB, warnAfter, failAfter time.Duration, now func() time.Ti
 		ComponentType: "datastore",
 		Timeout:       CheckTimeout,
 		Run: func(ctx context.Context) health.Result {
-			e, err := Newest(ctx, db)
+			e, err := Newest(ctx, db, MethodDump)
 			switch {
 			case errors.Is(err, ErrNone):
 				return health.Result{Status: health.Fail, Output: "no verified backup recorded"}

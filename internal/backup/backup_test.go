@@ -115,16 +115,27 @@ func TestAgeCheck(t *testing.T) {
 
 func TestNewest(t *testing.T) {
 	eachDialect(t, func(t *testing.T, db *bun.DB) {
-		if _, err := backup.Newest(t.Context(), db); !errors.Is(err, backup.ErrNone) {
+		if _, err := backup.Newest(t.Context(), db, backup.MethodDump); !errors.Is(err, backup.ErrNone) {
 			t.Fatalf("Newest on an empty table: %v; want ErrNone", err)
 		}
 		completed := now.Add(-3 * time.Hour)
+		// Recorded as backup.sh of the previous release does, without a
+		// method: the column's default makes it a dump.
 		record(t, db, "notes-api-postgres-20261125T090000Z", completed, true)
-		e, err := backup.Newest(t.Context(), db)
+		// A newer pgBackRest backup is not the newest dump.
+		if _, err := db.ExecContext(t.Context(), `INSERT INTO backups (id, kind, method, file_name, sha256, size_bytes, schema_version,
+			started_at, completed_at, verified_at, duration_ms) VALUES ('notes-api-pgbackrest-20261125-100000F', 'postgres', 'pgbackrest',
+			'20261125-100000F', '', 100, '20261202000001', '2026-11-25 10:00:00+00:00', '2026-11-25 10:01:00+00:00', '2026-11-25 10:02:00+00:00', 60000)`); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := backup.Newest(t.Context(), db, backup.MethodPgBackRest); err != nil || e.FileName != "20261125-100000F" || e.Method != backup.MethodPgBackRest {
+			t.Errorf("Newest pgBackRest backup = %+v, %v; want 20261125-100000F", e, err)
+		}
+		e, err := backup.Newest(t.Context(), db, backup.MethodDump)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.ID != "notes-api-postgres-20261125T090000Z" || e.FileName != e.ID+".pgdump" || e.SizeBytes != 5431 ||
+		if e.ID != "notes-api-postgres-20261125T090000Z" || e.Method != backup.MethodDump || e.FileName != e.ID+".pgdump" || e.SizeBytes != 5431 ||
 			e.SchemaVersion != "20261125000002" || e.DurationMS != 1200 || e.RowCounts != `{"public.notes": 3}` {
 			t.Errorf("Newest = %+v", e)
 		}

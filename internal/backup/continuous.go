@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,7 +27,14 @@ import (
 // ever archived, when the archive command failed after its last success
 // (so a broken command turns the check red at its first failure, not when
 // the age finally crosses failAfter) and past failAfter.
-func ArchiveCheck(db *bun.DB, warnAfter, failAfter time.Duration, now func() time.Time) health.Check {
+//
+// Archived WAL restores nothing without a base backup to replay it onto, and
+// replaying a week of it is slow: so the check also reads the newest verified
+// pgBackRest backup from the backups table (pgbackrest-backup.sh records
+// each one) and fails when none is recorded, warns or fails when it is older
+// than baseWarnAfter or baseFailAfter (the dump mode's thresholds: the
+// schedule takes one a day).
+func ArchiveCheck(db *bun.DB, warnAfter, failAfter, baseWarnAfter, baseFailAfter time.Duration, now func() time.Time) health.Check {
 	if now == nil {
 		now = time.Now
 	}
@@ -63,7 +71,30 @@ func ArchiveCheck(db *bun.DB, warnAfter, failAfter time.Duration, now func() tim
 			if !archivedAt.Valid {
 				return health.Result{Status: health.Fail, Output: "no WAL segment archived yet"}
 			}
-			return judge(now(), archivedAt.Time, warnAfter, failAfter, "last archived WAL segment ("+archivedWAL.String+")")
+			r := judge(now(), archivedAt.Time, warnAfter, failAfter, "last archived WAL segment ("+archivedWAL.String+")")
+			if r.Status == health.Fail {
+				return r
+			}
+			base, err := Newest(ctx, db, MethodPgBackRest)
+			switch {
+			case errors.Is(err, ErrNone):
+				r.Status, r.Output = health.Fail, "no verified pgBackRest backup recorded: archived WAL alone cannot be restored (run pgbackrest-backup.sh full)"
+			case ctx.Err() != nil:
+				r.Status, r.Output = health.Fail, "timed out reading the backup records"
+			case err != nil:
+				r.Status, r.Output = health.Fail, "cannot read the backup records (is the schema migrated?)"
+			default:
+				// The base backup's age can only make the result worse; the
+				// observed value stays the recovery point's age.
+				age := max(now().Sub(base.CompletedAt), 0).Truncate(time.Second)
+				switch {
+				case age > baseFailAfter:
+					r.Status, r.Output = health.Fail, fmt.Sprintf("newest verified pgBackRest backup (%s) is %s old (fail after %s)", base.FileName, age, baseFailAfter)
+				case age > baseWarnAfter && r.Status == health.Pass:
+					r.Status, r.Output = health.Warn, fmt.Sprintf("newest verified pgBackRest backup (%s) is %s old (warn after %s)", base.FileName, age, baseWarnAfter)
+				}
+			}
+			return r
 		},
 	}
 }

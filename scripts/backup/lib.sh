@@ -817,6 +817,45 @@ record_backup() {
 	log "recorded $M_NAME as verified in the backups table of $DB_LABEL"
 }
 
+# record_pgbackrest_backup INFO_JSON LABEL: upserts the pgBackRest backup
+# LABEL, as `pgbackrest --output=json info` describes it in the file
+# INFO_JSON, into the service's own PostgreSQL database (DATABASE_URL), once
+# `pgbackrest verify` has passed: method pgbackrest, the label as its file
+# name, no single checksum (verify checked every file's), the repository
+# bytes it added as its size, pgBackRest's start and stop times. PostgreSQL
+# reads the JSON itself, so no JSON tool is needed on the database host.
+record_pgbackrest_backup() {
+	local info=$1 label=$2 tag
+	[ "$DB_KIND" = postgres ] || die "cannot record the pgBackRest backup: DATABASE_URL must name the service's PostgreSQL database"
+	need psql
+	# A dollar-quote tag the JSON cannot contain by accident.
+	tag="pgbr_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+	grep -qF "\$$tag\$" "$info" && die "cannot record the pgBackRest backup: unexpected pgbackrest info output"
+	{
+		printf 'WITH b AS (SELECT e FROM jsonb_array_elements(($%s$' "$tag"
+		cat "$info"
+		cat <<SQL
+\$$tag\$::jsonb) -> 0 -> 'backup') e
+  WHERE e ->> 'label' = :'label' AND NOT coalesce((e ->> 'error')::boolean, false))
+INSERT INTO backups (id, kind, method, file_name, sha256, size_bytes, schema_version,
+    started_at, completed_at, verified_at, duration_ms, row_counts)
+  SELECT 'notes-api-pgbackrest-' || (e ->> 'label'), 'postgres', 'pgbackrest', e ->> 'label', '',
+    (e -> 'info' -> 'repository' ->> 'delta')::bigint,
+    (SELECT coalesce(max(name), '-') FROM bun_migrations),
+    to_timestamp((e -> 'timestamp' ->> 'start')::bigint), to_timestamp((e -> 'timestamp' ->> 'stop')::bigint), now(),
+    ((e -> 'timestamp' ->> 'stop')::bigint - (e -> 'timestamp' ->> 'start')::bigint) * 1000, '{}'
+  FROM b
+  ON CONFLICT (id) DO UPDATE SET verified_at = excluded.verified_at, size_bytes = excluded.size_bytes
+  RETURNING id;
+SQL
+	} >"$_RUN_DIR/record.sql"
+	local recorded
+	recorded=$(psql_at "record the pgBackRest backup in the backups table of $DB_LABEL (is the schema migrated?)" "$PG_URL" \
+		-v label="$label" <"$_RUN_DIR/record.sql")
+	[ -n "$recorded" ] || die "cannot record the pgBackRest backup: pgbackrest info does not list $label as a good backup"
+	log "recorded $recorded as verified in the backups table of $DB_LABEL"
+}
+
 # db_time turns 2026-11-25T02:00:00Z into 2026-11-25 02:00:00+00:00: what
 # PostgreSQL's timestamptz accepts and what bun reads back from SQLite text,
 # sorting in time order as text.

@@ -163,7 +163,7 @@ func rowStagingPromotion(ctx context.Context, e *env) (string, error) {
 		return "", errors.New("kustomize is not installed: make tools")
 	}
 	out, err := runCmd(ctx, os.Environ(), "go", "test", "-count=1", "-v", "-run",
-		"TestStagingAndProductionDifferOnlyInAllowedFields|TestStagingProductionComparisonCatchesDrift|TestPromotionSetsTheSameDigestInStagingAndProduction",
+		"TestStagingAndProductionDifferOnlyInAllowedFields|TestStagingProductionComparisonCatchesDrift|TestPromotionSetsTheSameDigestInStagingAndProduction|TestAdmissionPolicyRefusesUnsignedImages|TestDeployMigratesOnceBeforeTheRollout",
 		"./deploy/")
 	if err != nil {
 		return "", fmt.Errorf("go test ./deploy/: %w: %s", err, lastLines(out, 5))

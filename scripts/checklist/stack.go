@@ -157,7 +157,7 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"APP_CONFIG=" + s.cfgFile,
 		"APP_ENVIRONMENT=staging",
-		"APP_DATABASE_MIGRATE_ON_START=false", // the init container migrates
+		"APP_DATABASE_MIGRATE_ON_START=false", // the migration Job migrates
 		"DATABASE_URL=" + fmt.Sprintf("postgres://postgres:%s@%s/%s?sslmode=disable", s.secret, s.pg.addr(), s.dbName),
 		"REDIS_URL=redis://" + s.redis.addr() + "/" + setting("CHECKLIST_REDIS_DB", "0"),
 		"APP_CACHE_KEY_PREFIX=notes-checklist-" + randomHex(4) + ":",
@@ -172,7 +172,7 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 		"APP_NEWRELIC_UTILIZATION_DETECTION=false",
 	}
 
-	// Migrations, as the init container runs them (monitoring off, as
+	// Migrations, as the migration Job runs them (monitoring off, as
 	// there), then the service.
 	if out, err := runCmd(ctx, append(append([]string{}, s.svcEnv...), "APP_NEWRELIC_ENABLED=false"), e.bin, "migrate", "up"); err != nil {
 		return nil, fmt.Errorf("api migrate up: %w: %s", err, out)

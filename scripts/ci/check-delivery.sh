@@ -5,15 +5,18 @@
 #
 #   1. actionlint on every workflow (and on a broken one)
 #   2. kustomize build of every kustomization under deploy/ (overlays, base,
-#      components); kubectl-validate of each render against the Kubernetes
+#      examples, components); kubectl-validate of each render against the Kubernetes
 #      1.30 schemas built into it (and of a broken render)
 #   3. scripts/ci/deploy.sh renders staging and production with one digest,
 #      as a promotion does, and the renders validate
 #   4. the sign-off gates (signoff.sh) on good and broken API records, and
 #      release.yml's order (attestation verified before each deploy, sign-off
 #      before production) on release.yml and on broken copies
-#   5. the deploy/ Go tests: staging and production differ only in allowed
-#      fields and run the same digest; each platform's configuration loads
+#   5. the admission policy (Kyverno: only images signed by cd.yml on main in
+#      staging and production), read by a Go test (and broken copies); the
+#      deploy/ Go tests: staging and production differ only in allowed fields
+#      and run the same digest; each platform's configuration loads;
+#      deploy.sh runs the migration Job and waits for it before the rollout
 #   6. the compose file against the Compose Specification (and a broken copy)
 #   7. shellcheck on every shell script in the repository (and a broken one)
 #   8. systemd-analyze verify and security of the unit, where systemd exists
@@ -76,8 +79,20 @@ must_fail "a workflow with a bad permission and an unknown needs" \
 step "kustomize $("$TOOLS/kustomize" version) build, kubectl-validate --version $KUBE_VERSION"
 # --version selects built-in schemas; no kubeconfig is read, no cluster asked.
 validate() { env -u KUBECONFIG "$TOOLS/kubectl-validate" --version "$KUBE_VERSION" "$@"; }
-# Every kustomization under deploy/: the overlays, the base, and any component.
+# Every kustomization under deploy/: the overlays, the base, the examples,
+# and each component, either where an overlay or example includes it (a
+# component that patches the base's Deployment cannot render alone) or, if
+# nothing includes it, on its own.
+included=$(find deploy -name kustomization.yaml | while IFS= read -r k; do
+	sed -n '/^components:/,/^[^ -]/s/^ *- *//p' "$k" | while IFS= read -r c; do
+		realpath -m --relative-to=. "$(dirname "$k")/$c"
+	done
+done | sort -u)
 while IFS= read -r dir; do
+	if grep -q '^kind: Component' "$dir/kustomization.yaml" && grep -qx "$dir" <<<"$included"; then
+		echo "ok: $dir is a component, rendered and validated where it is included"
+		continue
+	fi
 	render="$work/render-${dir//\//-}.yaml"
 	# The load restrictor is off because the backup Component generates its
 	# ConfigMap from scripts/backup/, the scripts' one home (deploy.sh does the same).
@@ -125,7 +140,18 @@ grep -v 'signoff.sh approval' .github/workflows/release.yml >"$work/release-unap
 must_fail "a release.yml deploying to production without checking the approval" \
 	env RELEASE_WORKFLOW="$work/release-unapproved.yml" go test -count=1 -run '^TestReleaseVerifiesBeforeEveryDeploy$' ./deploy/
 
-step "go test ./deploy/ (staging = production but for allowed fields; configurations load)"
+step "admission policy: only images signed by cd.yml on main in staging and production"
+# A custom resource: kubectl-validate has no schema for it without Kyverno's
+# CRDs, so the Go test reads it as Kyverno would (see deploy/deploy_test.go).
+go test -count=1 -run '^TestAdmissionPolicyRefusesUnsignedImages$' ./deploy/
+sed '0,/failureAction: Enforce/s//failureAction: Audit/' deploy/kubernetes/cluster/signed-images.yaml >"$work/policy-audit.yaml"
+must_fail "an admission policy that only audits unsigned images" \
+	env ADMISSION_POLICY="$work/policy-audit.yaml" go test -count=1 -run '^TestAdmissionPolicyRefusesUnsignedImages$' ./deploy/
+sed 's|cd.yml@refs/heads/main|cd.yml@refs/heads/*|' deploy/kubernetes/cluster/signed-images.yaml >"$work/policy-anybranch.yaml"
+must_fail "an admission policy accepting signatures from any branch" \
+	env ADMISSION_POLICY="$work/policy-anybranch.yaml" go test -count=1 -run '^TestAdmissionPolicyRefusesUnsignedImages$' ./deploy/
+
+step "go test ./deploy/ (staging = production but for allowed fields; configurations load; migrations run once, before the rollout)"
 REQUIRE_SERVICES=1 go test -count=1 ./deploy/
 
 step "compose file (compose-go: schema, interpolation, consistency)"
