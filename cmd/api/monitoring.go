@@ -48,6 +48,8 @@ func (s *service) startMonitoring(context.Context) error {
 		st := s.alerts.Stats()
 		return float64(st.Throttled + st.Suppressed + st.Dropped)
 	})
+	// The part of those the budget stopped (docs/LOGGING.md, the alert budget).
+	agent.Gauge("Alerts/MailsHeldByBudget", func() float64 { return float64(s.alerts.Stats().Suppressed) })
 	return nil
 }
 

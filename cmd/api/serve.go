@@ -259,7 +259,7 @@ func notesResource(cfg config.Config, db *bun.DB, c cache.Cache, logger *slog.Lo
 // buildHealth gives every dependency the service is configured to use a
 // check on /status, and warns about status settings an operator should know.
 func (s *service) buildHealth(context.Context) error {
-	s.health = healthHandler(s.cfg, s.db, s.cache, s.logs, s.logger, s.agent,
+	s.health = healthHandler(s.cfg, s.db, s.cache, s.logs, s.logger, s.agent, s.alerts,
 		append(s.checks, s.shed.Check(), workers.GOMAXPROCSCheck(s.role()))...)
 	if s.cfg.Status.AllowQueryToken {
 		s.logger.Warn("status.allow_query_token is on: tokens in URLs end up in proxy and browser histories; prefer the Authorization header")
@@ -278,6 +278,7 @@ func (s *service) listen(ctx context.Context) error {
 		Handler: s.drain.Handler(server.New(server.Options{
 			Logger: s.logger, MaxBodyBytes: hc.MaxBodyBytes, Version: version,
 			StatusLogInterval: s.cfg.Status.RepeatLogInterval,
+			FailRoutes:        failRoutes(s.cfg),
 			Health:            s.health, Alerts: alertHooks{s.alerts, s.agent}, Routes: s.routes,
 			// APM transactions for everything but the probes, which are polled
 			// every few seconds and would drown the real traffic.
@@ -305,7 +306,21 @@ func (s *service) listen(ctx context.Context) error {
 	s.ln = ln
 	s.logger.Info("http server listening", "addr", ln.Addr().String(), "socket", string(src),
 		"gomaxprocs", runtime.GOMAXPROCS(0), "cache", s.cache.Kind(), "database", database.Dialect(s.db))
+	if failRoutes(s.cfg) {
+		level := slog.LevelInfo
+		if s.cfg.Environment != config.Development {
+			level = slog.LevelWarn
+		}
+		s.logger.Log(ctx, level, "routes that fail on purpose are served: GET /debug/panic, GET /debug/error (debug.fail_route)")
+	}
 	return nil
+}
+
+// failRoutes says whether GET /debug/panic and /debug/error are served:
+// always in development, in staging with debug.fail_route (production
+// refuses the key at load).
+func failRoutes(cfg config.Config) bool {
+	return cfg.Environment == config.Development || (cfg.Debug.FailRoute && cfg.Environment != config.Production)
 }
 
 // serveUntilDone serves until ctx is cancelled, then drains and shuts down:
@@ -375,7 +390,7 @@ func (s *service) serveUntilDone(ctx context.Context) error {
 // healthHandler registers a check for every dependency this configuration
 // uses; each dependency's package builds its own. A later dependency plugs
 // in with one more runner.Register call.
-func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.Logging, logger *slog.Logger, agent *monitoring.Agent, resources ...health.Check) *health.Handler {
+func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.Logging, logger *slog.Logger, agent *monitoring.Agent, alerts *alert.Reporter, resources ...health.Check) *health.Handler {
 	st := cfg.Status
 	runner := health.NewRunner(logger, st.CacheTTL, st.Deadline,
 		database.Check(db, st.DatabaseTimeout, logger),
@@ -389,7 +404,13 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 	}
 	if cfg.Email.Enabled {
 		runner.Register(alert.SMTPCheck(cfg.Email, st.SMTPTimeout, logger))
+		for _, c := range alerts.StatusChecks() { // alerts:sent, alerts:suppressed
+			runner.Register(c)
+		}
 	}
+	// A check that turns fail is mailed once, and once when it recovers
+	// (throttled and budgeted like every alert); polls in between send nothing.
+	runner.OnTransition(alerts.ReportTransition)
 	if check, ok := logs.SyslogCheck(st.SyslogTimeout, logger); ok {
 		runner.Register(check)
 	}

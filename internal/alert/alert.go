@@ -7,8 +7,13 @@
 //   - reports are grouped by a fingerprint (error type and top in-app stack
 //     frames); a group is mailed at its 1st, 2nd, 4th, 8th, ... occurrence
 //     within an hour, and the subject shows the count ("(x8)");
-//   - a global hourly cap stops a storm of distinct errors; when the cap has
-//     room again, one summary mail says how many were suppressed;
+//   - a budget of email.hourly_cap mails an hour stops a storm, and keeps
+//     email.new_fingerprint_reserve of it for fingerprints not mailed yet,
+//     so a flood of one error never hides a different one; what it held
+//     back is listed per fingerprint in the next mail that goes out, or in
+//     a digest after email.digest_interval (throttle.go);
+//   - a dependency check that turns fail is mailed once, and once when it
+//     recovers (ReportTransition); the SMTP check's own failure is not;
 //   - secrets never reach the mail: credential-looking headers and query
 //     parameters are redacted, and configured secrets (SMTP password, status
 //     tokens) are scrubbed from every field, stack trace included;
@@ -30,6 +35,7 @@ import (
 	mail "github.com/wneessen/go-mail"
 
 	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/health"
 )
 
 // Report kinds.
@@ -37,9 +43,14 @@ const (
 	KindPanic    = "panic"     // a recovered panic
 	Kind5xx      = "5xx"       // a request answered with a server error
 	KindErrorLog = "error-log" // an error-level log record (email.on_error_log)
+	KindCheck    = "check"     // a status check turned fail, or recovered
 	kindTest     = "test"      // api email-test
 	kindSummary  = "suppressed"
 )
+
+// defaultDigestInterval applies when email.digest_interval is not set (a
+// configuration built in code rather than loaded).
+const defaultDigestInterval = 15 * time.Minute
 
 // groupWindow is how long occurrences of one fingerprint are counted
 // together; after it, the group starts again at 1 and is mailed at once.
@@ -79,6 +90,9 @@ type Report struct {
 	record string    // the log record as one line (error-log)
 	pcs    []uintptr // the logging code's stack, for Stack (error-log)
 	typ    string    // errorType, taken before Value is rendered
+
+	change    *health.Transition // the check change (KindCheck)
+	lostMails uint64             // mails that failed while the SMTP check failed (its recovery)
 }
 
 // Stats are the reporter's counters, for the status route and tests.
@@ -93,9 +107,14 @@ type Stats struct {
 	// reported after Close.
 	Dropped uint64 `json:"dropped"`
 	// Throttled counts repeats a group did not mail (between its
-	// power-of-two counts); Suppressed counts mails the hourly cap stopped.
+	// power-of-two counts); Suppressed counts mails the budget stopped
+	// (email.hourly_cap and its reserve); Held is how many of those wait
+	// for the next mail or digest to list them; Digests counts the mails
+	// sent only to list them.
 	Throttled  uint64 `json:"throttled"`
 	Suppressed uint64 `json:"suppressed"`
+	Held       int    `json:"held"`
+	Digests    uint64 `json:"digests"`
 	// LastError is the last SMTP error, one line, secrets scrubbed.
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
@@ -122,7 +141,8 @@ type Reporter struct {
 	done   chan struct{} // closed when the worker returns
 	tick   time.Duration // how often the worker checks whether a cap summary can go
 
-	sent, failed, dropped, throttled, suppressed atomic.Uint64
+	sent, failed, dropped, throttled, suppressed, digests atomic.Uint64
+	failedAtSMTPDown                                      atomic.Uint64 // failed, when the SMTP check turned fail
 
 	errMu       sync.Mutex
 	lastError   string
@@ -132,12 +152,12 @@ type Reporter struct {
 
 // job is one mail for the worker.
 type job struct {
-	report     Report
-	count      int       // occurrences of the fingerprint so far
-	since      time.Time // first occurrence in the group's window
-	fp         string
-	suppressed int       // for a summary mail: how many the cap stopped,
-	supSince   time.Time // and since when
+	report    Report
+	count     int       // occurrences of the fingerprint so far
+	since     time.Time // first occurrence in the group's window
+	fp        string
+	held      []held    // what the budget held back, listed in this mail
+	heldSince time.Time // when the first of them was held
 }
 
 // New returns a Reporter for cfg. When cfg.Enabled is false it returns a
@@ -167,6 +187,13 @@ func newReporter(cfg config.Email, info Info, logger *slog.Logger, now func() ti
 	if cfg.QueueSize <= 0 || cfg.HourlyCap <= 0 || cfg.Timeout <= 0 {
 		return nil, errors.New("alert: queue_size, hourly_cap and timeout must be positive")
 	}
+	if cfg.NewFingerprintReserve < 0 || cfg.NewFingerprintReserve >= cfg.HourlyCap {
+		return nil, errors.New("alert: new_fingerprint_reserve must be at least 0 and less than hourly_cap")
+	}
+	digest := cfg.DigestInterval
+	if digest <= 0 {
+		digest = defaultDigestInterval
+	}
 	r.secrets = secretList(append(append([]string{cfg.Password}, info.StatusTokens...), info.Secrets...))
 	client, err := newClient(cfg, extra)
 	if err != nil {
@@ -177,7 +204,7 @@ func newReporter(cfg config.Email, info Info, logger *slog.Logger, now func() ti
 		return nil, fmt.Errorf("alert: %w", err)
 	}
 	r.queue = make(chan job, cfg.QueueSize)
-	r.throttle = throttle{cap: cfg.HourlyCap, groups: map[string]*group{}}
+	r.throttle = newThrottle(cfg.HourlyCap, cfg.NewFingerprintReserve, digest)
 	r.base, r.cancel = context.WithCancel(context.Background())
 	r.done = make(chan struct{})
 	r.tick = time.Minute
@@ -187,7 +214,7 @@ func newReporter(cfg config.Email, info Info, logger *slog.Logger, now func() ti
 
 func (r *Reporter) enabled() bool { return r != nil && r.queue != nil }
 
-// Report queues a mail for rep unless its group or the hourly cap holds it
+// Report queues a mail for rep unless its group or the budget holds it
 // back. It never blocks on the network and never waits for room in the
 // queue: when the queue is full the mail is dropped and counted. It runs on
 // the request's goroutine, so it does only bookkeeping; the mail is
@@ -225,34 +252,39 @@ func (r *Reporter) Report(ctx context.Context, rep Report) {
 	d, queued := r.admitLocked(rep, fp)
 	r.mu.Unlock()
 	if d.firstSuppressed {
-		r.logger.WarnContext(ctx, "alert e-mail hourly cap reached; alerts are suppressed until it has room, then summarized in one mail",
-			"hourly_cap", r.cfg.HourlyCap)
+		r.logger.WarnContext(ctx, "alert e-mail budget reached; alerts are held back and listed in the next mail or digest",
+			"hourly_cap", r.cfg.HourlyCap, "new_fingerprint_reserve", r.cfg.NewFingerprintReserve,
+			"digest_interval", r.throttle.digestEvery.String(), "fingerprint", fp)
 	}
 	if !queued && !d.throttled && !d.suppressed {
 		r.drop()
 	}
 }
 
-// admitLocked applies the group and cap rules to one report and queues its
-// mail when they let it through; r.mu must be held.
+// admitLocked applies the budget to one report and queues its mail when it
+// lets it through, with the list of what the budget held back; r.mu must
+// be held.
 func (r *Reporter) admitLocked(rep Report, fp string) (decision, bool) {
 	if r.closed {
 		return decision{}, false
 	}
 	now := r.now()
-	r.summaryLocked(now)
-	d := r.throttle.admit(fp, now)
+	d := r.throttle.admit(fp, rep, now)
 	switch {
 	case d.throttled:
 		r.throttled.Add(1)
+		r.digestLocked(now)
 		return d, false
 	case d.suppressed:
 		r.suppressed.Add(1)
+		r.digestLocked(now)
 		return d, false
 	}
 	// The request's headers must not change under the worker.
 	rep.Headers = rep.Headers.Clone()
-	return d, r.enqueueLocked(job{report: rep, count: d.count, since: d.since, fp: fp})
+	j := job{report: rep, count: d.count, since: d.since, fp: fp}
+	j.heldSince, j.held = r.throttle.takeHeld()
+	return d, r.enqueueLocked(j)
 }
 
 // enqueueLocked queues j without waiting; r.mu must be held. A full queue
@@ -284,16 +316,23 @@ func (r *Reporter) drop() {
 	}
 }
 
-// summaryLocked queues the summary of the mails the cap suppressed, once
-// the cap has room for it; r.mu must be held.
-func (r *Reporter) summaryLocked(now time.Time) {
-	if since, n, ok := r.throttle.summary(now); ok {
-		r.enqueueSummaryLocked(since, n, now)
+// digestLocked queues a digest of what the budget held back once the
+// oldest of it has waited email.digest_interval for another mail to carry
+// it; r.mu must be held. A digest is outside the hourly cap (it would
+// otherwise wait for the very room the storm took), so there is at most one
+// per digest interval.
+func (r *Reporter) digestLocked(now time.Time) {
+	if r.throttle.digestDue(now) {
+		r.enqueueDigestLocked(now)
 	}
 }
 
-func (r *Reporter) enqueueSummaryLocked(since time.Time, n int, now time.Time) {
-	j := job{report: Report{Kind: kindSummary, Time: now}, suppressed: n, supSince: since}
+func (r *Reporter) enqueueDigestLocked(now time.Time) {
+	since, list := r.throttle.takeHeld()
+	if len(list) == 0 {
+		return
+	}
+	j := job{report: Report{Kind: kindSummary, Time: now}, held: list, heldSince: since}
 	if !r.enqueueLocked(j) {
 		r.dropped.Add(1)
 	}
@@ -304,9 +343,17 @@ func (r *Reporter) Stats() Stats {
 	if !r.enabled() {
 		return Stats{}
 	}
+	r.mu.Lock()
+	held := 0
+	for _, h := range r.throttle.held {
+		held += h.mails
+	}
+	r.mu.Unlock()
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
 	return Stats{
+		Held:        held,
+		Digests:     r.digests.Load(),
 		Enabled:     true,
 		Queued:      len(r.queue),
 		Sent:        r.sent.Load(),
@@ -319,8 +366,8 @@ func (r *Reporter) Stats() Stats {
 	}
 }
 
-// Close stops accepting reports and sends what is queued, plus the summary
-// of any mails the cap suppressed and no summary has counted yet. It returns when the
+// Close stops accepting reports and sends what is queued, plus a digest of
+// whatever the budget held back and no mail has listed yet. It returns when the
 // queue is empty or when ctx is done (give it email.flush_timeout); then the
 // send in progress is cancelled, what is left is counted as dropped, and the
 // error says how many were lost. Reports after Close are dropped.
@@ -330,9 +377,7 @@ func (r *Reporter) Close(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	if !r.closed {
-		if since, n := r.throttle.finalSummary(); n > 0 {
-			r.enqueueSummaryLocked(since, n, r.now())
-		}
+		r.enqueueDigestLocked(r.now())
 		r.closed = true
 		close(r.queue)
 	}
@@ -362,11 +407,11 @@ func (r *Reporter) work() {
 			}
 			r.deliver(j)
 		case <-t.C:
-			// Without this, the summary of a storm would wait for the next
+			// Without this, the digest of a storm would wait for the next
 			// report, which may never come.
 			r.mu.Lock()
 			if !r.closed {
-				r.summaryLocked(r.now())
+				r.digestLocked(r.now())
 			}
 			r.mu.Unlock()
 		}
@@ -388,6 +433,9 @@ func (r *Reporter) deliver(j job) {
 		return
 	}
 	r.sent.Add(1)
+	if j.report.Kind == kindSummary {
+		r.digests.Add(1)
+	}
 	r.logger.Info("alert e-mail sent", "kind", j.report.Kind, "fingerprint", j.fp, "count", j.count,
 		"recipients", len(r.cfg.Recipients))
 }

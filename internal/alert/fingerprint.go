@@ -30,14 +30,15 @@ const topFrames = 3
 //
 // Error texts are left out: they carry IDs and addresses that differ on
 // every occurrence. Log records are the exception: their message is a
-// constant written in the code, so it is part of their fingerprint.
+// constant written in the code, so it is part of their fingerprint, and so
+// is a check's ("check database:responseTime is failing").
 func fingerprint(rep Report) string {
 	var b strings.Builder
 	b.WriteString(rep.Kind)
 	b.WriteByte(0)
 	b.WriteString(errorType(rep))
 	b.WriteByte(0)
-	if rep.Kind == KindErrorLog {
+	if rep.Kind == KindErrorLog || rep.Kind == KindCheck {
 		b.WriteString(rep.Message)
 		b.WriteByte(0)
 	}

@@ -217,11 +217,11 @@ func TestAppFramesFallsBackToAnyPackage(t *testing.T) {
 }
 
 func TestThrottleMailsAtPowersOfTwo(t *testing.T) {
-	th := throttle{cap: 1000, groups: map[string]*group{}}
+	th := newThrottle(1000, 0, time.Hour)
 	start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	var mailed []int
 	for i := range 1000 {
-		if d := th.admit("fp", start.Add(time.Duration(i)*time.Second)); !d.throttled && !d.suppressed {
+		if d := th.admit("fp", Report{}, start.Add(time.Duration(i)*time.Second)); !d.throttled && !d.suppressed {
 			mailed = append(mailed, d.count)
 		}
 	}
@@ -230,67 +230,88 @@ func TestThrottleMailsAtPowersOfTwo(t *testing.T) {
 		t.Errorf("mailed at %v, want %v", mailed, want)
 	}
 	// After the window the group starts again and its first occurrence is mailed.
-	if d := th.admit("fp", start.Add(groupWindow+time.Second)); d.count != 1 || d.throttled {
+	if d := th.admit("fp", Report{}, start.Add(groupWindow+time.Second)); d.count != 1 || d.throttled {
 		t.Errorf("after the window: %+v, want a new group mailed at count 1", d)
 	}
 }
 
-func TestThrottleHourlyCap(t *testing.T) {
-	th := throttle{cap: 3, groups: map[string]*group{}}
+// TestThrottleBudget walks the budget through a flood of one error, then
+// other errors, with hourly_cap 5 of which 2 are kept for new fingerprints.
+func TestThrottleBudget(t *testing.T) {
+	th := newThrottle(5, 2, 15*time.Minute)
 	start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	admit := func(n int, at time.Time) (sent, suppressed, first int) {
-		for i := range n {
-			d := th.admit(fmt.Sprint(at, i), at)
+	flood := Report{Kind: KindPanic, Value: "boom", Method: "GET", Route: "/debug/panic"}
+	type outcome struct{ mailed, throttled, suppressed, first int }
+	admit := func(fp string, rep Report, n int, at time.Time) (o outcome) {
+		for range n {
+			d := th.admit(fp, rep, at)
 			switch {
+			case d.throttled:
+				o.throttled++
 			case d.suppressed:
-				suppressed++
+				o.suppressed++
 				if d.firstSuppressed {
-					first++
+					o.first++
 				}
-			case !d.throttled:
-				sent++
+			default:
+				o.mailed++
 			}
 		}
-		return sent, suppressed, first
+		return o
 	}
-	// 10:00 two mails, 10:30 one more and then the cap.
-	if sent, supp, _ := admit(2, start); sent != 2 || supp != 0 {
-		t.Fatalf("10:00: sent %d, suppressed %d", sent, supp)
+	steps := []struct {
+		name string
+		fp   string
+		n    int
+		at   time.Duration
+		want outcome
+	}{
+		// Counts 1, 2, 4 and 8 are mailed: 1 is new, 2, 4 and 8 are the
+		// three repeats cap-reserve allows; 16 ... 512 are held back.
+		{"a flood of one error", "A", 1000, 0, outcome{mailed: 4, throttled: 990, suppressed: 6, first: 1}},
+		{"a different error uses the reserve", "B", 1, time.Minute, outcome{mailed: 1}},
+		{"its repeat cannot use the reserve", "B", 1, 2 * time.Minute, outcome{suppressed: 1}},
+		// B's first mail was the 5th: the cap is full, so C is held too.
+		{"a third error finds the cap full", "C", 1, 3 * time.Minute, outcome{suppressed: 1}},
 	}
-	if sent, supp, first := admit(8, start.Add(30*time.Minute)); sent != 1 || supp != 7 || first != 1 {
-		t.Fatalf("10:30: sent %d, suppressed %d (first flagged %d times); want 1, 7, 1", sent, supp, first)
+	for _, s := range steps {
+		if got := admit(s.fp, flood, s.n, start.Add(s.at)); got != s.want {
+			t.Errorf("%s: %+v, want %+v", s.name, got, s.want)
+		}
 	}
-	// No summary while the cap is full.
-	if _, _, ok := th.summary(start.Add(59 * time.Minute)); ok {
-		t.Error("summary before the cap had room")
+	if th.digestDue(start.Add(14 * time.Minute)) {
+		t.Error("digest due before digest_interval passed")
 	}
-	// Any hour: at 11:00 the two 10:00 mails age out; the summary takes one slot.
-	since, n, ok := th.summary(start.Add(time.Hour))
-	if !ok || n != 7 || !since.Equal(start.Add(30*time.Minute)) {
-		t.Errorf("summary = %v, %d, %v; want 7 suppressed since 10:30", since, n, ok)
+	if !th.digestDue(start.Add(15 * time.Minute)) {
+		t.Error("digest not due 15 minutes after the first held report")
 	}
-	if sent, supp, _ := admit(2, start.Add(time.Hour)); sent != 1 || supp != 1 {
-		t.Errorf("11:00: sent %d, suppressed %d; want 1 (the summary took the other slot), 1", sent, supp)
+	since, list := th.takeHeld()
+	if !since.Equal(start) || len(list) != 3 {
+		t.Fatalf("held since %v: %+v; want 3 fingerprints since 10:00", since, list)
 	}
-	if since, n := th.finalSummary(); n != 1 || !since.Equal(start.Add(time.Hour)) {
-		t.Errorf("final summary = %v, %d; want the 1 suppressed at 11:00", since, n)
+	if a := list[0]; a.fp != "A" || a.mails != 6 || a.occurrences != 1000 || a.route != "GET /debug/panic" || a.text != "boom" {
+		t.Errorf("largest held = %+v, want A with 6 mails held of 1000 occurrences", a)
 	}
-	if _, n := th.finalSummary(); n != 0 {
-		t.Error("the final summary did not start the count over")
+	if _, again := th.takeHeld(); again != nil || th.digestDue(start.Add(time.Hour)) {
+		t.Error("taking the held list did not start it over")
+	}
+	// An hour on, the slots have aged out and every group starts again.
+	if got := admit("A", flood, 1, start.Add(time.Hour)); got.mailed != 1 {
+		t.Errorf("an hour later A: %+v, want mailed", got)
 	}
 }
 
 func TestThrottleForgetsGroupsBeyondTheBound(t *testing.T) {
-	th := throttle{cap: 1, groups: map[string]*group{}}
+	th := newThrottle(1, 0, time.Hour)
 	now := time.Now()
 	for i := range maxGroups + 10 {
-		th.admit(fmt.Sprint(i), now)
+		th.admit(fmt.Sprint(i), Report{}, now)
 	}
 	if len(th.groups) > maxGroups {
 		t.Errorf("%d groups kept, want at most %d", len(th.groups), maxGroups)
 	}
 	for i := range 5 {
-		th.admit(fmt.Sprint("later", i), now.Add(2*groupWindow))
+		th.admit(fmt.Sprint("later", i), Report{}, now.Add(2*groupWindow))
 	}
 	if len(th.groups) > maxGroups {
 		t.Errorf("%d groups kept after expiry, want at most %d", len(th.groups), maxGroups)

@@ -34,7 +34,7 @@ func checkTLS(e config.Email) *tls.Config {
 // smtpCheck is SMTPCheck with the TLS configuration given (nil: plain EHLO).
 func smtpCheck(host string, port int, tlsConf *tls.Config, timeout time.Duration, log *slog.Logger) health.Check {
 	addr := net.JoinHostPort(host, fmt.Sprint(port))
-	return health.Check{Name: "smtp:responseTime", ComponentType: "component", Timeout: timeout,
+	return health.Check{Name: smtpCheckName, ComponentType: "component", Timeout: timeout,
 		Run: func(ctx context.Context) health.Result {
 			start := time.Now()
 			if err := smtpHello(ctx, addr, host, tlsConf); err != nil {
@@ -75,4 +75,29 @@ func smtpHello(ctx context.Context, addr, host string, tlsConf *tls.Config) erro
 		return err
 	}
 	return c.Quit()
+}
+
+// StatusChecks show the reporter's counters on /status, so an operator
+// sees that alerts go out and what the budget held back without reading
+// the log: alerts:sent (observedValue: mails sent since start) and
+// alerts:suppressed (mails the budget held back since start). Both pass:
+// they are figures, not dependencies; the relay's health is
+// smtp:responseTime.
+func (r *Reporter) StatusChecks() []health.Check {
+	figure := func(name string, read func(Stats) (uint64, string)) health.Check {
+		return health.Check{Name: name, ComponentType: "component", Run: func(context.Context) health.Result {
+			n, out := read(r.Stats())
+			return health.Result{Status: health.Pass, ObservedValue: n, ObservedUnit: "mails", Output: out}
+		}}
+	}
+	return []health.Check{
+		figure("alerts:sent", func(s Stats) (uint64, string) {
+			return s.Sent, fmt.Sprintf("%d sent (%d of them digests), %d failed, %d dropped, %d queued",
+				s.Sent, s.Digests, s.Failed, s.Dropped, s.Queued)
+		}),
+		figure("alerts:suppressed", func(s Stats) (uint64, string) {
+			return s.Suppressed, fmt.Sprintf("%d held back by the budget (%d not yet listed in a mail), %d repeats throttled",
+				s.Suppressed, s.Held, s.Throttled)
+		}),
+	}
 }

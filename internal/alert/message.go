@@ -39,11 +39,14 @@ func (r *Reporter) compose(j job) message {
 		p("Stack-trace e-mails will reach %s through %s:%d.\n", strings.Join(r.cfg.Recipients, ", "), r.cfg.SMTPHost, r.cfg.SMTPPort)
 		return message{subject: subject, body: b.String()}
 	case kindSummary:
-		p("The cap of %d alert e-mails an hour was reached: %d alerts were not mailed between %s and %s.\n",
-			r.cfg.HourlyCap, j.suppressed, utc(j.supSince), utc(rep.Time))
-		p("The service logs every panic and unhandled error; search the logs for that period.\n")
+		p("No other alert mail went out for %s to carry this list, so it comes as a digest.\n\n",
+			r.throttle.digestEvery)
+		r.writeHeld(&b, j, scrub)
 		p("\nService %s %s (%s) on %s\n", r.info.Service, r.info.Version, r.info.Environment, r.info.Host)
 		return message{subject: subject, body: b.String()}
+	case KindCheck:
+		r.writeCheck(&b, j, text, scrub)
+		return message{subject: subject, body: b.String(), fp: j.fp}
 	}
 
 	p("%s\n\n", text)
@@ -61,6 +64,10 @@ func (r *Reporter) compose(j job) message {
 	field("Environment", r.info.Environment)
 	field("Host", r.info.Host)
 	field("Time", utc(rep.Time))
+	if len(j.held) > 0 {
+		p("\n")
+		r.writeHeld(&b, j, scrub)
+	}
 
 	if rep.Method != "" || rep.RequestID != "" {
 		p("\nRequest\n")
@@ -114,7 +121,13 @@ func errorText(rep Report, j job) string {
 	case kindTest:
 		return "test message; e-mail settings work"
 	case kindSummary:
-		return fmt.Sprintf("%d alerts suppressed by the hourly cap", j.suppressed)
+		mails := 0
+		for _, h := range j.held {
+			mails += h.mails
+		}
+		return fmt.Sprintf("%d alerts held back by the budget, %d fingerprints", mails, len(j.held))
+	case KindCheck:
+		return checkHeadline(rep)
 	case KindPanic:
 		return fmt.Sprint(rep.Value)
 	case KindErrorLog:
@@ -147,3 +160,30 @@ func errorChain(err error) []string {
 }
 
 func utc(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// writeHeld lists what the budget held back, per fingerprint: the part of
+// a mail that makes a suppressed alert visible after all.
+func (r *Reporter) writeHeld(b *strings.Builder, j job, scrub func(string) string) {
+	mails, occurrences := 0, 0
+	for _, h := range j.held {
+		mails += h.mails
+		occurrences += h.occurrences
+	}
+	fmt.Fprintf(b, "Held back by the alert budget since %s: %d mails of %d fingerprints (%d occurrences)\n",
+		utc(j.heldSince), mails, len(j.held), occurrences)
+	fmt.Fprintf(b, "(email.hourly_cap %d, of which email.new_fingerprint_reserve %d only for fingerprints not mailed yet this hour)\n",
+		r.cfg.HourlyCap, r.cfg.NewFingerprintReserve)
+	for i, h := range j.held {
+		if i == maxHeld {
+			fmt.Fprintf(b, "  ... and %d more fingerprints\n", len(j.held)-maxHeld)
+			break
+		}
+		where := ""
+		if h.route != "" {
+			where = " at " + h.route
+		}
+		fmt.Fprintf(b, "  %s  %-10s x%d, %d mails held, %s to %s%s\n      %s\n",
+			h.fp, h.kind, h.occurrences, h.mails, utc(h.first), utc(h.last), oneLine(scrub(where)), oneLine(scrub(h.text)))
+	}
+	fmt.Fprintf(b, "The service logs every panic and unhandled error; search the logs by fingerprint or time.\n")
+}

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -206,41 +208,69 @@ func TestRepeatsAreThrottledAndCounted(t *testing.T) {
 	t.Logf("1000 identical panics: %d mails, last subject %q", len(msgs), last.Subject)
 }
 
-func TestHourlyCapSuppressesThenSummarizes(t *testing.T) {
+// TestBudget_FloodThenADifferentFailure is finding 1 of issue 10 against a
+// real Mailpit: hundreds of identical panics must not use the mail a
+// different failure needs, and what the budget held back is listed in the
+// next mail that goes out, then in a digest when nothing else goes out.
+func TestBudget_FloodThenADifferentFailure(t *testing.T) {
 	m := servicetest.Mailpit(t)
 	cfg := mailpitConfig(m)
-	cfg.HourlyCap = 3
+	cfg.HourlyCap, cfg.NewFingerprintReserve, cfg.DigestInterval = 5, 2, 15*time.Minute
 	clk := &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
 	r, logs := newTestReporter(t, cfg, clk.Now)
 
-	for i := range 10 { // ten different failures: each its own group
-		r.Report(context.Background(), Report{Kind: Kind5xx, Err: fmt.Errorf("failure %d", i), Method: "GET", Route: fmt.Sprint("/r", i)})
+	for range 300 {
+		r.Report(context.Background(), panicReport())
 	}
-	if st := r.Stats(); st.Suppressed != 7 {
-		t.Errorf("suppressed = %d, want 7", st.Suppressed)
+	flood := m.WaitForMessages(t, 4, 10*time.Second) // counts 1, 2, 4, 8: the three repeats cap-reserve allows
+	if st := r.Stats(); st.Sent != 4 || st.Suppressed != 5 || st.Held != 5 || st.Throttled != 291 {
+		t.Errorf("after the flood: %+v; want 4 sent, 5 held back (counts 16 ... 256), 291 throttled", st)
 	}
-	if n := len(logs.Records(t, "alert e-mail hourly cap reached; alerts are suppressed until it has room, then summarized in one mail")); n != 1 {
-		t.Errorf("%d cap warnings, want 1", n)
+	if n := len(logs.Records(t, "alert e-mail budget reached; alerts are held back and listed in the next mail or digest")); n != 1 {
+		t.Errorf("%d budget warnings, want 1", n)
 	}
-	m.WaitForMessages(t, 3, 10*time.Second)
 
-	// An hour later the cap has room: the worker's periodic check sends one summary.
-	clk.Add(time.Hour)
+	clk.Add(time.Minute)
+	r.Report(context.Background(), Report{Kind: Kind5xx, Err: errors.New("database is gone"), Method: "POST", Route: "/v1/notes", Status: 500})
+	msgs := m.WaitForMessages(t, 5, 10*time.Second)
+	second := msgs[4]
+	fp := flood[0].Headers["X-Alert-Fingerprint"][0]
+	if !strings.Contains(second.Subject, "5xx: database is gone") {
+		t.Fatalf("the different failure's mail did not arrive; the 5th mail is %q", second.Subject)
+	}
+	for _, want := range []string{"Held back by the alert budget since 2026-11-25T10:00:00Z: 5 mails of 1 fingerprints (300 occurrences)",
+		fp + "  panic      x300, 5 mails held", "at GET /v1/notes/:id", "email.hourly_cap 5, of which email.new_fingerprint_reserve 2"} {
+		if !strings.Contains(second.Text, want) {
+			t.Errorf("the next mail does not list what was held back (%q):\n%s", want, second.Text)
+		}
+	}
+	assertNoSecret(t, "the held-back list", second.Text)
+	if st := r.Stats(); st.Held != 0 {
+		t.Errorf("held = %d after a mail listed them, want 0", st.Held)
+	}
+
+	// The flood goes on and nothing else is mailed: a digest lists it once
+	// digest_interval has passed since the first held report.
+	for range 300 {
+		r.Report(context.Background(), panicReport()) // count 512 is held
+	}
+	clk.Add(14 * time.Minute)
 	r.mu.Lock()
-	r.summaryLocked(clk.Now())
+	r.digestLocked(clk.Now())
 	r.mu.Unlock()
-	msgs := m.WaitForMessages(t, 4, 10*time.Second)
-	summary := msgs[3]
-	if !strings.Contains(summary.Subject, "[notes-api] [staging] suppressed: 7 alerts suppressed by the hourly cap") ||
-		!strings.Contains(summary.Text, "cap of 3 alert e-mails an hour") || !strings.Contains(summary.Text, "2026-11-25T10:00:00Z") {
-		t.Errorf("summary: %q\n%s", summary.Subject, summary.Text)
+	clk.Add(time.Minute)
+	r.mu.Lock()
+	r.digestLocked(clk.Now())
+	r.mu.Unlock()
+	msgs = m.WaitForMessages(t, 6, 10*time.Second)
+	digest := msgs[5]
+	if !strings.Contains(digest.Subject, "[notes-api] [staging] suppressed: 1 alerts held back by the budget, 1 fingerprints") ||
+		!strings.Contains(digest.Text, "x600, 1 mails held") {
+		t.Errorf("digest: %q\n%s", digest.Subject, digest.Text)
 	}
-
-	// The new hour mails again.
-	r.Report(context.Background(), Report{Kind: Kind5xx, Err: fmt.Errorf("later"), Method: "GET", Route: "/later"})
 	closeNow(t, r)
-	if n := m.Count(t); n != 5 {
-		t.Errorf("%d mails, want 3 + summary + 1", n)
+	if st := r.Stats(); st.Sent != 6 || st.Digests != 1 || m.Count(t) != 6 {
+		t.Errorf("stats %+v with %d mails; want 6 sent, one of them a digest", st, m.Count(t))
 	}
 }
 
@@ -254,8 +284,8 @@ func TestCloseMailsThePendingSummary(t *testing.T) {
 	}
 	closeNow(t, r)
 	msgs := m.Messages(t)
-	if len(msgs) != 2 || !strings.Contains(msgs[1].Subject, "2 alerts suppressed") {
-		t.Fatalf("got %d mails (%v), want the first failure and a summary of 2 suppressed", len(msgs), msgs)
+	if len(msgs) != 2 || !strings.Contains(msgs[1].Subject, "2 alerts held back by the budget, 2 fingerprints") {
+		t.Fatalf("got %d mails (%v), want the first failure and a digest of 2 held back", len(msgs), msgs)
 	}
 	// Closed: further reports are dropped, and Close again is harmless.
 	r.Report(context.Background(), Report{Kind: Kind5xx, Err: fmt.Errorf("late"), Route: "/late"})
@@ -634,3 +664,39 @@ func TestCheckTLS(t *testing.T) {
 
 // discard is a logger for the checks under test.
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestReportTransition: a check that turns fail is one mail and its
+// recovery another; staying failed, or moving between pass and warn, is
+// none; the SMTP check's own failure is not mailed through the relay that
+// failed, but its recovery is, with the mails lost meanwhile.
+func TestReportTransition(t *testing.T) {
+	m := servicetest.Mailpit(t)
+	r, _ := newTestReporter(t, mailpitConfig(m), nil)
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for _, tr := range []health.Transition{
+		{Check: "database:responseTime", From: health.Pass, To: health.Fail, Output: "no answer within 1s", Time: at, Runs: 40, Since: at.Add(-time.Hour)},
+		{Check: "cache:responseTime", From: health.Pass, To: health.Warn, Time: at},
+		{Check: "database:responseTime", From: health.Fail, To: health.Pass, Time: at.Add(3 * time.Minute), Runs: 14, Since: at},
+		{Check: smtpCheckName, From: health.Pass, To: health.Fail, Output: "the SMTP relay did not complete EHLO", Time: at},
+		{Check: smtpCheckName, From: health.Fail, To: health.Pass, Time: at.Add(time.Minute), Runs: 3, Since: at},
+	} {
+		r.ReportTransition(tr)
+	}
+	closeNow(t, r)
+	msgs := m.Messages(t)
+	var subjects []string
+	for _, msg := range msgs {
+		subjects = append(subjects, msg.Subject)
+	}
+	want := []string{
+		"[notes-api] [staging] check: database:responseTime is failing: no answer within 1s",
+		"[notes-api] [staging] check: database:responseTime recovered (pass) after 14 failed runs over 3m0s",
+		"[notes-api] [staging] check: smtp:responseTime recovered (pass) after 3 failed runs over 1m0s",
+	}
+	if !slices.Equal(subjects, want) {
+		t.Fatalf("subjects:\n%s\nwant:\n%s", strings.Join(subjects, "\n"), strings.Join(want, "\n"))
+	}
+	if body := msgs[0].Text; !strings.Contains(body, "Change:      pass -> fail") || !strings.Contains(body, "not while it stays failed") {
+		t.Errorf("failing mail body:\n%s", body)
+	}
+}

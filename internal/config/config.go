@@ -45,6 +45,15 @@ type Config struct {
 	Notes       Notes    `yaml:"notes"`
 	Backup      Backup   `yaml:"backup"`
 	NewRelic    NewRelic `yaml:"newrelic"`
+	Debug       Debug    `yaml:"debug"`
+}
+
+// Debug holds development aids that must never be on in production.
+type Debug struct {
+	// FailRoute serves GET /debug/panic and GET /debug/error, which fail on
+	// purpose so the stack-trace mail can be watched. Always on in
+	// development; refused in production.
+	FailRoute bool `yaml:"fail_route"`
 }
 
 // Service names this deployment in logs, e-mails and the status route.
@@ -130,8 +139,14 @@ type Email struct {
 	Timeout       time.Duration `yaml:"timeout" min:"100ms" max:"5m"`
 	QueueSize     int           `yaml:"queue_size" min:"1" max:"100000"`
 	HourlyCap     int           `yaml:"hourly_cap" min:"1" max:"100000"`
-	OnErrorLog    bool          `yaml:"on_error_log"`
-	FlushTimeout  time.Duration `yaml:"flush_timeout" min:"0s" max:"5m"`
+	// Of HourlyCap, this many mails are kept for fingerprints not mailed
+	// yet this hour: repeats of a known error cannot use them.
+	NewFingerprintReserve int `yaml:"new_fingerprint_reserve" min:"0" max:"100000"`
+	// What the cap held back is listed in the next mail, or in a digest
+	// once the oldest of it has waited this long.
+	DigestInterval time.Duration `yaml:"digest_interval" min:"5s" max:"24h"`
+	OnErrorLog     bool          `yaml:"on_error_log"`
+	FlushTimeout   time.Duration `yaml:"flush_timeout" min:"0s" max:"5m"`
 }
 
 // Status configures the token-protected status route and its checks.
@@ -149,6 +164,10 @@ type Status struct {
 	// A check (and a failing /status answer) is logged when its state
 	// changes, and again at most this often while it stays failing.
 	RepeatLogInterval time.Duration `yaml:"repeat_log_interval" min:"1s" max:"24h"`
+	// A client address that presents this many wrong tokens within
+	// TokenFailureWindow is answered 429 until the window ends.
+	TokenFailureLimit  int           `yaml:"token_failure_limit" min:"1" max:"100000"`
+	TokenFailureWindow time.Duration `yaml:"token_failure_window" min:"1s" max:"24h"`
 }
 
 // Database selects the store: SQLite at SQLitePath when URL is empty,
@@ -224,6 +243,7 @@ func Default() Config {
 		Email: Email{
 			From: "notes-api@localhost", SubjectPrefix: "[notes-api]", SMTPHost: "localhost", SMTPPort: 587,
 			TLSPolicy: "mandatory", Timeout: 10 * time.Second, QueueSize: 100, HourlyCap: 30, FlushTimeout: 5 * time.Second,
+			NewFingerprintReserve: 10, DigestInterval: 15 * time.Minute,
 		},
 		Status: Status{
 			CacheTTL: 2 * time.Second, Deadline: 3 * time.Second,
@@ -231,6 +251,7 @@ func Default() Config {
 			SMTPTimeout: 2 * time.Second, SyslogTimeout: time.Second,
 			DiskWarnPercent: 10, DiskFailPercent: 5,
 			RepeatLogInterval: time.Minute,
+			TokenFailureLimit: 10, TokenFailureWindow: time.Minute,
 		},
 		Database: Database{
 			SQLitePath:       "data/notes.db",

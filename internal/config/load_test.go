@@ -169,6 +169,9 @@ func TestLoad_Rejects(t *testing.T) {
 		{"newline in the service name", "environment: development", env("APP_SERVICE_NAME", "notes\nlevel=ERROR"), "service.name (env APP_SERVICE_NAME): contains the control character U+000A at character 6 (value not shown)"},
 		{"NUL in a list item", "environment: development\nemail:\n  recipients: [\"a@b.c\\0\"]", env(), "email.recipients (c.yaml:3): contains the control character U+0000"},
 		{"control character in a secret, not shown", "environment: development", env("DATABASE_URL", "postgres://u:pw@h/db\x1b"), "database.url (env DATABASE_URL): contains the control character U+001B at character 21 (value not shown)"},
+		{"fail route in production", "debug:\n  fail_route: true", env("DATABASE_URL", "postgres://db/x", "STATUS_TOKENS", "0123456789abcdef0123"), "debug.fail_route (c.yaml:2): routes that fail on purpose are refused in production"},
+		{"reserve not below the cap", "environment: development\nemail:\n  hourly_cap: 5\n  new_fingerprint_reserve: 5", env(), "email.new_fingerprint_reserve (c.yaml:4): 5 is not less than email.hourly_cap (5)"},
+		{"digest more often than every 5s", "environment: development\nemail:\n  digest_interval: 1s", env(), "email.digest_interval (c.yaml:3)"},
 		{"nested list item", "environment: development\nemail:\n  recipients: [[a]]", env(), "email.recipients (c.yaml:3): expected a list of values"},
 	}
 	for _, tt := range tests {

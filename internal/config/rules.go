@@ -81,6 +81,14 @@ var rules = []rule{
 	}},
 	backupThresholds("backup.warn_after", "backup.fail_after", false),
 	backupThresholds("backup.continuous_warn_after", "backup.continuous_fail_after", true),
+	{"email.new_fingerprint_reserve", []string{"email.new_fingerprint_reserve", "email.hourly_cap"}, func(c *Config) []string {
+		return when(c.Email.NewFingerprintReserve >= c.Email.HourlyCap,
+			"%d is not less than email.hourly_cap (%d): repeats of a known error would have no mail left", c.Email.NewFingerprintReserve, c.Email.HourlyCap)
+	}},
+	{"debug.fail_route", nil, func(c *Config) []string {
+		return when(c.Debug.FailRoute && c.Environment == Production,
+			"routes that fail on purpose are refused in production (development and staging only)")
+	}},
 	{"email.recipients", nil, func(c *Config) []string {
 		return when(c.Email.Enabled && len(c.Email.Recipients) == 0, "e-mail is enabled but no recipient is set")
 	}},

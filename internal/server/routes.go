@@ -30,6 +30,9 @@ func addRoutes(e *gin.Engine, o Options) {
 			e.Handle(m, statusPath, o.Health.MethodNotAllowed())
 		}
 	}
+	if o.FailRoutes {
+		addFailRoutes(e)
+	}
 	for _, register := range o.Routes {
 		register(e)
 	}

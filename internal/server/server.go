@@ -47,6 +47,9 @@ type Options struct {
 	// before the handler, so what it refuses is still logged, recovered,
 	// reported and body-limited like any other answer.
 	Admit []gin.HandlerFunc
+	// FailRoutes mounts GET /debug/panic and GET /debug/error, which fail
+	// on purpose (debug.go). Never in production.
+	FailRoutes bool
 }
 
 // ProbePaths are the routes operators and platforms use to ask how the

@@ -1,0 +1,43 @@
+package server
+
+import (
+	"errors"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/prodready/service/internal/problem"
+)
+
+// Routes that fail on purpose, mounted only with Options.FailRoutes
+// (always in development, with debug.fail_route in staging, never in
+// production: the configuration refuses it). They let a developer or a
+// demonstration watch the whole failure path (the 500 problem+json with its
+// request_id, the error log, the stack-trace mail) without breaking a
+// dependency.
+const (
+	debugPanicPath = "/debug/panic"
+	debugErrorPath = "/debug/error"
+)
+
+// errDeliberate is what GET /debug/error records: a returned error, mailed
+// as a 5xx (without a stack, as every returned error in Go).
+var errDeliberate = errors.New("debug: a deliberate failure (GET " + debugErrorPath + ")")
+
+func addFailRoutes(e *gin.Engine) {
+	// A panic in a handler: recovery answers 500, logs the stack and
+	// reports it (a "panic" mail with the stack trace).
+	panicky := func(*gin.Context) {
+		panic("debug: a deliberate panic (GET " + debugPanicPath + ")")
+	}
+	// A handler that records an error and answers 500: a "5xx" mail. Its
+	// fingerprint differs from the panic's, so the two can show that one
+	// error's flood does not hide another (docs/LOGGING.md, the budget).
+	failing := func(c *gin.Context) {
+		_ = c.Error(errDeliberate)
+		problem.Write(c, problem.Internal())
+	}
+	for path, h := range map[string]gin.HandlerFunc{debugPanicPath: panicky, debugErrorPath: failing} {
+		e.GET(path, h)
+		e.HEAD(path, h)
+	}
+}
