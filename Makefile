@@ -105,8 +105,9 @@ bench: build ## Load benchmark of the real program on loopback, A/B alternating 
 bench-go: ## Run the Go benchmarks (BENCH=regexp, BENCHTIME=3s): the in-process figures in docs/PERFORMANCE.md
 	$(GO) test -run '^$$' -bench "$${BENCH:-.}" -benchtime $${BENCHTIME:-3s} -benchmem ./...
 
-fuzz: ## Fuzz the configuration loader for FUZZTIME (default 30s)
+fuzz: ## Fuzz the configuration loader and the HTTP API, FUZZTIME each (default 30s); the seeds run in make test
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $${FUZZTIME:-30s} ./internal/config/
+	$(GO) test -run '^$$' -fuzz FuzzHTTP -fuzztime $${FUZZTIME:-30s} ./cmd/api/
 
 LITESTREAM_VERSION := v0.5.18
 LITESTREAM := $(TOOLS)/litestream-$(LITESTREAM_VERSION)

@@ -438,6 +438,7 @@ func healthHandler(cfg config.Config, db *bun.DB, c cache.Cache, logs *logging.L
 	return health.NewHandler(runner, health.HandlerOptions{
 		Info:   health.Info{Version: version, ReleaseID: revision(), ServiceID: cfg.Service.Name, Description: cfg.Service.Description},
 		Tokens: st.Tokens, AllowQueryToken: st.AllowQueryToken, CacheTTL: st.CacheTTL, Ready: ready,
+		TokenFailureLimit: st.TokenFailureLimit, TokenFailureWindow: st.TokenFailureWindow, Logger: logger,
 	})
 }
 

@@ -4,7 +4,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -43,6 +46,7 @@ type Handler struct {
 	maxAge     int
 	ready      *Runner // readiness: a smaller set of checks
 	draining   atomic.Bool
+	guard      *tokenGuard // wrong tokens per client address
 }
 
 // HandlerOptions configures NewHandler.
@@ -52,12 +56,22 @@ type HandlerOptions struct {
 	AllowQueryToken bool     // also accept ?token=
 	CacheTTL        time.Duration
 	Ready           *Runner // checks that decide readiness (the database)
+	// A client address that presents TokenFailureLimit wrong or missing
+	// tokens within TokenFailureWindow is answered 429 until the window
+	// ends; zero means DefaultTokenFailureLimit, DefaultTokenFailureWindow.
+	TokenFailureLimit  int
+	TokenFailureWindow time.Duration
+	// Logger receives the warning when an address is blocked; nil: none.
+	Logger *slog.Logger
+	// Now is the clock of the token limit; nil means time.Now (tests set it).
+	Now func() time.Time
 }
 
 // NewHandler returns the status and readiness handlers over runner.
 func NewHandler(runner *Runner, o HandlerOptions) *Handler {
 	h := &Handler{runner: runner, info: o.Info, queryToken: o.AllowQueryToken,
-		maxAge: int(o.CacheTTL / time.Second), ready: o.Ready}
+		maxAge: int(o.CacheTTL / time.Second), ready: o.Ready,
+		guard: newTokenGuard(o.TokenFailureLimit, o.TokenFailureWindow, o.Now, o.Logger)}
 	for _, t := range o.Tokens {
 		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
 	}
@@ -68,8 +82,9 @@ func NewHandler(runner *Runner, o HandlerOptions) *Handler {
 // load balancers stop sending traffic while in-flight requests finish.
 func (h *Handler) SetDraining() { h.draining.Store(true) }
 
-// Status serves GET and HEAD /status: 401 without a valid token, 503 when
-// no token is configured, else 200 for pass and warn and 500 for fail.
+// Status serves GET and HEAD /status: 401 without a valid token, 429 for
+// an address that sent too many wrong ones, 503 when no token is
+// configured, else 200 for pass and warn and 500 for fail.
 func (h *Handler) Status() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		c.Header("Cache-Control", "no-store")
@@ -78,7 +93,16 @@ func (h *Handler) Status() gin.HandlerFunc {
 				Output: "the status route is disabled: no status token is configured (status.tokens)"})
 			return
 		}
+		ip := c.ClientIP()
+		if wait, blocked := h.guard.blocked(ip); blocked {
+			secs := int(math.Ceil(wait.Seconds()))
+			c.Header("Retry-After", strconv.Itoa(secs))
+			h.write(c, http.StatusTooManyRequests, Body{Status: Fail,
+				Output: fmt.Sprintf("too many wrong tokens from this address: retry after %d s", secs)})
+			return
+		}
 		if !h.authorized(c.Request) {
+			h.guard.fail(ip)
 			c.Header("WWW-Authenticate", `Bearer realm="status"`)
 			h.write(c, http.StatusUnauthorized, Body{Status: Fail,
 				Output: "a valid token is required: send Authorization: Bearer <token>"})

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -214,26 +216,31 @@ func rowStackTraceEmail(ctx context.Context, e *env) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// A database outage makes the request fail with a 500 the handler did
-	// not expect: the service mails it, with the request, to the list.
-	s.pg.cut()
-	defer s.pg.restore()
+	// GET /debug/panic panics on purpose (debug.fail_route, on in this
+	// stack; refused in production): the service answers a 500 problem and
+	// mails the stack trace, with the request, to the list.
 	id := "checklist-mail-" + randomHex(4)
-	r, err := s.do(ctx, http.MethodGet, "/v1/notes", "", map[string]string{"X-Request-ID": id}, "")
+	r, err := s.do(ctx, http.MethodGet, "/debug/panic", "", map[string]string{"X-Request-ID": id}, "")
 	if err != nil {
 		return "", err
 	}
-	if r.code != http.StatusInternalServerError {
-		return "", fmt.Errorf("GET /v1/notes with PostgreSQL cut: %d, want 500", r.code)
+	if r.code != http.StatusInternalServerError || !strings.HasPrefix(r.ctype, "application/problem+json") || !strings.Contains(string(r.body), id) {
+		return "", fmt.Errorf("GET /debug/panic: %d %s %q, want a 500 problem+json naming request %s", r.code, r.ctype, truncate(string(r.body), 100), id)
 	}
 	m, _, err := s.mailpit.waitMail(ctx, 15*time.Second, func(_, text string) bool { return strings.Contains(text, id) })
 	if err != nil {
 		return "", fmt.Errorf("no mail naming request %s: %w", id, err)
 	}
-	if strings.Contains(m.Text, s.secret) || strings.Contains(m.Subject, s.secret) {
-		return "", fmt.Errorf("the mail %q carries the database password", m.Subject)
+	if !strings.Contains(m.Subject, "panic: debug: a deliberate panic") || !strings.Contains(m.Text, "Stack trace\ngoroutine ") ||
+		!strings.Contains(m.Text, "internal/server.addFailRoutes") {
+		return "", fmt.Errorf("the mail %q has no stack trace of the panic:\n%s", m.Subject, truncate(m.Text, 400))
 	}
-	return fmt.Sprintf("PostgreSQL cut, GET /v1/notes 500; Mailpit received %q for oncall@example.com naming request %s, no secret in it", m.Subject, id), nil
+	for _, secret := range []string{s.secret, s.token} {
+		if strings.Contains(m.Text, secret) || strings.Contains(m.Subject, secret) {
+			return "", fmt.Errorf("the mail %q carries a secret", m.Subject)
+		}
+	}
+	return fmt.Sprintf("GET /debug/panic 500 problem+json; Mailpit received %q for oncall@example.com naming request %s, with the stack trace and no secret", m.Subject, id), nil
 }
 
 func rowLogLevels(ctx context.Context, e *env) (string, error) {
@@ -319,10 +326,74 @@ func rowStatusToken(ctx context.Context, e *env) (string, error) {
 	if none.code != http.StatusUnauthorized || wrong.code != http.StatusUnauthorized || right.code != http.StatusOK {
 		return "", fmt.Errorf("/status: no token %d, wrong token %d, right token %d %s; want 401, 401, 200", none.code, wrong.code, right.code, h.summary())
 	}
-	if strings.Contains(s.out.String(), s.token) {
-		return "", errors.New("the status token appears in the service's log")
+	// A guesser on another loopback address: after status.token_failure_limit
+	// (10) wrong tokens it gets 429, even with the right one; this address
+	// (the monitor's) is not affected.
+	guess, err := guessTokens(ctx, s, 11)
+	if err != nil {
+		return "", err
 	}
-	return fmt.Sprintf("/status without a token 401, with a wrong one 401, with the token 200 %q; the token is nowhere in the log", h.Status), nil
+	again, _, err := s.status(ctx)
+	if err != nil {
+		return "", err
+	}
+	if again.code != http.StatusOK {
+		return "", fmt.Errorf("/status with the token from 127.0.0.1 after another address was blocked: %d, want 200", again.code)
+	}
+	if !strings.Contains(s.out.String(), `"client":"127.0.0.2"`) {
+		return "", errors.New("no warn line names the blocked address 127.0.0.2")
+	}
+	if strings.Contains(s.out.String(), s.token) || strings.Contains(s.out.String(), "guess-") {
+		return "", errors.New("a status token or a guess appears in the service's log")
+	}
+	return fmt.Sprintf("/status without a token 401, with a wrong one 401, with the token 200 %q; %s, 127.0.0.1 still 200; no token in the log", h.Status, guess), nil
+}
+
+// guessTokens sends n wrong tokens to /status from 127.0.0.2, then the right
+// one, and checks the answers: 401 until the limit, then 429 with
+// Retry-After and a health+json body.
+func guessTokens(ctx context.Context, s *stack, n int) (string, error) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	defer client.CloseIdleConnections()
+	type answer struct {
+		StatusCode int
+		Header     http.Header
+	}
+	ask := func(tok string) (answer, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/status", nil)
+		if err != nil {
+			return answer{}, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			return answer{}, err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return answer{resp.StatusCode, resp.Header}, nil
+	}
+	var codes []int
+	for i := range n {
+		resp, err := ask(fmt.Sprintf("guess-%04d", i))
+		if err != nil {
+			return "", err
+		}
+		codes = append(codes, resp.StatusCode)
+	}
+	right, err := ask(s.token)
+	if err != nil {
+		return "", err
+	}
+	last := codes[len(codes)-1]
+	if codes[0] != http.StatusUnauthorized || last != http.StatusTooManyRequests || right.StatusCode != http.StatusTooManyRequests ||
+		right.Header.Get("Retry-After") == "" || right.Header.Get("Content-Type") != "application/health+json" {
+		return "", fmt.Errorf("guessing from 127.0.0.2: codes %v, then the right token %d (Retry-After %q, %s); want 401s, then 429 with Retry-After as health+json",
+			codes, right.StatusCode, right.Header.Get("Retry-After"), right.Header.Get("Content-Type"))
+	}
+	return fmt.Sprintf("%d guesses from 127.0.0.2: 401 ... then 429, and the right token from there 429 (Retry-After %ss)",
+		n, right.Header.Get("Retry-After")), nil
 }
 
 func rowDependencyChecks(ctx context.Context, e *env) (string, error) {

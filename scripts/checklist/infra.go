@@ -369,9 +369,22 @@ func rowNoSilentFailure(ctx context.Context, e *env) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("/status did not show the outage: %w", err)
 	}
+	// The check's change is mailed once, however many polls saw it.
+	failing, _, err := s.mailpit.waitMail(ctx, 15*time.Second, func(subject, _ string) bool {
+		return strings.Contains(subject, "check: database:responseTime is failing")
+	})
+	if err != nil {
+		return "", fmt.Errorf("no mail for database:responseTime failing: %w", err)
+	}
 	s.pg.restore()
 	if _, _, err := s.waitStatus(ctx, 20*time.Second, func(code int, _ healthBody) bool { return code == http.StatusOK }); err != nil {
 		return "", fmt.Errorf("after restoring PostgreSQL: %w", err)
+	}
+	recovered, _, err := s.mailpit.waitMail(ctx, 15*time.Second, func(subject, _ string) bool {
+		return strings.Contains(subject, "check: database:responseTime recovered")
+	})
+	if err != nil {
+		return "", fmt.Errorf("no mail for database:responseTime recovering: %w", err)
 	}
 	// And no secret anywhere it could have leaked to.
 	for where, text := range map[string]string{"the log": s.out.String(), "syslog": s.syslog.received(), "the 500": string(r.body)} {
@@ -382,6 +395,6 @@ func rowNoSilentFailure(ctx context.Context, e *env) (string, error) {
 	var msg map[string]any
 	_ = json.Unmarshal([]byte(logLine), &msg)
 	c, _ := h.check("database:responseTime")
-	return fmt.Sprintf("PostgreSQL cut: the client got a %d problem+json naming request %s, the log %v %q for it, /status 500 with database:responseTime fail (%q); restored: 200; the database password in no log, syslog record or body",
-		r.code, id, msg["level"], msg["msg"], truncate(c.Output, 50)), nil
+	return fmt.Sprintf("PostgreSQL cut: the client got a %d problem+json naming request %s, the log %v %q for it, /status 500 with database:responseTime fail (%q), mailed %q; restored: 200, mailed %q; the database password in no log, syslog record or body",
+		r.code, id, msg["level"], msg["msg"], truncate(c.Output, 50), truncate(failing.Subject, 70), truncate(recovered.Subject, 70)), nil
 }

@@ -166,6 +166,10 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 		"APP_EMAIL_ENABLED=true", "APP_EMAIL_RECIPIENTS=oncall@example.com",
 		"APP_EMAIL_SMTP_HOST=127.0.0.1", "APP_EMAIL_SMTP_PORT=" + strconv.Itoa(s.mailpit.smtpPort),
 		"APP_EMAIL_TLS_POLICY=none", // Mailpit is a local relay without TLS
+		// The one key the staging overlay does not set: GET /debug/panic, so
+		// the stack-trace-email row can fail a request on purpose
+		// (production refuses the key).
+		"APP_DEBUG_FAIL_ROUTE=true",
 		"APP_LOG_SYSLOG_ENABLED=true", "APP_LOG_SYSLOG_NETWORK=tcp", "APP_LOG_SYSLOG_ADDRESS=" + s.syslog.addr,
 		"NEW_RELIC_LICENSE_KEY=" + servicetest.LicenseKey, "NEW_RELIC_APP_NAME=notes-api (checklist)",
 		"APP_NEWRELIC_COLLECTOR_HOST=" + s.apm.Host(), "APP_NEWRELIC_COLLECTOR_CA_FILE=" + s.apm.CAFile(),
