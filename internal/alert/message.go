@@ -57,17 +57,7 @@ func (r *Reporter) compose(j job) message {
 	} else {
 		field("Occurrences", "1 (first in this hour; repeats are mailed at 2, 4, 8, ...)")
 	}
-	field("Fingerprint", j.fp)
-	p("\n")
-	field("Service", r.info.Service)
-	field("Version", r.info.Version)
-	field("Environment", r.info.Environment)
-	field("Host", r.info.Host)
-	field("Time", utc(rep.Time))
-	if len(j.held) > 0 {
-		p("\n")
-		r.writeHeld(&b, j, scrub)
-	}
+	r.writeTail(&b, j, field, scrub)
 
 	if rep.Method != "" || rep.RequestID != "" {
 		p("\nRequest\n")
@@ -186,4 +176,20 @@ func (r *Reporter) writeHeld(b *strings.Builder, j job, scrub func(string) strin
 			h.fp, h.kind, h.occurrences, h.mails, utc(h.first), utc(h.last), oneLine(scrub(where)), oneLine(scrub(h.text)))
 	}
 	fmt.Fprintf(b, "The service logs every panic and unhandled error; search the logs by fingerprint or time.\n")
+}
+
+// writeTail ends the head of a mail: the fingerprint, the service, and the
+// list of what the budget held back when there is one.
+func (r *Reporter) writeTail(b *strings.Builder, j job, field func(name, value string), scrub func(string) string) {
+	field("Fingerprint", j.fp)
+	b.WriteString("\n")
+	field("Service", r.info.Service)
+	field("Version", r.info.Version)
+	field("Environment", r.info.Environment)
+	field("Host", r.info.Host)
+	field("Time", utc(j.report.Time))
+	if len(j.held) > 0 {
+		b.WriteString("\n")
+		r.writeHeld(b, j, scrub)
+	}
 }

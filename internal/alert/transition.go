@@ -109,17 +109,7 @@ func (r *Reporter) writeCheck(b *strings.Builder, j job, text string, scrub func
 	if j.count > 1 {
 		field("Occurrences", fmt.Sprintf("%d since %s (mailed at 1, 2, 4, 8, ... within an hour)", j.count, utc(j.since)))
 	}
-	field("Fingerprint", j.fp)
-	p("\n")
-	field("Service", r.info.Service)
-	field("Version", r.info.Version)
-	field("Environment", r.info.Environment)
-	field("Host", r.info.Host)
-	field("Time", utc(rep.Time))
-	if len(j.held) > 0 {
-		p("\n")
-		r.writeHeld(b, j, scrub)
-	}
+	r.writeTail(b, j, field, scrub)
 	p("\nA check is mailed when it turns fail and when it recovers, not while it stays failed.\n")
 	p("GET /status shows its current state; the service log has each failure's details.\n")
 }
