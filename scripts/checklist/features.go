@@ -231,8 +231,8 @@ func rowStackTraceEmail(ctx context.Context, e *env) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("no mail naming request %s: %w", id, err)
 	}
-	if !strings.Contains(m.Subject, "panic: debug: a deliberate panic") || !strings.Contains(m.Text, "Stack trace\ngoroutine ") ||
-		!strings.Contains(m.Text, "internal/server.addFailRoutes") {
+	if !strings.Contains(m.Subject, "panic: debug: a deliberate panic") || !strings.Contains(m.Text, "Stack trace") ||
+		!strings.Contains(m.Text, "goroutine ") || !strings.Contains(m.Text, "addFailRoutes") {
 		return "", fmt.Errorf("the mail %q has no stack trace of the panic:\n%s", m.Subject, truncate(m.Text, 400))
 	}
 	for _, secret := range []string{s.secret, s.token} {
