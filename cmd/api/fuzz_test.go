@@ -170,7 +170,7 @@ func fuzzEngine(tb testing.TB) http.Handler {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = db.Close() })
-	if _, err := database.Migrate(ctx, db, logger); err != nil {
+	if _, err := database.Migrate(ctx, db, logger, resourceMigrations()...); err != nil {
 		tb.Fatal(err)
 	}
 	c := cache.NewMemory(cfg.Cache.MemoryMaxEntries)
@@ -178,10 +178,11 @@ func fuzzEngine(tb testing.TB) http.Handler {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	notes := notesResource(cfg, db, c, logger, nil)
 	return server.New(server.Options{
 		Logger: logger, Version: "fuzz",
-		Health: healthHandler(cfg, db, c, logs, logger, nil, rep),
-		Routes: []func(gin.IRouter){notesRoutes(cfg, db, c, logger, nil)},
+		Health: healthHandler(cfg, db, c, logs, logger, nil, rep, notes.checks...),
+		Routes: []func(gin.IRouter){notes.routes},
 	})
 }
 
