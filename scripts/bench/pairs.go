@@ -86,11 +86,11 @@ func accessLogPair(ctx context.Context, o options) ([]row, error) {
 		return nil, err
 	}
 	defer full.stop()
-	_, getQuiet, err := cachedReads(ctx, quiet.addr)
+	_, _, getQuiet, err := cachedReads(ctx, quiet.addr)
 	if err != nil {
 		return nil, err
 	}
-	_, getFull, err := cachedReads(ctx, full.addr)
+	_, _, getFull, err := cachedReads(ctx, full.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -98,19 +98,22 @@ func accessLogPair(ctx context.Context, o options) ([]row, error) {
 }
 
 // cachedReads creates 200 notes on the service at addr, reads each once so
-// its cache holds them, and returns their ids and a request function that
-// reads them by id, spread over the clients.
-func cachedReads(ctx context.Context, addr string) ([]string, func(client, i int) *http.Request, error) {
+// its cache holds them, and returns their ids, the bodies it read, and a
+// request function that reads them by id, spread over the clients.
+func cachedReads(ctx context.Context, addr string) ([]string, map[string][]byte, func(client, i int) *http.Request, error) {
 	ids, err := seedNotes(ctx, addr, 200)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	bodies := make(map[string][]byte, len(ids))
 	for _, id := range ids {
-		if _, err := call(ctx, http.MethodGet, "http://"+addr+"/v1/notes/"+id, nil, http.StatusOK); err != nil {
-			return nil, nil, err
+		b, err := call(ctx, http.MethodGet, "http://"+addr+"/v1/notes/"+id, nil, http.StatusOK)
+		if err != nil {
+			return nil, nil, nil, err
 		}
+		bodies[id] = b
 	}
-	return ids, func(client, i int) *http.Request {
+	return ids, bodies, func(client, i int) *http.Request {
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "/v1/notes/"+ids[(client*31+i)%len(ids)], nil)
 		return req
 	}, nil
@@ -134,16 +137,13 @@ func getPair(ctx context.Context, o options, name, redisURL string, env []string
 		return nil, err
 	}
 	defer bare.stop()
-	ids, get, err := cachedReads(ctx, full.addr)
+	// The bare engine's cache gets the bytes the service's cache holds.
+	ids, bodies, get, err := cachedReads(ctx, full.addr)
 	if err != nil {
 		return nil, err
 	}
 	for _, id := range ids {
-		body, err := call(ctx, http.MethodGet, "http://"+full.addr+"/v1/notes/"+id, nil, http.StatusOK)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := call(ctx, http.MethodPut, "http://"+bare.addr+"/_fill/"+id, body, http.StatusNoContent); err != nil {
+		if _, err := call(ctx, http.MethodPut, "http://"+bare.addr+"/_fill/"+id, bodies[id], http.StatusNoContent); err != nil {
 			return nil, err
 		}
 	}

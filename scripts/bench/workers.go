@@ -111,8 +111,7 @@ func restartPair(ctx context.Context, o options) ([]row, error) {
 			// The replacement binds beside the old one; once it listens,
 			// the old one is stopped as a deploy would.
 			c := command(true, o.bin, "serve")
-			c.Env = append(os.Environ(), old.cmd.Env[len(os.Environ()):]...)
-			c.Env = append(c.Env, "APP_DATABASE_SQLITE_PATH="+filepath.Join(o.dir, "reuse-old", "notes.db"))
+			c.Env = old.cmd.Env // the same port, database and reuse_port
 			logPath := filepath.Join(o.dir, "reuse-new.log")
 			f, err := os.Create(logPath)
 			if err != nil {
