@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prodready/service/internal/logging"
 )
 
 // One failing request should give one mail. A store failure is logged at
@@ -129,6 +131,19 @@ func (h *logHandler) Handle(ctx context.Context, rec slog.Record) error {
 		}
 	}
 	return h.next.Handle(ctx, rec)
+}
+
+// HandleAccess keeps the access log's fast path (logging.LogAccess) through
+// this handler: an access record below error level is never mailed, so it
+// goes straight on.
+func (h *logHandler) HandleAccess(ctx context.Context, a logging.Access) error {
+	if a.Level >= slog.LevelError {
+		return h.Handle(ctx, a.Record(time.Now()))
+	}
+	if next, ok := h.next.(logging.AccessHandler); ok {
+		return next.HandleAccess(ctx, a)
+	}
+	return h.next.Handle(ctx, a.Record(time.Now()))
 }
 
 func (h *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {

@@ -24,6 +24,9 @@ type sink struct {
 	min    slog.Level
 	follow bool
 	h      slog.Handler
+	// fast writes access records (LogAccess) on a JSON stream sink without
+	// a slog.Record; nil on the other sinks, and once a group is open.
+	fast *accessJSON
 }
 
 func (s sink) accepts(l slog.Level) bool { return s.follow || l >= s.min }
@@ -62,20 +65,27 @@ func (f *fanout) Handle(ctx context.Context, r slog.Record) error {
 // WithAttrs and WithGroup apply to every sink, so logger.With("k", v) shows
 // up the same on stdout, stderr and syslog.
 func (f *fanout) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return f.derive(func(h slog.Handler) slog.Handler { return h.WithAttrs(attrs) })
+	return f.derive(func(s *sink) {
+		s.h = s.h.WithAttrs(attrs)
+		if s.fast != nil {
+			s.fast = s.fast.withAttrs(attrs)
+		}
+	})
 }
 
+// WithGroup turns the access fast path off: the access record's attributes
+// would belong in the group, which the encoder does not write.
 func (f *fanout) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return f
 	}
-	return f.derive(func(h slog.Handler) slog.Handler { return h.WithGroup(name) })
+	return f.derive(func(s *sink) { s.h, s.fast = s.h.WithGroup(name), nil })
 }
 
-func (f *fanout) derive(with func(slog.Handler) slog.Handler) *fanout {
+func (f *fanout) derive(with func(*sink)) *fanout {
 	sinks := make([]sink, len(f.sinks))
 	for i, s := range f.sinks {
-		s.h = with(s.h)
+		with(&s)
 		sinks[i] = s
 	}
 	return &fanout{global: f.global, sinks: sinks}

@@ -145,9 +145,14 @@ func newSink(name, level, format string, w io.Writer) (sink, error) {
 		}
 	}
 	if w != nil {
+		// The slog handler and the access encoder share the writer.
+		lw := &lockedWriter{w: w}
 		var err error
-		if s.h, err = formatHandler(w, format); err != nil {
+		if s.h, err = formatHandler(lw, format); err != nil {
 			return sink{}, fmt.Errorf("log.%s.format: %w", name, err)
+		}
+		if format == "json" {
+			s.fast = newAccessJSON(lw)
 		}
 	}
 	return s, nil

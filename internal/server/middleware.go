@@ -179,23 +179,19 @@ func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 		if !logger.Enabled(ctx, level) {
 			return
 		}
-		// LogAttrs with typed attributes: no boxing of each value into an
-		// interface, which is most of what a plain Log call allocates.
-		attrs := [9]slog.Attr{
-			slog.String("method", c.Request.Method),
-			slog.String("route", route),
-			slog.String("path", logging.RedactURI(c.Request.URL)),
-			slog.Int("status", code),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.Int("bytes", max(c.Writer.Size(), 0)), // Size is -1 when no body was written
-			slog.String("client_ip", c.ClientIP()),
-		}
-		n := 7
-		if skipped > 0 {
-			attrs[n] = slog.Int("suppressed", skipped)
-			n++
-		}
-		logger.LogAttrs(ctx, level, "request", attrs[:n]...)
+		// logging.LogAccess: a JSON sink writes the record with an encoder
+		// made for it, not slog's generic one (docs/PERFORMANCE.md).
+		logging.LogAccess(ctx, logger, logging.Access{
+			Level:      level,
+			Method:     c.Request.Method,
+			Route:      route,
+			Path:       logging.RedactURI(c.Request.URL),
+			Status:     code,
+			DurationMS: float64(time.Since(start).Microseconds()) / 1000,
+			Bytes:      max(c.Writer.Size(), 0), // Size is -1 when no body was written
+			ClientIP:   c.ClientIP(),
+			Suppressed: skipped,
+		})
 	}
 }
 

@@ -1,0 +1,299 @@
+package logging
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Access is the one access-log record a request gets ("request"), with its
+// fields in the order they are written. The server writes one per request,
+// so it has a path of its own (LogAccess): a JSON stream sink writes it with
+// a purpose-built encoder, the same bytes slog's JSON handler would write,
+// without building a slog.Record, looking up the caller's frame or going
+// through encoding/json for the float (slog does, "floats are rare"): that
+// was most of what a request's log line cost. Every other sink (text,
+// syslog) and every other record goes through slog as before.
+type Access struct {
+	Level      slog.Level
+	Method     string
+	Route      string
+	Path       string
+	Status     int
+	DurationMS float64
+	Bytes      int
+	ClientIP   string
+	Suppressed int // 0 leaves the attribute out
+}
+
+// AccessMessage is the access record's msg.
+const AccessMessage = "request"
+
+// AccessHandler is a slog.Handler that can write an access record without
+// a slog.Record. The handler Setup builds is one; a wrapping handler (the
+// alert reporter's) implements it by passing the record on, so the fast
+// path survives the wrapping. Time is when the record is written.
+type AccessHandler interface {
+	slog.Handler
+	HandleAccess(ctx context.Context, a Access) error
+}
+
+// LogAccess writes a at its level through l: on the fast path when l's
+// handler is an AccessHandler, otherwise as l.LogAttrs would. The caller has
+// checked l.Enabled for a.Level.
+func LogAccess(ctx context.Context, l *slog.Logger, a Access) {
+	if h, ok := l.Handler().(AccessHandler); ok {
+		_ = h.HandleAccess(ctx, a)
+		return
+	}
+	l.LogAttrs(ctx, a.Level, AccessMessage, a.attrs()...)
+}
+
+// attrs are the record's attributes, for the slog path.
+func (a *Access) attrs() []slog.Attr {
+	attrs := []slog.Attr{
+		slog.String("method", a.Method),
+		slog.String("route", a.Route),
+		slog.String("path", a.Path),
+		slog.Int("status", a.Status),
+		slog.Float64("duration_ms", a.DurationMS),
+		slog.Int("bytes", a.Bytes),
+		slog.String("client_ip", a.ClientIP),
+	}
+	if a.Suppressed > 0 {
+		attrs = append(attrs, slog.Int("suppressed", a.Suppressed))
+	}
+	return attrs
+}
+
+// Record is a as a slog.Record logged at t, for handlers without the fast
+// path.
+func (a *Access) Record(t time.Time) slog.Record {
+	r := slog.NewRecord(t, a.Level, AccessMessage, 0)
+	r.AddAttrs(a.attrs()...)
+	return r
+}
+
+// HandleAccess is Handle for an access record: JSON stream sinks write it
+// with the encoder below, the others get a slog.Record (built once).
+func (f *fanout) HandleAccess(ctx context.Context, a Access) error {
+	if a.Level < f.global.Level() {
+		return nil
+	}
+	now := time.Now()
+	id := RequestID(ctx)
+	var rec slog.Record
+	built := false
+	var err error
+	for _, s := range f.sinks {
+		if !s.accepts(a.Level) {
+			continue
+		}
+		if s.fast != nil {
+			if e := s.fast.write(now, &a, id); e != nil && err == nil {
+				err = e
+			}
+			continue
+		}
+		if !built {
+			rec, built = a.Record(now), true
+			if id != "" {
+				rec.AddAttrs(slog.String("request_id", id))
+			}
+		}
+		if e := s.h.Handle(ctx, rec); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// lockedWriter serialises the writes of a JSON sink's slog handler and of
+// its access encoder, which share the writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// accessJSON writes access records to a JSON sink. Its prefix is what the
+// sink's handler preformatted from WithAttrs (`,"service":"notes-api"`),
+// rendered by slog itself (a probe handler with the same attributes) the
+// first time it is needed, so both paths write the same bytes.
+type accessJSON struct {
+	w      *lockedWriter
+	out    *probeOutput
+	probe  slog.Handler // a JSON handler writing into out, with the sink's WithAttrs
+	once   sync.Once
+	prefix []byte
+}
+
+// probeOutput is where every probe of one sink writes, one render at a time.
+type probeOutput struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (p *probeOutput) Write(b []byte) (int, error) { return p.buf.Write(b) }
+
+func newAccessJSON(w *lockedWriter) *accessJSON {
+	out := &probeOutput{}
+	return &accessJSON{w: w, out: out, probe: slog.NewJSONHandler(out, nil)}
+}
+
+// withAttrs is the encoder for the sink's handler after WithAttrs(attrs).
+func (j *accessJSON) withAttrs(attrs []slog.Attr) *accessJSON {
+	return &accessJSON{w: j.w, out: j.out, probe: j.probe.WithAttrs(attrs)}
+}
+
+// probeHead is what the probe writes before the preformatted attributes
+// for a record with no time (left out), level INFO and an empty message.
+const probeHead = `{"level":"INFO","msg":""`
+
+func (j *accessJSON) preformatted() []byte {
+	j.once.Do(func() {
+		j.out.mu.Lock()
+		defer j.out.mu.Unlock()
+		j.out.buf.Reset()
+		_ = j.probe.Handle(context.Background(), slog.NewRecord(time.Time{}, slog.LevelInfo, "", 0))
+		out := bytes.TrimSuffix(j.out.buf.Bytes(), []byte("}\n"))
+		j.prefix = bytes.Clone(bytes.TrimPrefix(out, []byte(probeHead)))
+	})
+	return j.prefix
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func (j *accessJSON) write(t time.Time, a *Access, requestID string) error {
+	bp := bufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, `{"time":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":`...)
+	b = appendJSONString(b, a.Level.String())
+	b = append(b, `,"msg":"`+AccessMessage+`"`...)
+	b = append(b, j.preformatted()...)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, a.Method)
+	b = append(b, `,"route":`...)
+	b = appendJSONString(b, a.Route)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, a.Path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(a.Status), 10)
+	b = append(b, `,"duration_ms":`...)
+	b = appendJSONFloat(b, a.DurationMS)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, int64(a.Bytes), 10)
+	b = append(b, `,"client_ip":`...)
+	b = appendJSONString(b, a.ClientIP)
+	if a.Suppressed > 0 {
+		b = append(b, `,"suppressed":`...)
+		b = strconv.AppendInt(b, int64(a.Suppressed), 10)
+	}
+	if requestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendJSONString(b, requestID)
+	}
+	b = append(b, "}\n"...)
+	_, err := j.w.Write(b)
+	if cap(b) <= 4<<10 { // a huge record's buffer is not kept
+		*bp = b
+		bufPool.Put(bp)
+	}
+	return err
+}
+
+// appendJSONString appends s quoted as slog's JSON handler does: ", \ and
+// control characters escaped, invalid UTF-8 as \ufffd, U+2028 and U+2029
+// escaped, nothing else (no HTML escaping).
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if jsonSafe[s[i]] {
+			i++
+			continue
+		}
+		if c := s[i]; c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// jsonSafe marks the bytes written as they are: printable ASCII but " and \.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONFloat appends f as encoding/json writes a float64 (which is what
+// slog's JSON handler calls): the shortest 'f' form, or 'e' with a short
+// exponent outside [1e-6, 1e21). NaN and infinities, which JSON cannot
+// hold, are written as strings, as slog falls back to.
+func appendJSONFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return appendJSONString(b, strconv.FormatFloat(f, 'g', -1, 64))
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
