@@ -50,8 +50,15 @@ type Result struct {
 	Elapsed   time.Duration
 	// Latencies of the answered requests, sorted; OKLatencies of the 2xx
 	// ones only (what admitted requests cost when others were refused).
+	// With Rate set they count from when each request was due, so a
+	// generator that falls behind shows in them: Late says by how much.
 	Latencies   []time.Duration
 	OKLatencies []time.Duration
+	// OKWire are the 2xx latencies from when each request was written, the
+	// server's part alone; Late is, for every request sent, how long after
+	// it was due it went out (zero without Rate). Both sorted.
+	OKWire []time.Duration
+	Late   []time.Duration
 	// Errors are a few of the cut requests' errors, for the test's message.
 	Errors []string
 }
@@ -84,6 +91,13 @@ func (r Result) Percentile(p float64) time.Duration { return percentile(r.Latenc
 
 // OKPercentile is Percentile over the 2xx answers only.
 func (r Result) OKPercentile(p float64) time.Duration { return percentile(r.OKLatencies, p) }
+
+// OKWirePercentile is OKPercentile counted from when each request was
+// written rather than due.
+func (r Result) OKWirePercentile(p float64) time.Duration { return percentile(r.OKWire, p) }
+
+// LatePercentile is the p-th percentile of how late requests were sent.
+func (r Result) LatePercentile(p float64) time.Duration { return percentile(r.Late, p) }
 
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
@@ -122,12 +136,16 @@ func Run(ctx context.Context, o Options) Result {
 		}
 		total.Latencies = append(total.Latencies, r.Latencies...)
 		total.OKLatencies = append(total.OKLatencies, r.OKLatencies...)
+		total.OKWire = append(total.OKWire, r.OKWire...)
+		total.Late = append(total.Late, r.Late...)
 		if len(total.Errors) < 5 {
 			total.Errors = append(total.Errors, r.Errors...)
 		}
 	}
 	slices.Sort(total.Latencies)
 	slices.Sort(total.OKLatencies)
+	slices.Sort(total.OKWire)
+	slices.Sort(total.Late)
 	return total
 }
 
@@ -193,6 +211,10 @@ func client(ctx context.Context, o Options, id int, due <-chan time.Time) Result
 		req := o.Request(id, i)
 		req.Host = o.Addr
 		res.Sent++
+		written := time.Now()
+		if due != nil {
+			res.Late = append(res.Late, written.Sub(begin))
+		}
 		_ = conn.SetDeadline(time.Now().Add(o.Timeout))
 		status, closing, err := roundTrip(conn, br, req)
 		if err != nil {
@@ -208,6 +230,7 @@ func client(ctx context.Context, o Options, id int, due <-chan time.Time) Result
 		res.Latencies = append(res.Latencies, took)
 		if status >= 200 && status < 300 {
 			res.OKLatencies = append(res.OKLatencies, took)
+			res.OKWire = append(res.OKWire, time.Since(written))
 		}
 		if closing {
 			res.Closed++

@@ -40,6 +40,11 @@ func accessLogEngine(t *testing.T, level string) (*gin.Engine, *servicetest.LogB
 	e.GET(readyzPath, answer)
 	e.GET(statusPath, answer)
 	e.GET("/v1/widgets/:id", answer)
+	// As load shedding refuses: a 503 counted and summarised elsewhere.
+	e.GET("/v1/refused", func(c *gin.Context) {
+		Summarized(c)
+		c.String(http.StatusServiceUnavailable, "body")
+	})
 	return e, logs
 }
 
@@ -64,6 +69,7 @@ func TestAccessLog(t *testing.T) {
 		{"status is logged when refused", "/status?token=wrong&code=401", "INFO", "/status", "/status?token=[redacted]&code=401", 401},
 		{"status is logged when unhealthy", "/status?code=503", "WARN", "/status", "/status?code=503", 503},
 		{"a probe's typo has no route and is logged", "/livez/", "INFO", "", "/livez/", 404},
+		{"a refusal summarised elsewhere (shedding) is not logged", "/v1/refused", "", "", "", 503},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

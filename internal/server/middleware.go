@@ -148,7 +148,8 @@ func recovery(logger *slog.Logger, alerts Alerts) gin.HandlerFunc {
 // check failing), which is when someone will look, and then by the rule of
 // statusLogGate: when the answer changes and at most once per interval, with
 // a "suppressed" count. An unmatched path such as /livez/ has no route
-// template, so it is logged.
+// template, so it is logged. A request marked Summarized (a 503 of load
+// shedding) is left out: it is counted and summarised where it was refused.
 func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		route := c.FullPath()
@@ -164,6 +165,9 @@ func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 			logger.DebugContext(ctx, "request started", "method", c.Request.Method, "route", route)
 		}
 		c.Next()
+		if _, summarized := c.Get(summarizedKey); summarized {
+			return
+		}
 		code := c.Writer.Status()
 		var skipped int
 		if route == statusPath {
@@ -194,6 +198,17 @@ func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 		})
 	}
 }
+
+// summarizedKey marks a request whose answer is logged in a summary
+// instead of a line of its own (Summarized).
+const summarizedKey = "server.summarized"
+
+// Summarized leaves the request's access-log line out: the middleware that
+// answered it counts such answers and logs them in a rate-limited summary.
+// Load shedding does, for its 503s: a line per refused request would cost
+// the most exactly when the service has the least to spare, and would
+// drown the lines of the requests it served.
+func Summarized(c *gin.Context) { c.Set(summarizedKey, true) }
 
 // bodyLimit caps request bodies at limit bytes. A declared Content-Length
 // over the limit gets 413 at once, without reading anything. Otherwise the

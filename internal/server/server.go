@@ -44,8 +44,9 @@ type Options struct {
 	Observe []gin.HandlerFunc
 	// Admit is middleware that decides whether a request reaches its
 	// handler, such as load shedding or a rate limit: it runs last, just
-	// before the handler, so what it refuses is still logged, recovered,
-	// reported and body-limited like any other answer.
+	// before the handler, so what it refuses is still recovered, reported
+	// and body-limited like any other answer, and logged unless it calls
+	// Summarized (shedding does, and logs a rate-limited summary instead).
 	Admit []gin.HandlerFunc
 	// FailRoutes mounts GET /debug/panic and GET /debug/error, which fail
 	// on purpose (debug.go). Never in production.

@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/prodready/service/internal/problem"
+	"github.com/prodready/service/internal/server"
 )
 
 // Options configure a Shedder.
@@ -126,10 +127,11 @@ func (s *Shedder) Stats() Stats {
 }
 
 // Middleware admits the request, makes it wait for a slot, or answers 503.
-// Place it after the request ID (the 503 carries it) and before the access
-// log: refused requests are counted and summarised in one warning every
-// WarnEvery instead of a line each, which would cost the most when the
-// service can least afford it.
+// Place it after the request ID (the 503 carries it), as server.Options.Admit
+// does: refused requests are counted and summarised in one warning every
+// WarnEvery, and left out of the access log (server.Summarized) instead of
+// a line each, which would cost the most when the service can least afford
+// it.
 func (s *Shedder) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if s.slots == nil || s.exempt[c.FullPath()] {
@@ -178,6 +180,7 @@ func (s *Shedder) wait(c *gin.Context) bool {
 }
 
 func (s *Shedder) refuse(c *gin.Context, why string) {
+	server.Summarized(c)
 	c.Header("Retry-After", s.retryAfter)
 	problem.Write(c, problem.Overloaded(why+"; retry after "+s.retryAfter+" s"))
 	s.warn()
