@@ -9,7 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/prodready/service/internal/jsonstr"
 )
 
 // Access is the one access-log record a request gets ("request"), with its
@@ -181,15 +182,15 @@ func (j *accessJSON) write(t time.Time, a *Access, requestID string) error {
 	b = append(b, `{"time":"`...)
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":`...)
-	b = appendJSONString(b, a.Level.String())
+	b = jsonstr.AppendSlog(b, a.Level.String())
 	b = append(b, `,"msg":"`+AccessMessage+`"`...)
 	b = append(b, j.preformatted()...)
 	b = append(b, `,"method":`...)
-	b = appendJSONString(b, a.Method)
+	b = jsonstr.AppendSlog(b, a.Method)
 	b = append(b, `,"route":`...)
-	b = appendJSONString(b, a.Route)
+	b = jsonstr.AppendSlog(b, a.Route)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, a.Path)
+	b = jsonstr.AppendSlog(b, a.Path)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(a.Status), 10)
 	b = append(b, `,"duration_ms":`...)
@@ -197,14 +198,14 @@ func (j *accessJSON) write(t time.Time, a *Access, requestID string) error {
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, int64(a.Bytes), 10)
 	b = append(b, `,"client_ip":`...)
-	b = appendJSONString(b, a.ClientIP)
+	b = jsonstr.AppendSlog(b, a.ClientIP)
 	if a.Suppressed > 0 {
 		b = append(b, `,"suppressed":`...)
 		b = strconv.AppendInt(b, int64(a.Suppressed), 10)
 	}
 	if requestID != "" {
 		b = append(b, `,"request_id":`...)
-		b = appendJSONString(b, requestID)
+		b = jsonstr.AppendSlog(b, requestID)
 	}
 	b = append(b, "}\n"...)
 	_, err := j.w.Write(b)
@@ -215,73 +216,13 @@ func (j *accessJSON) write(t time.Time, a *Access, requestID string) error {
 	return err
 }
 
-// appendJSONString appends s quoted as slog's JSON handler does: ", \ and
-// control characters escaped, invalid UTF-8 as \ufffd, U+2028 and U+2029
-// escaped, nothing else (no HTML escaping).
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if jsonSafe[s[i]] {
-			i++
-			continue
-		}
-		if c := s[i]; c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// jsonSafe marks the bytes written as they are: printable ASCII but " and \.
-var jsonSafe = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-const hexDigits = "0123456789abcdef"
-
 // appendJSONFloat appends f as encoding/json writes a float64 (which is what
 // slog's JSON handler calls): the shortest 'f' form, or 'e' with a short
 // exponent outside [1e-6, 1e21). NaN and infinities, which JSON cannot
 // hold, are written as strings, as slog falls back to.
 func appendJSONFloat(b []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return appendJSONString(b, strconv.FormatFloat(f, 'g', -1, 64))
+		return jsonstr.AppendSlog(b, strconv.FormatFloat(f, 'g', -1, 64))
 	}
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {

@@ -1,0 +1,79 @@
+// Package jsonstr quotes strings for JSON the way the standard library
+// does, for the hand-written encoders of what the service writes on every
+// request (the access-log record, problem bodies): the same bytes as
+// encoding/json or log/slog, without their reflection.
+package jsonstr
+
+import "unicode/utf8"
+
+// AppendHTML appends s quoted as encoding/json.Marshal does by default: ",
+// \ and control characters escaped (\b \f \n \r \t short), <, > and & as
+// \u003c, \u003e, \u0026, invalid UTF-8 as \ufffd, U+2028 and U+2029
+// escaped.
+func AppendHTML(b []byte, s string) []byte { return appendQuoted(b, s, &htmlSafe, true) }
+
+// AppendSlog appends s quoted as log/slog's JSON handler does: like
+// AppendHTML but <, > and & as they are, and \b and \f as \u0008, \u000c.
+func AppendSlog(b []byte, s string) []byte { return appendQuoted(b, s, &safe, false) }
+
+func appendQuoted(b []byte, s string, safe *[utf8.RuneSelf]bool, shortBF bool) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if safe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch {
+			case c == '\\' || c == '"':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c == '\b' && shortBF:
+				b = append(b, '\\', 'b')
+			case c == '\f' && shortBF:
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// safe marks the ASCII bytes written as they are; htmlSafe, without <, >, &.
+var safe, htmlSafe = func() (s, h [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		s[c] = c != '"' && c != '\\'
+		h[c] = s[c] && c != '<' && c != '>' && c != '&'
+	}
+	return s, h
+}()
