@@ -34,6 +34,11 @@ const maxURILen = 2048
 // every query parameter whose name LooksSecret replaced by [redacted] and the
 // rest kept as sent (order, encoding). It is cut to 2 KiB, ending in "...".
 func RedactURI(u *url.URL) string {
+	if u.RawQuery == "" { // most requests: the path alone, nothing to build
+		if p := u.EscapedPath(); len(p) <= maxURILen {
+			return p
+		}
+	}
 	var b strings.Builder
 	b.WriteString(u.EscapedPath())
 	if u.RawQuery != "" {

@@ -133,3 +133,22 @@ func TestAccessLogRequestStartedAtDebug(t *testing.T) {
 		t.Errorf("request started lines for %q, want only /v1/widgets/:id", started)
 	}
 }
+
+// TestClientIP: the access log's and the alerts' client address is what
+// gin's ClientIP gives with no proxy trusted, for every kind of peer, and
+// X-Forwarded-For does not change it.
+func TestClientIP(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	_ = e.SetTrustedProxies(nil)
+	for _, remote := range []string{"192.0.2.1:1234", "127.0.0.1:80", "[::1]:443", "[2001:db8::1]:8080",
+		"[::ffff:192.0.2.7]:99", "[fe80::1%eth0]:1", "01.2.3.4:5", "not an address", "", "@"} {
+		c := gin.CreateTestContextOnly(httptest.NewRecorder(), e)
+		c.Request = httptest.NewRequest(http.MethodGet, "/", nil)
+		c.Request.RemoteAddr = remote
+		c.Request.Header.Set("X-Forwarded-For", "203.0.113.9")
+		if got, want := clientIP(c), c.ClientIP(); got != want {
+			t.Errorf("peer %q: clientIP %q, gin's ClientIP %q", remote, got, want)
+		}
+	}
+}
