@@ -34,8 +34,11 @@ run: build ## Build and run the service on its embedded defaults (development: S
 	echo "          availability monitoring, in another terminal: STATUS_TOKEN=$$token make monitor"; \
 	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} APP_HTTP_HOST=$${APP_HTTP_HOST:-127.0.0.1} APP_NEWRELIC_UTILIZATION_DETECTION=false STATUS_TOKENS=$$token exec $(BIN) serve
 
+# Built, then exec'd (not `go run`): stopping make by its PID must stop the
+# collector too, and go run leaves its child behind on SIGTERM.
 run-collector: ## Run the fake New Relic collector on 127.0.0.1:8443, printing what the agent sends (then make run as it says)
-	$(GO) run ./cmd/fake-collector --addr 127.0.0.1:$${COLLECTOR_PORT:-8443} --dir $(TOOLS)/collector
+	$(GO) build -o bin/fake-collector ./cmd/fake-collector
+	exec bin/fake-collector --addr 127.0.0.1:$${COLLECTOR_PORT:-8443} --dir $(TOOLS)/collector
 
 checklist: build mailpit gatus tools ## Demonstrate every item of the standard live, one line each (ITEM=<name> for one row, ITEM=list for the names)
 	$(GO) build -o bin/checklist ./scripts/checklist
