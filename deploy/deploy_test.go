@@ -32,6 +32,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/resources"
 	"github.com/prodready/service/internal/servicetest"
 )
 
@@ -515,7 +516,7 @@ func loadContainerConfig(t *testing.T, objs map[string]object, id, name string) 
 		}
 		return nil, os.ErrNotExist
 	}
-	l, err := config.Load(vars["APP_CONFIG"], func(k string) string { return vars[k] }, readFile)
+	l, err := config.Load(vars["APP_CONFIG"], func(k string) string { return vars[k] }, readFile, resources.All().Sections()...)
 	if err != nil {
 		t.Fatalf("%s container %s: its configuration is rejected by the binary: %v", id, name, err)
 	}
@@ -634,7 +635,7 @@ func TestComposeStackIsWiredAndAccepted(t *testing.T) {
 	if d, err := time.ParseDuration(api.StopGracePeriod); err != nil || d <= drainTime(t) {
 		t.Errorf("api stop_grace_period %q must exceed the drain and shutdown %s", api.StopGracePeriod, drainTime(t))
 	}
-	l, err := config.Load("", func(k string) string { return api.Environment[k] }, os.ReadFile)
+	l, err := config.Load("", func(k string) string { return api.Environment[k] }, os.ReadFile, resources.All().Sections()...)
 	if err != nil {
 		t.Fatalf("the compose api environment is rejected by the binary: %v", err)
 	}
@@ -679,7 +680,7 @@ func TestSystemdUnitAndEnvironmentFile(t *testing.T) {
 			vars[k] = v
 		}
 	}
-	if _, err := config.Load(filepath.Join(root, "config.yaml"), func(k string) string { return vars[k] }, os.ReadFile); err != nil {
+	if _, err := config.Load(filepath.Join(root, "config.yaml"), func(k string) string { return vars[k] }, os.ReadFile, resources.All().Sections()...); err != nil {
 		t.Errorf("notes-api.env.example is rejected by the binary: %v", err)
 	}
 }

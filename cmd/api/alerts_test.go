@@ -22,7 +22,6 @@ import (
 	"github.com/prodready/service/internal/alert"
 	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/logging"
-	"github.com/prodready/service/internal/notes"
 	"github.com/prodready/service/internal/server"
 	"github.com/prodready/service/internal/servicetest"
 )
@@ -37,14 +36,6 @@ const (
 	alertQueryToken  = "qtok-5555566666"
 )
 
-// failingStore fails every Get, as a store whose database is down.
-type failingStore struct {
-	notes.Store
-	err error
-}
-
-func (f failingStore) Get(context.Context, string) (notes.Note, error) { return notes.Note{}, f.err }
-
 // alertServer is the real HTTP handler with the alert reporter wired as
 // serve wires it, reporting to an SMTP server at host:port.
 type alertServer struct {
@@ -53,7 +44,9 @@ type alertServer struct {
 	logs    *servicetest.LogBuffer
 }
 
-func newAlertServer(tb testing.TB, host string, port int, store notes.Store, logOut io.Writer) *alertServer {
+// routes, given the server's logger, are mounted beside the panicking
+// test route (nil: none).
+func newAlertServer(tb testing.TB, host string, port int, routes func(*slog.Logger) func(gin.IRouter), logOut io.Writer) *alertServer {
 	tb.Helper()
 	cfg := config.Default()
 	cfg.Environment = config.Staging
@@ -81,10 +74,11 @@ func newAlertServer(tb testing.TB, host string, port int, store notes.Store, log
 		defer cancel()
 		_ = rep.Close(ctx)
 	})
-	if store == nil {
-		store = failingStore{err: errors.New("unused")}
+	var mounted func(gin.IRouter)
+	if routes != nil {
+		mounted = routes(logger)
 	}
-	e := newEngine(logger, store, alertHooks{rep: rep})
+	e := newEngine(logger, alertHooks{rep: rep}, mounted)
 	e.GET("/test/panic/:id", func(c *gin.Context) {
 		var ids []string
 		_ = ids[len(c.Param("id"))] // index out of range
@@ -92,13 +86,14 @@ func newAlertServer(tb testing.TB, host string, port int, store notes.Store, log
 	return &alertServer{handler: e, rep: rep, logs: logs}
 }
 
-// newEngine is the server as serve builds it, over store, reporting to
-// alerts (nil: no alerts).
-func newEngine(logger *slog.Logger, store notes.Store, alerts server.Alerts) *gin.Engine {
-	return server.New(server.Options{
-		Logger: logger, Version: "test", Alerts: alerts,
-		Routes: []func(gin.IRouter){notes.Routes(store, notes.APIOptions{Logger: logger})},
-	})
+// newEngine is the server as serve builds it, with routes (nil: none),
+// reporting to alerts (nil: no alerts).
+func newEngine(logger *slog.Logger, alerts server.Alerts, routes func(gin.IRouter)) *gin.Engine {
+	o := server.Options{Logger: logger, Version: "test", Alerts: alerts}
+	if routes != nil {
+		o.Routes = []func(gin.IRouter){routes}
+	}
+	return server.New(o)
 }
 
 func flush(tb testing.TB, rep *alert.Reporter) {
@@ -205,28 +200,6 @@ func TestAlerts_ThousandIdenticalPanicsGiveAHandfulOfMails(t *testing.T) {
 	t.Logf("1000 identical panics: %d mails; last subject %q; stats %+v", len(msgs), last, st)
 }
 
-func TestAlerts_StoreFailureGivesOne5xxMail(t *testing.T) {
-	t.Parallel() // each test has its own reporter, passed in server.Options.Alerts
-	m := servicetest.Mailpit(t)
-	s := newAlertServer(t, m.SMTPHost(), m.SMTPPort(), failingStore{err: errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")}, nil)
-	w := httptest.NewRecorder()
-	s.handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/notes/n1", nil))
-	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "10.0.0.5") {
-		t.Fatalf("response %d: %s", w.Code, w.Body)
-	}
-	flush(t, s.rep)
-	msgs := m.Messages(t)
-	if len(msgs) != 1 {
-		t.Fatalf("%d mails, want one for the failed request", len(msgs))
-	}
-	got := msgs[0]
-	if got.Subject != "[notes-api] [staging] 5xx: dial tcp 10.0.0.5:5432: connect: connection refused" ||
-		!strings.Contains(got.Text, "Route:       /v1/notes/:id") ||
-		!strings.Contains(got.Text, "ERROR notes store failed op=get") {
-		t.Errorf("mail %q:\n%s", got.Subject, got.Text)
-	}
-}
-
 func closedTCPPort(tb testing.TB) int {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -286,7 +259,7 @@ func BenchmarkPanicRequest_NoAlerts(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := newEngine(logger, failingStore{}, nil)
+	e := newEngine(logger, nil, nil)
 	e.GET("/test/panic/:id", func(c *gin.Context) {
 		var ids []string
 		_ = ids[len(c.Param("id"))]

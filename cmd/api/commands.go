@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -66,7 +65,7 @@ func configCmd(args []string, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	l, err := config.Inspect(path, getenv, os.ReadFile)
+	l, err := inspectConfig(path, getenv)
 	if l != nil {
 		if perr := l.Print(stdout); perr != nil {
 			return perr
@@ -85,7 +84,7 @@ func loadConfig(cmd string, args []string, getenv func(string) string, stderr io
 	if err != nil {
 		return nil, err
 	}
-	l, err := config.Load(path, getenv, os.ReadFile)
+	l, err := readConfig(path, getenv)
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/prodready/service/internal/cache"
 	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/database"
 	"github.com/prodready/service/internal/logging"
+	"github.com/prodready/service/internal/resource"
+	"github.com/prodready/service/internal/resources"
 	"github.com/prodready/service/internal/server"
 )
 
@@ -178,11 +178,11 @@ func fuzzEngine(tb testing.TB) http.Handler {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	notes := notesResource(cfg, db, c, logger, nil)
+	routes, checks := resources.All().Mount(resource.Deps{Config: cfg, DB: db, Cache: c, Logger: logger})
 	return server.New(server.Options{
 		Logger: logger, Version: "fuzz",
-		Health: healthHandler(cfg, db, c, logs, logger, nil, rep, notes.checks...),
-		Routes: []func(gin.IRouter){notes.routes},
+		Health: healthHandler(cfg, db, c, logs, logger, nil, rep, checks...),
+		Routes: routes,
 	})
 }
 

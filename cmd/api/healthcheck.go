@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,7 +33,7 @@ func healthcheckCmd(ctx context.Context, args []string, getenv func(string) stri
 	if fs.NArg() > 0 {
 		return fmt.Errorf("healthcheck: unexpected argument %q", fs.Arg(0))
 	}
-	l, err := config.Load(*path, getenv, os.ReadFile)
+	l, err := readConfig(*path, getenv)
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {

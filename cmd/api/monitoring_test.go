@@ -1,24 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
-	"github.com/prodready/service/internal/alert"
-	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/monitoring"
-	"github.com/prodready/service/internal/notes"
-	"github.com/prodready/service/internal/server"
 	"github.com/prodready/service/internal/servicetest"
 )
 
@@ -169,62 +159,6 @@ func TestServe_MonitoringOffIsOneLine(t *testing.T) {
 	_, body := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
 	if _, ok := body["checks"].(map[string]any)[monitoring.CheckName]; ok {
 		t.Error("a newrelic:connected check without an agent")
-	}
-}
-
-// TestAlerts_PanicAndServerErrorReachNewRelic: the server's recovery and
-// error reporting reach the agent through alertHooks, the panic with its
-// stack; a 4xx is not an error.
-func TestAlerts_PanicAndServerErrorReachNewRelic(t *testing.T) {
-	col := servicetest.StartCollector(t)
-	agent, err := monitoring.New(monitoring.Options{Config: config.NewRelic{Enabled: true, LicenseKey: servicetest.LicenseKey, AppName: "alerts",
-		CollectorHost: col.Host(), CollectorCAFile: col.CAFile()}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Application().WaitForConnection(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	rep, err := alert.New(config.Email{}, alert.Info{Service: "notes-api"}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	e := server.New(server.Options{
-		Logger: logger, Alerts: alertHooks{rep: rep, agent: agent}, Observe: agent.Middleware(),
-		Routes: []func(gin.IRouter){
-			notes.Routes(failingStore{err: errors.New("store: the disk is on fire")}, notes.APIOptions{Logger: logger}),
-			func(r gin.IRouter) {
-				r.GET("/test/panic/:id", func(c *gin.Context) { panic("kaboom " + c.Param("id")) })
-			},
-		},
-	})
-	srv := httptest.NewServer(e)
-	defer srv.Close()
-	for path, want := range map[string]int{"/test/panic/7": 500, "/v1/notes/0190f000-0000-7000-8000-000000000000": 500, "/v1/notes?limit=nope": 400} {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil || resp.StatusCode != want {
-			t.Fatalf("GET %s: %v %v, want %d", path, resp, err, want)
-		}
-		resp.Body.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	agent.Shutdown(ctx)
-
-	var classes []string
-	var stack string
-	for _, et := range col.ErrorTraces() {
-		classes = append(classes, et.Class+": "+et.Message)
-		if et.Class == "panic" {
-			stack = strings.Join(et.Stack, "\n")
-		}
-	}
-	if len(classes) != 2 || !strings.Contains(strings.Join(classes, "|"), "panic: kaboom 7") || !strings.Contains(strings.Join(classes, "|"), "the disk is on fire") {
-		t.Errorf("errors noticed %q, want the panic and the store failure, not the 400", classes)
-	}
-	if !strings.Contains(stack, "monitoring_test.go") {
-		t.Errorf("the panic's stack does not reach the handler that panicked:\n%s", stack)
 	}
 }
 

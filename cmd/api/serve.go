@@ -28,7 +28,8 @@ import (
 	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/logging"
 	"github.com/prodready/service/internal/monitoring"
-	"github.com/prodready/service/internal/notes"
+	"github.com/prodready/service/internal/resource"
+	"github.com/prodready/service/internal/resources"
 	"github.com/prodready/service/internal/server"
 	"github.com/prodready/service/internal/shed"
 	"github.com/prodready/service/internal/workers"
@@ -217,43 +218,28 @@ func (s *service) openCache(ctx context.Context) error {
 	return nil
 }
 
-// mountResources builds each resource the service serves. A new resource
-// is one more line here; removing one is deleting its line.
+// mountResources builds each resource the service serves
+// (internal/resources) over the database and cache: its routes, and the
+// checks it shows on /status.
 func (s *service) mountResources(context.Context) error {
-	for _, r := range []resource{
-		notesResource(s.cfg, s.db, s.cache, s.logger, s.agent),
-	} {
-		s.routes = append(s.routes, r.routes)
-		s.checks = append(s.checks, r.checks...)
-	}
+	s.routes, s.checks = resources.All().Mount(resource.Deps{
+		Config: s.cfg, DB: s.db, Cache: s.cache, Logger: s.logger, Gauge: s.agent.Gauge,
+	})
 	return nil
 }
 
 // resourceMigrations is each resource's schema, applied, rolled back and
-// checked with the service's own (database.CoreMigrations). A new resource
-// adds its set here.
-func resourceMigrations() []fs.FS {
-	return []fs.FS{notes.Migrations()}
+// checked with the service's own (database.CoreMigrations).
+func resourceMigrations() []fs.FS { return resources.All().Migrations() }
+
+// readConfig is config.Load with the resources' sections; inspectConfig is
+// config.Inspect with them.
+func readConfig(path string, getenv func(string) string) (*config.Loaded, error) {
+	return config.Load(path, getenv, os.ReadFile, resources.All().Sections()...)
 }
 
-// resource is what one resource adds to the service: its routes, and the
-// checks it shows on /status.
-type resource struct {
-	routes func(gin.IRouter)
-	checks []health.Check
-}
-
-// notesResource builds the notes resource: its store over the database,
-// bounded in time and cached, its routes and its cache's check.
-func notesResource(cfg config.Config, db *bun.DB, c cache.Cache, logger *slog.Logger, agent *monitoring.Agent) resource {
-	// Every request's database work ends within database.request_timeout;
-	// an unreachable database answers 503 with Retry-After, not a hang.
-	bounded := notes.NewBoundedStore(notes.NewBunStore(db), cfg.Database.RequestTimeout, database.Unavailable)
-	store := notes.NewCachedStore(bounded, c, cfg.Cache.TTL, logger)
-	agent.Gauge("Cache/Failures", func() float64 { return float64(store.Stats().Errors) })
-	return resource{routes: notes.Routes(store, notes.APIOptions{
-		DefaultPageSize: cfg.Notes.DefaultPageSize, MaxPageSize: cfg.Notes.MaxPageSize, Logger: logger,
-	}), checks: []health.Check{store.Check()}}
+func inspectConfig(path string, getenv func(string) string) (*config.Loaded, error) {
+	return config.Inspect(path, getenv, os.ReadFile, resources.All().Sections()...)
 }
 
 // buildHealth gives every dependency the service is configured to use a
@@ -456,7 +442,7 @@ func reloadLevelOnSIGHUP(logs *logging.Logging, logger *slog.Logger, file string
 			case <-done:
 				return
 			case <-hup:
-				l, err := config.Load(file, getenv, os.ReadFile)
+				l, err := readConfig(file, getenv)
 				if err != nil {
 					logger.Warn("SIGHUP: configuration invalid; log level unchanged", "error", err.Error())
 					continue

@@ -150,7 +150,7 @@ func (s *service) superviseWorkers(ctx context.Context) error {
 // workers to run: --workers if given, else the new http.workers. An invalid
 // configuration keeps the running workers.
 func (s *service) reloadWorkers() (int, error) {
-	l, err := config.Load(s.loaded.File, s.getenv, os.ReadFile)
+	l, err := readConfig(s.loaded.File, s.getenv)
 	if err != nil {
 		return 0, err
 	}

@@ -11,7 +11,10 @@
 // platforms mount secrets.
 package config
 
-import "time"
+import (
+	"reflect"
+	"time"
+)
 
 // Environments the service knows. Production is the default because the
 // defaults are meant to be what production runs; development relaxes the
@@ -25,8 +28,9 @@ const (
 // MinTokenLen is the shortest status token accepted outside development.
 const MinTokenLen = 16
 
-// Config is the whole configuration. Struct tags drive loading, validation and
-// documentation checks:
+// Config is the whole configuration: the service's own keys, and the
+// sections the resources declare (Section), which Load adds. Struct tags
+// drive loading, validation and documentation checks:
 //
 //	yaml:"name"       the key segment (keys are dotted paths: http.port)
 //	env:"A,B"         extra environment variables accepted besides APP_<KEY>
@@ -42,10 +46,11 @@ type Config struct {
 	Status      Status   `yaml:"status"`
 	Database    Database `yaml:"database"`
 	Cache       Cache    `yaml:"cache"`
-	Notes       Notes    `yaml:"notes"`
 	Backup      Backup   `yaml:"backup"`
 	NewRelic    NewRelic `yaml:"newrelic"`
 	Debug       Debug    `yaml:"debug"`
+
+	sections map[string]reflect.Value // a *T for each Section, by name; read with Section.From
 }
 
 // Debug holds development aids that must never be on in production.
@@ -202,12 +207,6 @@ type Cache struct {
 	Cooldown         time.Duration `yaml:"cooldown" min:"100ms" max:"10m"`
 }
 
-// Notes configures the sample API.
-type Notes struct {
-	DefaultPageSize int `yaml:"default_page_size" min:"1" max:"1000"`
-	MaxPageSize     int `yaml:"max_page_size" min:"1" max:"1000"`
-}
-
 // Default returns the built-in configuration: what production runs unless
 // told otherwise. config.yaml at the repository root spells out the same values.
 func Default() Config {
@@ -273,7 +272,6 @@ func Default() Config {
 			FailureThreshold: 5,
 			Cooldown:         5 * time.Second,
 		},
-		Notes: Notes{DefaultPageSize: 20, MaxPageSize: 100},
 		Backup: Backup{
 			Check:               "auto",
 			Mode:                "dump",

@@ -8,11 +8,18 @@ import (
 	"testing"
 
 	"github.com/prodready/service/internal/config"
+	"github.com/prodready/service/internal/resources"
 )
 
-// TestEveryKeyIsDocumented fails when a config field lacks an environment
-// variable, an entry in config.yaml or a row in docs/CONFIGURATION.md, or
-// when either document names a key that does not exist.
+// sections are the configuration sections of the resources the service
+// serves (internal/resources), which the documents list with the service's
+// own keys.
+var sections = resources.All().Sections()
+
+// TestEveryKeyIsDocumented fails when a config field, the service's or a
+// resource section's, lacks an environment variable, an entry in
+// config.yaml or a row in docs/CONFIGURATION.md, or when either document
+// names a key that does not exist.
 func TestEveryKeyIsDocumented(t *testing.T) {
 	yamlDoc := repoFile(t, "config.yaml")
 	docs := string(repoFile(t, "docs/CONFIGURATION.md"))
@@ -29,11 +36,11 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 			return strings.Repeat("x", config.LicenseKeyLen)
 		}
 		return ""
-	}, func(string) ([]byte, error) { return yamlDoc, nil })
+	}, func(string) ([]byte, error) { return yamlDoc, nil }, sections...)
 	if err != nil {
 		t.Fatalf("config.yaml does not load: %v", err)
 	}
-	def := config.Default()
+	def := config.Default() // a section reads as its defaults
 	rowRe := regexp.MustCompile("(?m)^\\| `([a-z_.]+)` \\| `([A-Z_]+)`")
 	rows := map[string]string{}
 	for _, m := range rowRe.FindAllStringSubmatch(docs, -1) {
@@ -41,7 +48,7 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 	}
 	envSeen := map[string]string{}
 	fromEnv := map[string]bool{"database.url": true, "status.tokens": true, "newrelic.license_key": true}
-	for _, f := range config.Fields() {
+	for _, f := range config.Fields(sections...) {
 		if f.Env != config.EnvName(f.Key) || !strings.HasPrefix(f.Env, "APP_") {
 			t.Errorf("%s: variable %s does not follow the rule", f.Key, f.Env)
 		}
@@ -71,7 +78,7 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 // checks the value arrives, so the rule is not just documented but wired.
 func TestEveryKeyHasAWorkingVariable(t *testing.T) {
 	samples := map[string]string{}
-	for _, f := range config.Fields() {
+	for _, f := range config.Fields(sections...) {
 		def := config.Default()
 		v := f.Get(&def)
 		switch {
@@ -110,7 +117,7 @@ func TestEveryKeyHasAWorkingVariable(t *testing.T) {
 				return v
 			}
 			return base[k]
-		}, os.ReadFile)
+		}, os.ReadFile, sections...)
 		if err != nil {
 			t.Errorf("%s=%s: %v", f.Env, v, err)
 			continue

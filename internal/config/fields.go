@@ -9,9 +9,10 @@ import (
 	"time"
 )
 
-// Field describes one configuration key, derived from the struct tags of Config.
-// Load, Validate, Redacted output and the documentation tests all walk Fields,
-// so a new key added to the struct is checked everywhere at once.
+// Field describes one configuration key, derived from the struct tags of
+// Config or of a resource's Section. Load, Validate, Redacted output and the
+// documentation tests all walk Fields, so a new key added to a struct is
+// checked everywhere at once.
 type Field struct {
 	Key     string   // dotted path, e.g. "log.level"
 	Env     string   // the APP_ variable, e.g. "APP_LOG_LEVEL"
@@ -22,6 +23,7 @@ type Field struct {
 	Max     string
 	index   []int
 	typ     reflect.Type
+	section *section // the resource section holding the key; nil for Config's own
 }
 
 // EnvPrefix starts every environment variable of the service.
@@ -34,26 +36,34 @@ func EnvName(key string) string {
 
 var durationType = reflect.TypeFor[time.Duration]()
 
-// Fields lists every key of Config in declaration order.
-func Fields() []Field {
+// Fields lists every key of Config in declaration order, then the keys of
+// each section, in the order given.
+func Fields(sections ...Declared) []Field {
 	var out []Field
-	walk(reflect.TypeFor[Config](), "", nil, &out)
+	walk(reflect.TypeFor[Config](), "", nil, nil, &out)
+	for _, d := range sections {
+		s := d.declared()
+		walk(s.typ, s.name+".", nil, &s, &out)
+	}
 	return out
 }
 
-func walk(t reflect.Type, prefix string, index []int, out *[]Field) {
+func walk(t reflect.Type, prefix string, index []int, sec *section, out *[]Field) {
 	for i := range t.NumField() {
 		sf := t.Field(i)
+		if !sf.IsExported() { // Config's sections: walked after it
+			continue
+		}
 		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
 		key := prefix + name
 		idx := append(append([]int(nil), index...), i)
 		if sf.Type.Kind() == reflect.Struct {
-			walk(sf.Type, key+".", idx, out)
+			walk(sf.Type, key+".", idx, sec, out)
 			continue
 		}
 		f := Field{
 			Key: key, Env: EnvName(key), Secret: sf.Tag.Get("secret") == "true",
-			Min: sf.Tag.Get("min"), Max: sf.Tag.Get("max"), index: idx, typ: sf.Type,
+			Min: sf.Tag.Get("min"), Max: sf.Tag.Get("max"), index: idx, typ: sf.Type, section: sec,
 		}
 		if a := sf.Tag.Get("env"); a != "" {
 			f.Aliases = strings.Split(a, ",")
@@ -65,9 +75,18 @@ func walk(t reflect.Type, prefix string, index []int, out *[]Field) {
 	}
 }
 
-// value returns the addressable field of c that f describes.
+// value returns the addressable field of c that f describes. A section c
+// was not loaded with reads as its defaults.
 func (f Field) value(c *Config) reflect.Value {
-	return reflect.ValueOf(c).Elem().FieldByIndex(f.index)
+	root := reflect.ValueOf(c).Elem()
+	if f.section != nil {
+		v, ok := c.sections[f.section.name]
+		if !ok {
+			v = f.section.defaults()
+		}
+		root = v.Elem()
+	}
+	return root.FieldByIndex(f.index)
 }
 
 // Get returns the current value of f in c, formatted as it would be written

@@ -47,26 +47,30 @@ func (e Errors) Error() string {
 // Loaded is a validated configuration and where each value came from.
 type Loaded struct {
 	Config
-	File    string            // the YAML file read, or ""
-	Sources map[string]string // key -> "default", "file:line" or "env NAME"
+	File     string            // the YAML file read, or ""
+	Sources  map[string]string // key -> "default", "file:line" or "env NAME"
+	sections []Declared        // the resources' sections it was loaded with
 }
 
 // Load builds the configuration: defaults, then the YAML file at path (if
 // path is not empty), then the environment read through getenv. readFile reads
 // <VAR>_FILE secrets and the YAML file (os.ReadFile in production; tests pass
-// their own). It returns Errors listing every problem, or the valid Loaded.
-// Use Inspect to see the values even when they are invalid.
-func Load(path string, getenv func(string) string, readFile func(string) ([]byte, error)) (*Loaded, error) {
-	l, err := load(path, getenv, readFile)
+// their own). sections are the resources' own (resource.List.Sections), loaded,
+// checked and shown like the service's keys. It returns Errors listing every
+// problem, or the valid Loaded. Use Inspect to see the values even when they
+// are invalid.
+func Load(path string, getenv func(string) string, readFile func(string) ([]byte, error), sections ...Declared) (*Loaded, error) {
+	l, err := load(path, getenv, readFile, sections)
 	if err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-func load(path string, getenv func(string) string, readFile func(string) ([]byte, error)) (*Loaded, error) {
-	l := &Loaded{Config: Default(), File: path, Sources: map[string]string{}}
-	fields := Fields()
+func load(path string, getenv func(string) string, readFile func(string) ([]byte, error), sections []Declared) (*Loaded, error) {
+	l := &Loaded{Config: Default(), File: path, Sources: map[string]string{}, sections: sections}
+	l.withSections(sections)
+	fields := Fields(sections...)
 	byKey := make(map[string]Field, len(fields))
 	for _, f := range fields {
 		byKey[f.Key] = f
@@ -93,8 +97,8 @@ func load(path string, getenv func(string) string, readFile func(string) ([]byte
 // Inspect is Load for diagnosis (`api config`): it returns the values as far
 // as they could be applied, with their sources, together with any Errors.
 // Nothing must run on a configuration that has errors.
-func Inspect(path string, getenv func(string) string, readFile func(string) ([]byte, error)) (*Loaded, error) {
-	return load(path, getenv, readFile)
+func Inspect(path string, getenv func(string) string, readFile func(string) ([]byte, error), sections ...Declared) (*Loaded, error) {
+	return load(path, getenv, readFile, sections)
 }
 
 // applyYAML walks the document node by node, rather than unmarshalling into

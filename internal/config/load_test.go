@@ -100,7 +100,7 @@ func TestLoad_ReportsEveryProblemAtOnce(t *testing.T) {
 		"notes: 5",                // line 11: a value where a section belongs
 	}, "\n")
 	_, err := config.Load("bad.yaml", env("APP_CACHE_TTL", "forever", "APP_NOTES_MAX_PAGE_SIZE", "0"),
-		files(map[string]string{"bad.yaml": bad}))
+		files(map[string]string{"bad.yaml": bad}), pages)
 	var errs config.Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("want config.Errors, got %v", err)
@@ -138,7 +138,6 @@ func TestLoad_Rejects(t *testing.T) {
 		{"production with SQLite URL", "", env("DATABASE_URL", "sqlite:///tmp/x.db"), "production needs a PostgreSQL database"},
 		{"unsupported database scheme", "environment: development", env("DATABASE_URL", "mysql://u:pw@h/db"), `database.url (env DATABASE_URL): unsupported scheme "mysql"`},
 		{"unparsable URL hides its value", "environment: development", env("REDIS_URL", "redis://u:pw@%zz"), "is not a valid URL (value not shown"},
-		{"page size rule spans keys", "environment: development\nnotes:\n  default_page_size: 500\n  max_page_size: 100", env(), "notes.default_page_size (c.yaml:3): 500 is larger than notes.max_page_size (100)"},
 		{"idle above open", "environment: development\ndatabase:\n  max_idle_conns: 50", env(), "database.max_idle_conns (c.yaml:3): 50 is larger"},
 		{"queue wait outlasts the write timeout", "environment: development\nhttp:\n  queue_timeout: 30s", env(), "http.queue_timeout (c.yaml:3): 30s is not shorter than http.write_timeout (30s)"},
 		{"workers out of range", "environment: development", env("APP_HTTP_WORKERS", "500"), "http.workers (env APP_HTTP_WORKERS)"},
@@ -232,7 +231,6 @@ func TestDefaults_AreProductionLike(t *testing.T) {
 		{"every server timeout set", d.HTTP.ReadHeaderTimeout > 0 && d.HTTP.ReadTimeout > 0 && d.HTTP.WriteTimeout > 0 && d.HTTP.IdleTimeout > 0},
 		{"a request body limit", d.HTTP.MaxBodyBytes > 0 && d.HTTP.MaxBodyBytes <= 10<<20},
 		{"graceful shutdown below Kubernetes' 30s", d.HTTP.ShutdownTimeout > 0 && d.HTTP.ShutdownTimeout < 30*time.Second},
-		{"a bounded page size", d.Notes.MaxPageSize > 0 && d.Notes.DefaultPageSize <= d.Notes.MaxPageSize},
 	}
 	for _, c := range checks {
 		if !c.ok {

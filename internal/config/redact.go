@@ -18,7 +18,7 @@ type Entry struct {
 
 // Entries lists every key with its effective value (secrets redacted) and source.
 func (l *Loaded) Entries() []Entry {
-	fields := Fields()
+	fields := Fields(l.sections...)
 	out := make([]Entry, 0, len(fields))
 	for _, f := range fields {
 		v := f.Get(&l.Config)

@@ -57,9 +57,6 @@ func nonEmpty(msg string) []string { return when(msg != "", "%s", msg) }
 // rules are the cross-field rules, in the order their problems are listed.
 var rules = []rule{
 	{"http.host", []string{"http.host"}, func(c *Config) []string { return nonEmpty(checkHost(c.HTTP.Host)) }},
-	{"notes.default_page_size", []string{"notes.default_page_size", "notes.max_page_size"}, func(c *Config) []string {
-		return when(c.Notes.DefaultPageSize > c.Notes.MaxPageSize, "%d is larger than notes.max_page_size (%d)", c.Notes.DefaultPageSize, c.Notes.MaxPageSize)
-	}},
 	{"http.queue_timeout", []string{"http.queue_timeout", "http.write_timeout"}, func(c *Config) []string {
 		return when(c.HTTP.MaxInFlight > 0 && c.HTTP.QueueTimeout >= c.HTTP.WriteTimeout,
 			"%s is not shorter than http.write_timeout (%s): a queued request could not be answered", c.HTTP.QueueTimeout, c.HTTP.WriteTimeout)
@@ -163,9 +160,10 @@ func isAddress(s string) bool {
 	return err == nil
 }
 
-// validate checks ranges, enums and text, then the rules that span keys.
-// earlier says Load already found problems (a bad file line, a bad
-// variable): the production rules then stay quiet.
+// validate checks ranges, enums and text, then the rules that span keys,
+// the service's and each section's own. earlier says Load already found
+// problems (a bad file line, a bad variable): the production rules then
+// stay quiet.
 func (l *Loaded) validate(fields []Field, earlier bool) Errors {
 	c := &l.Config
 	p := &problems{sources: l.Sources, reported: map[string]bool{}}
@@ -181,6 +179,7 @@ func (l *Loaded) validate(fields []Field, earlier bool) Errors {
 	for _, r := range rules {
 		p.apply(r, c)
 	}
+	p.validateSections(c, l.sections)
 	p.errs = append(p.errs, l.validateNewRelic()...)
 	for _, r := range lastRules {
 		p.apply(r, c)

@@ -3,7 +3,7 @@ package notes
 // HTTP handlers for /v1/notes. Each Handle* constructor takes its
 // dependencies and returns a gin.HandlerFunc, so a handler's needs are
 // visible in its signature and tests can pass fakes. Routes (routes.go)
-// mounts them, and the wiring in cmd/api hands Routes to the server.
+// mounts them, and Resource (resource.go) hands Routes to the service.
 //
 // Conditional requests use the note's Version as a strong ETag, "3" for
 // version 3:

@@ -2,9 +2,12 @@
 // validation and text rules (note.go, text.go), the storage contract (Store)
 // and its layers (BunStore in bunstore.go on a bun database; BoundedStore,
 // a time bound per request; CachedStore, a read-through cache over
-// internal/cache with its status check), the HTTP handlers (api.go) and the
-// one list of its routes (routes.go) that the wiring in cmd/api hands to the
-// server. Nothing outside cmd/api imports it.
+// internal/cache with its status check), the HTTP handlers (api.go), the
+// one list of its routes (routes.go), its schema (migrations/) and, in
+// resource.go, what the service mounts: its configuration section (notes.*),
+// its migrations, routes and check. internal/resources lists it; nothing else
+// imports it, so removing it is deleting this package and that line
+// (docs/NEW_SERVICE.md).
 package notes
 
 import (

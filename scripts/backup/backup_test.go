@@ -18,14 +18,14 @@ import (
 	"github.com/prodready/service/internal/backup"
 	"github.com/prodready/service/internal/database"
 	"github.com/prodready/service/internal/health"
-	"github.com/prodready/service/internal/notes"
+	"github.com/prodready/service/internal/resources"
 )
 
 const notesWritten = 40
 
 func migrate(t *testing.T, db *bun.DB) {
 	t.Helper()
-	if _, err := database.Migrate(t.Context(), db, nil, notes.Migrations()); err != nil {
+	if _, err := database.Migrate(t.Context(), db, nil, resources.All().Migrations()...); err != nil {
 		t.Fatal(err)
 	}
 }

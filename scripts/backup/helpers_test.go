@@ -22,12 +22,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for the admin connection
 	"github.com/uptrace/bun"
 
+	"github.com/prodready/service/internal/cache"
+	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/database"
-	"github.com/prodready/service/internal/notes"
+	"github.com/prodready/service/internal/resource"
+	"github.com/prodready/service/internal/resources"
 	"github.com/prodready/service/internal/server"
 	"github.com/prodready/service/internal/servicetest"
 )
@@ -217,14 +219,13 @@ func openDB(t *testing.T, o database.Options) *bun.DB {
 	return db
 }
 
-// api serves the real handler over db, as the service would.
+// api serves the real handler over db, as the service would: every
+// resource mounted by the wiring (internal/resources), without a cache.
 func api(t *testing.T, db *bun.DB) *httptest.Server {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	h := server.New(server.Options{
-		Routes: []func(gin.IRouter){notes.Routes(notes.NewBunStore(db), notes.APIOptions{Logger: logger})},
-		Logger: logger,
-	})
+	routes, _ := resources.All().Mount(resource.Deps{Config: config.Default(), DB: db, Cache: cache.None{}, Logger: logger})
+	h := server.New(server.Options{Routes: routes, Logger: logger})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
@@ -415,7 +416,7 @@ func onlyBackup(t *testing.T, dir string) (string, manifest) {
 // ("20261125000002"; api migrate status adds the comment, "_create_backups").
 func latestMigration(t *testing.T, db *bun.DB) string {
 	t.Helper()
-	st, err := database.Status(t.Context(), db, notes.Migrations())
+	st, err := database.Status(t.Context(), db, resources.All().Migrations()...)
 	if err != nil || len(st) == 0 {
 		t.Fatalf("migration status: %v", err)
 	}
