@@ -35,19 +35,11 @@ func TestServe_DatabasePartition(t *testing.T) {
 		"APP_DATABASE_MAX_IDLE_CONNS":    "3",
 	})
 
-	resp, cached := a.do(t, "POST", "/v1/notes", `{"title":"cached"}`)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create before the partition: %d", resp.StatusCode)
-	}
-	cachedPath := "/v1/notes/" + cached["id"].(string)
+	cachedPath := a.createNote(t, "cached", "create before the partition")
 	if resp, _ := a.do(t, "GET", cachedPath, ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("get before the partition: %d", resp.StatusCode) // this read fills the cache
 	}
-	resp, uncached := a.do(t, "POST", "/v1/notes", `{"title":"never read"}`)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create before the partition: %d", resp.StatusCode)
-	}
-	uncachedPath := "/v1/notes/" + uncached["id"].(string)
+	uncachedPath := a.createNote(t, "never read", "create before the partition")
 
 	proxy.Partition()
 	// Three times the pool size, at once: without a bound on each request's
@@ -124,11 +116,7 @@ func TestServe_FrozenThenDeadRedis(t *testing.T) {
 		"APP_CACHE_FAILURE_THRESHOLD": "3",
 		"APP_CACHE_COOLDOWN":          "300ms",
 	})
-	resp, n := a.do(t, "POST", "/v1/notes", `{"title":"read through"}`)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create: %d", resp.StatusCode)
-	}
-	path := "/v1/notes/" + n["id"].(string)
+	path := a.createNote(t, "read through", "create")
 	a.logs.Take(t)
 
 	srv.Freeze()

@@ -47,21 +47,31 @@ const testToken = "e2e-status-token-0123456789"
 
 var listenRe = regexp.MustCompile(`"msg":"http server listening".*?"addr":"([^"]+)"`)
 
+// devEnv is the environment the tests run the service in, with env on top:
+// development on a random loopback port, debug logs, no drain delay, the
+// test status token, and never a probe of cloud metadata addresses, whatever
+// a test turns on.
+func devEnv(env map[string]string) map[string]string {
+	base := map[string]string{
+		"APP_ENVIRONMENT":                    "development",
+		"APP_HTTP_HOST":                      "127.0.0.1",
+		"APP_HTTP_PORT":                      "0",
+		"APP_LOG_LEVEL":                      "debug",
+		"APP_HTTP_DRAIN_DELAY":               "0s",
+		"STATUS_TOKENS":                      testToken,
+		"APP_NEWRELIC_UTILIZATION_DETECTION": "false",
+	}
+	for k, v := range env {
+		base[k] = v
+	}
+	return base
+}
+
 // startApp runs `api serve` through run() on a random loopback port with the
 // given environment on top of development defaults and a temporary SQLite file.
 func startApp(t testing.TB, env map[string]string) *app {
 	t.Helper()
-	base := map[string]string{
-		"APP_ENVIRONMENT":          "development",
-		"APP_HTTP_HOST":            "127.0.0.1",
-		"APP_HTTP_PORT":            "0",
-		"APP_DATABASE_SQLITE_PATH": filepath.Join(t.TempDir(), "data", "notes.db"),
-		"APP_LOG_LEVEL":            "debug",
-		"APP_HTTP_DRAIN_DELAY":     "0s",
-		"STATUS_TOKENS":            testToken,
-		// Never probe cloud metadata addresses, whatever a test turns on.
-		"APP_NEWRELIC_UTILIZATION_DETECTION": "false",
-	}
+	base := devEnv(map[string]string{"APP_DATABASE_SQLITE_PATH": filepath.Join(t.TempDir(), "data", "notes.db")})
 	for k, v := range env {
 		base[k] = v
 	}
@@ -95,6 +105,17 @@ func startApp(t testing.TB, env map[string]string) *app {
 		}
 	})
 	return a
+}
+
+// createNote creates a note titled title and returns its path; what names
+// the step in the failure.
+func (a *app) createNote(t *testing.T, title, what string) string {
+	t.Helper()
+	resp, n := a.do(t, "POST", "/v1/notes", fmt.Sprintf(`{"title":%q}`, title))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("%s: %d", what, resp.StatusCode)
+	}
+	return "/v1/notes/" + n["id"].(string)
 }
 
 // do sends a request and decodes a JSON response body into a map.

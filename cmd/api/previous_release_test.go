@@ -159,18 +159,9 @@ func runRelease(t *testing.T, bin string, env map[string]string, args ...string)
 }
 
 func releaseEnv(env map[string]string) []string {
-	base := map[string]string{
-		"PATH":                               os.Getenv("PATH"),
-		"APP_ENVIRONMENT":                    "development",
-		"APP_HTTP_HOST":                      "127.0.0.1",
-		"APP_HTTP_PORT":                      "0",
-		"APP_LOG_LEVEL":                      "debug",
-		"APP_HTTP_DRAIN_DELAY":               "0s",
-		"STATUS_TOKENS":                      testToken,
-		"APP_NEWRELIC_UTILIZATION_DETECTION": "false",
-	}
-	for k, v := range env {
-		base[k] = v
+	base := devEnv(env)
+	if _, ok := base["PATH"]; !ok {
+		base["PATH"] = os.Getenv("PATH")
 	}
 	out := make([]string, 0, len(base))
 	for k, v := range base {

@@ -122,7 +122,7 @@ func (c *Cluster) Start(t testing.TB) {
 		c.Bin = PostgresBin(t)
 	}
 	if c.Port == 0 {
-		p, err := freePort()
+		p, err := LoopbackPort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +161,7 @@ func (c *Cluster) URL(db string) string {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	p, err := freePort()
+	p, err := LoopbackPort()
 	if err != nil {
 		t.Fatal(err)
 	}

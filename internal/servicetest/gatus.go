@@ -60,7 +60,7 @@ func gatusBinary() string {
 }
 
 func startGatus(t testing.TB, bin, config string, env map[string]string) (*GatusServer, error) {
-	port, err := freePort()
+	port, err := LoopbackPort()
 	if err != nil {
 		return nil, err
 	}

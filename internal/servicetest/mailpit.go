@@ -92,7 +92,10 @@ func isExecutable(path string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-func freePort() (int, error) {
+// LoopbackPort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// for a process the caller is about to start (the tests' servers, the
+// checklist stack, the bench servers).
+func LoopbackPort() (int, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -103,11 +106,11 @@ func freePort() (int, error) {
 }
 
 func startMailpit(t testing.TB, bin string, extraArgs []string) (*MailpitServer, error) {
-	smtpPort, err := freePort()
+	smtpPort, err := LoopbackPort()
 	if err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort()
+	httpPort, err := LoopbackPort()
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/prodready/service/internal/cache"
+	"github.com/prodready/service/internal/servicetest"
 )
 
 // server is a process the bench started.
@@ -59,7 +59,7 @@ func command(pin bool, name string, args ...string) *exec.Cmd {
 // BenchmarkRequestCost against the fake collector), a long cache TTL so
 // reads stay cached during the run.
 func startService(ctx context.Context, o options, name string, env []string, args ...string) (*server, error) {
-	port, err := freePort()
+	port, err := servicetest.LoopbackPort()
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func startSpec(ctx context.Context, o options, sp spec) (*server, error) {
 
 // startBare runs this program with -serve-bare: the ceiling.
 func startBare(ctx context.Context, o options, redisURL string) (*server, error) {
-	port, err := freePort()
+	port, err := servicetest.LoopbackPort()
 	if err != nil {
 		return nil, err
 	}
@@ -153,15 +153,6 @@ func startAndWait(ctx context.Context, cmd *exec.Cmd, port int, logPath string) 
 		}
 	}
 	return nil, fmt.Errorf("%s did not answer /livez within 30 s%s", cmd.Path, msg)
-}
-
-func freePort() (int, error) {
-	l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // serveBare is the ceiling the full stack is compared with: gin in release

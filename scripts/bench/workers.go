@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prodready/service/internal/loadgen"
+	"github.com/prodready/service/internal/servicetest"
 )
 
 // The pairs of the worker model (api serve --workers N), overload shedding
@@ -27,7 +28,7 @@ func listRequest(int, int) *http.Request {
 func workersPair(ctx context.Context, o options) ([]row, error) {
 	var sides [2]side
 	for i, n := range []string{"1", "2"} {
-		port, err := freePort()
+		port, err := servicetest.LoopbackPort()
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +157,7 @@ func restartPair(ctx context.Context, o options) ([]row, error) {
 // restartRun starts a service with start, loads it for twice o.duration,
 // restarts it a third of the way in, and reports what the clients saw.
 func restartRun(ctx context.Context, o options, label string, start func(port int) (restart func() error, stop func(), err error)) (row, error) {
-	port, err := freePort()
+	port, err := servicetest.LoopbackPort()
 	if err != nil {
 		return row{}, err
 	}

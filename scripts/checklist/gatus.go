@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prodready/service/internal/servicetest"
 )
 
 // rowAvailability runs Gatus (make gatus) with deploy/monitoring/gatus/config.yaml,
@@ -24,7 +26,7 @@ func rowAvailability(ctx context.Context, e *env) (string, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return "", errors.New("gatus is missing: make gatus builds it into .tools/ (make checklist does)")
 	}
-	port, err := freePort()
+	port, err := servicetest.LoopbackPort()
 	if err != nil {
 		return "", err
 	}

@@ -297,7 +297,7 @@ func rowTwelveFactor(ctx context.Context, e *env) (string, error) {
 	}
 	// A second instance from the same environment, on a port of its own:
 	// config and backing services come from the environment only.
-	port, err := freePort()
+	port, err := servicetest.LoopbackPort()
 	if err != nil {
 		return "", err
 	}

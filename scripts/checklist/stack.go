@@ -148,7 +148,7 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 	if err := os.WriteFile(s.cfgFile, base, 0o600); err != nil { // #nosec G703 -- our own temporary file
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := servicetest.LoopbackPort()
 	if err != nil {
 		return nil, err
 	}
@@ -509,11 +509,11 @@ func startMailpit(ctx context.Context, root, dir string) (*mailpit, error) {
 			return nil, errors.New("mailpit is missing: make mailpit installs it into .tools/ (make checklist does)")
 		}
 	}
-	smtpPort, err := freePort()
+	smtpPort, err := servicetest.LoopbackPort()
 	if err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort()
+	httpPort, err := servicetest.LoopbackPort()
 	if err != nil {
 		return nil, err
 	}
@@ -699,16 +699,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func freePort() (int, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func dialable(addr string) bool {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prodready/service/internal/servicetest"
 )
 
 // syslogReceiver is where the service's syslog sink sends, over TCP on
@@ -43,7 +45,7 @@ func rsyslogdBinary() string {
 }
 
 func startSyslog(ctx context.Context, runDir string) (*syslogReceiver, error) {
-	port, err := freePort()
+	port, err := servicetest.LoopbackPort()
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prodready/service/internal/loadgen"
+	"github.com/prodready/service/internal/servicetest"
 )
 
 var readyRe = regexp.MustCompile(`"msg":"worker ready".*?"worker_id":\d+,"pid":(\d+)`)
@@ -23,7 +24,7 @@ func rowWorkers(ctx context.Context, e *env) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	port, err := freePort()
+	port, err := servicetest.LoopbackPort()
 	if err != nil {
 		return "", err
 	}
