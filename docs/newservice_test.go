@@ -1,0 +1,146 @@
+// Package docs_test keeps docs/NEW_SERVICE.md true: it follows the page in
+// a copy of the repository.
+package docs_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prodready/service/internal/servicetest"
+)
+
+// TestNewServiceGuide runs every sh block of docs/NEW_SERVICE.md, in order,
+// in a copy of the repository's files (tracked, and untracked but not
+// ignored): rename the module, remove notes, add the widgets resource. The
+// result must build and vet, its configuration, server and health tests
+// must pass (the configuration test checks the new section is in
+// config.yaml and docs/CONFIGURATION.md), and its binary must show the new
+// keys and apply the new migration.
+//
+// The go commands share this machine's build and module caches, never use
+// the network (GOPROXY=off, -mod=readonly) and skip the race detector, so a
+// warm run costs the compilation of this module's own packages.
+func TestNewServiceGuide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the guide's copy builds the whole module")
+	}
+	for _, tool := range []string{"git", "perl", "sh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			servicetest.Missing(t, tool, "docs/NEW_SERVICE.md's commands need it")
+		}
+	}
+	guide, err := os.ReadFile("NEW_SERVICE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := shellBlocks(string(guide))
+	if len(steps) < 5 {
+		t.Fatalf("docs/NEW_SERVICE.md has %d sh blocks; the rename, removal and addition steps are gone", len(steps))
+	}
+	dir := t.TempDir()
+	copyRepository(t, "..", dir)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
+	defer cancel()
+	for i, step := range steps {
+		run(ctx, t, dir, fmt.Sprintf("step %d", i+1), "sh", "-e", "-c", step)
+	}
+
+	// The module is renamed everywhere, and notes is gone.
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if b, _ := os.ReadFile(path); bytes.Contains(b, []byte("github.com/prodready/service")) {
+			t.Errorf("%s still names the old module", path)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(dir, "internal", "notes")); !os.IsNotExist(err) {
+		t.Errorf("internal/notes is still there: %v", err)
+	}
+
+	run(ctx, t, dir, "build", "go", "build", "./...")
+	run(ctx, t, dir, "vet", "go", "vet", "./...")
+	run(ctx, t, dir, "test", "go", "test", "-count=1", "./internal/config/", "./internal/server/", "./internal/health/", "./internal/resources/", "./internal/widgets/")
+
+	run(ctx, t, dir, "binary", "go", "build", "-o", "bin/api", "./cmd/api")
+	db := "APP_DATABASE_SQLITE_PATH=" + filepath.Join(t.TempDir(), "w.db")
+	cfg := run(ctx, t, dir, "api config", "env", "APP_ENVIRONMENT=development", "APP_WIDGETS_PAGE_SIZE=7", "bin/api", "config", "--config", "config.yaml")
+	if !regexp.MustCompile(`(?m)^widgets\.page_size +7 +env APP_WIDGETS_PAGE_SIZE`).MatchString(cfg) ||
+		!regexp.MustCompile(`(?m)^widgets\.check_timeout +1s +config\.yaml:\d+`).MatchString(cfg) || regexp.MustCompile(`(?m)^notes\.`).MatchString(cfg) {
+		t.Errorf("api config does not show the widgets section from its variable and the file, or still shows notes:\n%s", cfg)
+	}
+	run(ctx, t, dir, "migrate up", "env", "APP_ENVIRONMENT=development", db, "bin/api", "migrate", "up")
+	if st := run(ctx, t, dir, "migrate status", "env", "APP_ENVIRONMENT=development", db, "bin/api", "migrate", "status"); !regexp.MustCompile(`(?m)20270101000001_create_widgets.*applied`).MatchString(st) {
+		t.Errorf("migrate status does not list the widgets migration as applied:\n%s", st)
+	}
+}
+
+// shellBlocks returns the bodies of the ```sh blocks of a Markdown page.
+func shellBlocks(doc string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile("(?ms)^```sh\n(.*?)^```$").FindAllStringSubmatch(doc, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// copyRepository copies the files git lists in repo, tracked and
+// untracked-but-not-ignored, as they are in the working tree.
+func copyRepository(t *testing.T, repo, dst string) {
+	t.Helper()
+	cmd := exec.Command("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	cmd.Dir = repo
+	out, err := cmd.Output()
+	if err != nil {
+		servicetest.Missing(t, "git checkout", "the guide is followed in a copy of the repository's files: "+err.Error())
+	}
+	for name := range strings.SplitSeq(strings.TrimSuffix(string(out), "\x00"), "\x00") {
+		src := filepath.Join(repo, name)
+		info, err := os.Lstat(src)
+		if err != nil || !info.Mode().IsRegular() { // deleted in the working tree, or a link
+			continue
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := filepath.Join(dst, name)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, data, info.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// run runs a command in dir, offline and without the race detector, and
+// returns its output; it fails the test with the output when it fails.
+func run(ctx context.Context, t *testing.T, dir, what string, argv ...string) string {
+	t.Helper()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = dir
+	// -trimpath and CGO_ENABLED=0 as the N-1 test builds the previous
+	// release (cmd/api/previous_release_test.go): the two share compiled
+	// dependencies in the build cache.
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false -trimpath", "CGO_ENABLED=0",
+		"GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %s: %v\n%s", what, strings.Join(argv, " "), err, out)
+	}
+	t.Logf("%s: %s (%s)", what, strings.Join(argv, " "), time.Since(start).Round(100*time.Millisecond))
+	return string(out)
+}
