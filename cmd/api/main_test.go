@@ -449,6 +449,7 @@ func waitFor(t *testing.T, logs *servicetest.LogBuffer, s string) {
 // TestMain_SIGTERM runs the real binary (this test binary re-executed as
 // main) and sends it SIGTERM: it must log the drain and exit 0.
 func TestMain_SIGTERM(t *testing.T) {
+	t.Parallel() // the program runs as its own process
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "API_TEST_RUN_MAIN=1", "API_TEST_ARGS=serve",
 		"APP_ENVIRONMENT=development", "APP_HTTP_HOST=127.0.0.1", "APP_HTTP_PORT=0",
@@ -493,6 +494,7 @@ func TestMain_SIGTERM(t *testing.T) {
 
 // TestMain_ExitCodes runs the real binary for the failures an operator meets.
 func TestMain_ExitCodes(t *testing.T) {
+	t.Parallel() // the program runs as its own process
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(bad, []byte("log:\n  level: verbose\nhttp:\n  read_timeout: soon\n  prot: 1\n"), 0o600)

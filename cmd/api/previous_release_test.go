@@ -41,6 +41,7 @@ import (
 // internal/notes/migrations; HEAD while migrations are uncommitted): the
 // last binary built for the previous schema.
 func TestPreviousReleaseRunsOnTheNewSchema(t *testing.T) {
+	t.Parallel() // its own processes, ports and database; the longest tests of the package overlap
 	ref, why := previousRelease(t)
 	bin := buildRelease(t, ref)
 	t.Logf("previous release: %s (%s), built as %s", ref, why, bin)
@@ -127,10 +128,16 @@ func buildRelease(t *testing.T, ref string) string {
 		t.Fatalf("git archive %s: %v\n%s", ref, err, out)
 	}
 	bin := filepath.Join(dir, "api-previous")
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin,
-		"-ldflags", "-X main.version=previous-"+ref[:12]+" -X main.commit="+ref, "./cmd/api")
+	// Built the way this test binary was (with -race under make test, no
+	// -trimpath): the dependencies it shares with this release come from the
+	// build cache instead of a second full compile of them.
+	args := []string{"build", "-o", bin, "-ldflags", "-X main.version=previous-" + ref[:12] + " -X main.commit=" + ref}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.CommandContext(ctx, "go", append(args, "./cmd/api")...)
 	build.Dir = src
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false -mod=readonly")
+	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false -mod=readonly")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the previous release (%s): %v\n%s", ref, err, out)
 	}
