@@ -165,8 +165,7 @@ func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 		// hangs shows up in the logs before it finishes, or without finishing.
 		// (Enabled first: the arguments would be boxed on every request.)
 		if route != statusPath && logger.Enabled(ctx, slog.LevelDebug) {
-			logger.LogAttrs(ctx, slog.LevelDebug, "request started",
-				slog.String("method", c.Request.Method), slog.String("route", route))
+			logger.DebugContext(ctx, "request started", "method", c.Request.Method, "route", route)
 		}
 		c.Next()
 		if _, summarized := c.Get(summarizedKey); summarized {
