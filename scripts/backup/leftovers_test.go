@@ -112,9 +112,10 @@ func TestBackup_KilledRunsAreSwept(t *testing.T) {
 // scratch database, removes its work directory and says so in one line.
 func TestBackup_SignalsCleanUp(t *testing.T) {
 	t.Parallel()
+	needTools(t, "pg_restore") // loud, and a failure under REQUIRE_SERVICES=1
 	realRestore, err := exec.LookPath("pg_restore")
 	if err != nil {
-		t.Skip("pg_restore not on PATH") // newPostgresDatabase skips or fails loudly first
+		t.Fatal(err)
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
