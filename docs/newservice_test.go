@@ -5,6 +5,7 @@ package docs_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io/fs"
 	"os"
@@ -27,8 +28,9 @@ import (
 // keys and apply the new migration.
 //
 // The go commands share this machine's build and module caches, never use
-// the network (GOPROXY=off, -mod=readonly) and skip the race detector, so a
-// warm run costs the compilation of this module's own packages.
+// the network (GOPROXY=off, -mod=readonly) and build as this test binary was
+// built (-race under make test), so the dependencies come from the build
+// cache and a run costs the compilation of this module's own packages.
 func TestNewServiceGuide(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the guide's copy builds the whole module")
@@ -46,7 +48,7 @@ func TestNewServiceGuide(t *testing.T) {
 	if len(steps) < 5 {
 		t.Fatalf("docs/NEW_SERVICE.md has %d sh blocks; the rename, removal and addition steps are gone", len(steps))
 	}
-	dir := t.TempDir()
+	dir := copyDir(t)
 	copyRepository(t, "..", dir)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
@@ -84,6 +86,27 @@ func TestNewServiceGuide(t *testing.T) {
 	if st := run(ctx, t, dir, "migrate status", "env", "APP_ENVIRONMENT=development", db, "bin/api", "migrate", "status"); !regexp.MustCompile(`(?m)20270101000001_create_widgets.*applied`).MatchString(st) {
 		t.Errorf("migrate status does not list the widgets migration as applied:\n%s", st)
 	}
+}
+
+// copyDir is an empty directory for the copy, at the same path on every
+// run from this checkout: the compiler's output for a package depends on its
+// directory, so an unchanged package is found in the build cache next time.
+func copyDir(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("newservice-%x", sum[:6]))
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
 
 // shellBlocks returns the bodies of the ```sh blocks of a Markdown page.
@@ -125,18 +148,21 @@ func copyRepository(t *testing.T, repo, dst string) {
 	}
 }
 
-// run runs a command in dir, offline and without the race detector, and
-// returns its output; it fails the test with the output when it fails.
+// run runs a command in dir, offline, and returns its output; it fails the
+// test with the output when it fails.
 func run(ctx context.Context, t *testing.T, dir, what string, argv ...string) string {
 	t.Helper()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
-	// -trimpath and CGO_ENABLED=0 as the N-1 test builds the previous
-	// release (cmd/api/previous_release_test.go): the two share compiled
-	// dependencies in the build cache.
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false -trimpath", "CGO_ENABLED=0",
-		"GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
+	// Built as this test binary was (with -race under make test), as the
+	// N-1 test builds the previous release: the dependencies come from the
+	// build cache, and only this module's packages are compiled again.
+	flags := "-mod=readonly -buildvcs=false"
+	if raceBuild {
+		flags += " -race"
+	}
+	cmd.Env = append(os.Environ(), "GOFLAGS="+flags, "GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %s: %v\n%s", what, strings.Join(argv, " "), err, out)
