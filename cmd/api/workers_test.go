@@ -57,6 +57,12 @@ func startProc(t *testing.T, args string, env []string, files []*os.File, wrap .
 	argv := append(append([]string{}, wrap...), os.Args[0])
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(env, "PATH="+os.Getenv("PATH"), "API_TEST_ARGS="+args)
+	if dir := os.Getenv("GOCOVERDIR"); dir != "" {
+		// go test -cover gives the test binary this folder; a child that
+		// writes its counters there is counted in the coverage profile too
+		// (the master's code runs only in such processes).
+		cmd.Env = append(cmd.Env, "GOCOVERDIR="+dir)
+	}
 	cmd.ExtraFiles = files
 	p := &proc{cmd: cmd, logs: &servicetest.LogBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
