@@ -80,6 +80,8 @@ type Shedder struct {
 	timedOut  atomic.Uint64
 	lastWarn  atomic.Int64  // unix nanoseconds of the last warning
 	warnedAt  atomic.Uint64 // the Shed total at the last warning
+	// flushPending: a warning is scheduled for the end of the interval.
+	flushPending atomic.Bool
 }
 
 // New returns a Shedder; with o.MaxInFlight 0 its middleware only passes
@@ -187,15 +189,29 @@ func (s *Shedder) refuse(c *gin.Context, why string) {
 }
 
 // warn logs at most one warning every warnEvery, with the number refused
-// since the previous one.
+// since the previous one. Refusals inside the interval are summed into one
+// more warning at its end, so the tail of a burst is logged too (refused
+// requests get no access-log line: this is their only record in the log).
 func (s *Shedder) warn() {
 	now := time.Now().UnixNano()
 	last := s.lastWarn.Load()
-	if now-last < int64(s.warnEvery) || !s.lastWarn.CompareAndSwap(last, now) {
+	if wait := last + int64(s.warnEvery) - now; wait > 0 {
+		if s.flushPending.CompareAndSwap(false, true) {
+			time.AfterFunc(time.Duration(wait), func() {
+				s.flushPending.Store(false)
+				s.warn()
+			})
+		}
+		return
+	}
+	if !s.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
 	total := s.queueFull.Load() + s.timedOut.Load()
 	since := total - s.warnedAt.Swap(total)
+	if since == 0 {
+		return
+	}
 	st := s.Stats()
 	s.log.Warn("shedding load: requests refused with 503",
 		"refused", since, "refused_total", total, "in_flight", st.InFlight,

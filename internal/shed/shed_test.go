@@ -143,6 +143,34 @@ func TestOverload_QueuedAreServedExcessRefusedAtOnce(t *testing.T) {
 	}
 }
 
+// A burst refused within one warning interval is logged in full: the first
+// refusal at once, the rest summed in one warning when the interval ends.
+func TestOverload_EveryRefusalOfABurstReachesTheLog(t *testing.T) {
+	srv, s, release, logs := slowServer(t, shed.Options{MaxInFlight: 1, QueueSize: 0, QueueTimeout: time.Second, WarnEvery: 100 * time.Millisecond})
+	go func() { _ = get(srv.URL + "/work") }()
+	waitFor(t, "the one slot taken", func() bool { return s.Stats().InFlight == 1 })
+	for range 5 {
+		if a := get(srv.URL + "/work"); a.status != http.StatusServiceUnavailable {
+			t.Fatalf("request beyond the one slot: %d %v; want 503", a.status, a.err)
+		}
+	}
+	close(release)
+	var warns []map[string]any
+	logged := 0.0
+	waitFor(t, "warnings counting all 5 refusals", func() bool {
+		for _, r := range logs.Take(t) {
+			if r["msg"] == "shedding load: requests refused with 503" {
+				warns = append(warns, r)
+				logged += r["refused"].(float64)
+			}
+		}
+		return logged >= 5
+	})
+	if logged != 5 || len(warns) > 2 || warns[len(warns)-1]["refused_total"] != float64(5) {
+		t.Errorf("warnings %v; want the 5 refusals in at most two (the first at once, the rest at the interval's end)", warns)
+	}
+}
+
 func TestOverload_QueuedRequestRefusedAfterQueueTimeout(t *testing.T) {
 	srv, s, _, _ := slowServer(t, shed.Options{MaxInFlight: 1, QueueSize: 5, QueueTimeout: 50 * time.Millisecond})
 	go get(srv.URL + "/work") // holds the only slot until cleanup
