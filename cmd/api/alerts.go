@@ -15,7 +15,10 @@ import (
 // newAlertReporter builds the stack-trace e-mail reporter from the
 // configuration. With email.enabled false it returns a reporter that does
 // nothing, so serve wires it the same way either way.
-func newAlertReporter(cfg config.Config, logger *slog.Logger) (*alert.Reporter, error) {
+// secrets are the configuration's secret values (config.Loaded.SecretValues,
+// the resources' sections included), scrubbed from every mail beside the
+// tokens and the URLs' passwords.
+func newAlertReporter(cfg config.Config, logger *slog.Logger, secrets ...string) (*alert.Reporter, error) {
 	host, _ := os.Hostname()
 	return alert.New(cfg.Email, alert.Info{
 		Service:      cfg.Service.Name,
@@ -23,7 +26,7 @@ func newAlertReporter(cfg config.Config, logger *slog.Logger) (*alert.Reporter, 
 		Version:      version,
 		Host:         host,
 		StatusTokens: cfg.Status.Tokens,
-		Secrets:      urlPasswords(cfg.Database.URL, cfg.Cache.RedisURL),
+		Secrets:      append(urlPasswords(cfg.Database.URL, cfg.Cache.RedisURL), secrets...),
 	}, logger)
 }
 

@@ -147,7 +147,7 @@ func (s *service) startLogging(context.Context) error {
 // errors, queued and sent in the background (a reporter that does nothing
 // when email.enabled is off).
 func (s *service) startAlerts(context.Context) error {
-	rep, err := newAlertReporter(s.cfg, s.logger)
+	rep, err := newAlertReporter(s.cfg, s.logger, s.loaded.SecretValues()...)
 	if err != nil {
 		return err
 	}

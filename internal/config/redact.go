@@ -30,6 +30,23 @@ func (l *Loaded) Entries() []Entry {
 	return out
 }
 
+// SecretValues returns the value of every secret key that is set, the
+// resources' sections included, for the alert mails to scrub: an error
+// that quotes one (a URL with its token in a failed request) must not carry
+// it into a mail or a log record.
+func (l *Loaded) SecretValues() []string {
+	var out []string
+	for _, f := range Fields(l.sections...) {
+		if !f.Secret {
+			continue
+		}
+		if v := f.Get(&l.Config); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // Print writes the effective configuration as an aligned table.
 func (l *Loaded) Print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,9 @@ func TestSection_LoadedLikeEveryKey(t *testing.T) {
 	}
 	if got := webhook.From(l.Config); got.URL != "https://hooks.example/t0ps3cret" || got.Timeout != 5*time.Second || got.Retries != 3 {
 		t.Errorf("webhook section %+v", got)
+	}
+	if secrets := l.SecretValues(); !slices.Contains(secrets, "https://hooks.example/t0ps3cret") {
+		t.Errorf("SecretValues() = %q; want the section's secret among them, for the alert mails to scrub", secrets)
 	}
 	for key, want := range map[string]config.Entry{
 		"notes.max_page_size": {Value: "60", Source: "env APP_NOTES_MAX_PAGE_SIZE", Env: "APP_NOTES_MAX_PAGE_SIZE"},
