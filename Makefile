@@ -49,7 +49,7 @@ test: ## Run every test with the race detector; print coverage and enforce COVER
 	@# gotestsum (pinned in go.mod) prints each package as it finishes; the
 	@# skip summary after it names every skipped test and the service it lacked.
 	@rc=0; $(GO) tool gotestsum --format pkgname --hide-summary=skipped --jsonfile $(COVER_DIR)/test.json -- \
-		-race -count=1 -covermode=atomic -coverpkg=./internal/...,./cmd/... \
+		-race -count=1 -timeout 20m -covermode=atomic -coverpkg=./internal/...,./cmd/... \
 		-coverprofile=$(COVER_DIR)/cover.out ./... || rc=$$?; \
 	$(GO) run ./scripts/testsummary $(COVER_DIR)/test.json; \
 	exit $$rc

@@ -21,7 +21,7 @@ const gatusConfig = "../../deploy/monitoring/gatus/config.yaml"
 // mails are read from Mailpit, since Gatus only logs a send that fails; the
 // status token appears in neither the mails nor Gatus's output.
 func TestGatus_MailsWhenStatusFailsThenRecovers(t *testing.T) {
-	t.Parallel() // its own processes, ports and database; the longest tests of the package overlap
+	t.Parallel() // own ports, database and child processes; it must never signal os.Getpid() (the in-process app shares the SIGHUP handler)
 	mp := servicetest.Mailpit(t)
 	redisURL, redis := proxied(t, servicetest.URL(t, "TEST_REDIS_URL", "Redis"))
 	a := startApp(t, map[string]string{

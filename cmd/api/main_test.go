@@ -290,6 +290,9 @@ func TestServe_PostgreSQLAndRedis(t *testing.T) {
 
 // TestServe_SIGHUPReloadsTheLogLevel edits the config file, sends SIGHUP and
 // sees debug records appear without a restart.
+//
+// It signals the test process itself: it must stay sequential (no
+// t.Parallel), so no other in-process app is running when it does.
 func TestServe_SIGHUPReloadsTheLogLevel(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "config.yaml")
 	write := func(level string) {

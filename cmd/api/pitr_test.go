@@ -294,7 +294,7 @@ func waitStatus(t *testing.T, a *app, name, want string, within time.Duration) (
 // then scripts/backup/pgbackrest-restore.sh to the moment into a scratch
 // cluster. It then breaks the archive command and watches backup:age fail.
 func TestPITR_PostgreSQL(t *testing.T) {
-	t.Parallel() // its own processes, ports and database; the longest tests of the package overlap
+	t.Parallel() // own ports, database and child processes; it must never signal os.Getpid() (the in-process app shares the SIGHUP handler)
 	needCommands(t, "pgbackrest")
 	dir := servicetest.PostgresOwnedDir(t)
 	conf := filepath.Join(dir, "pgbackrest.conf")
@@ -501,7 +501,7 @@ func waitSynced(t *testing.T, socket, file string) {
 // scripts/backup/litestream-restore.sh to the moment. backup:age reports
 // Litestream's last sync on the way.
 func TestPITR_SQLite(t *testing.T) {
-	t.Parallel() // its own processes, ports and database; the longest tests of the package overlap
+	t.Parallel() // own ports, database and child processes; it must never signal os.Getpid() (the in-process app shares the SIGHUP handler)
 	bin := litestreamBin(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "data", "notes.db")

@@ -41,7 +41,7 @@ import (
 // internal/notes/migrations; HEAD while migrations are uncommitted): the
 // last binary built for the previous schema.
 func TestPreviousReleaseRunsOnTheNewSchema(t *testing.T) {
-	t.Parallel() // its own processes, ports and database; the longest tests of the package overlap
+	t.Parallel() // own ports, database and child processes; it must never signal os.Getpid() (the in-process app shares the SIGHUP handler)
 	ref, why := previousRelease(t)
 	bin := buildRelease(t, ref)
 	t.Logf("previous release: %s (%s), built as %s", ref, why, bin)

@@ -74,7 +74,8 @@ func (p *problems) validateSections(c *Config, sections []Declared) {
 		if p.reportedUnder(name + ".") {
 			continue
 		}
-		v, ok := c.sections[name].Elem().Interface().(Validator)
+		// The pointer's method set has Validate on T and on *T alike.
+		v, ok := c.sections[name].Interface().(Validator)
 		if !ok {
 			continue
 		}
