@@ -155,14 +155,10 @@ func run(ctx context.Context, t *testing.T, dir, what string, argv ...string) st
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
-	// Built as this test binary was (with -race under make test), as the
-	// N-1 test builds the previous release: the dependencies come from the
-	// build cache, and only this module's packages are compiled again.
-	flags := "-mod=readonly -buildvcs=false"
-	if raceBuild {
-		flags += " -race"
-	}
-	cmd.Env = append(os.Environ(), "GOFLAGS="+flags, "GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
+	// Built as this test binary was (servicetest.GoFlags), as the N-1 test
+	// builds the previous release: the dependencies come from the build
+	// cache, and only this module's packages are compiled again.
+	cmd.Env = append(os.Environ(), "GOFLAGS="+servicetest.GoFlags(), "GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %s: %v\n%s", what, strings.Join(argv, " "), err, out)

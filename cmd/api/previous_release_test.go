@@ -128,16 +128,13 @@ func buildRelease(t *testing.T, ref string) string {
 		t.Fatalf("git archive %s: %v\n%s", ref, err, out)
 	}
 	bin := filepath.Join(dir, "api-previous")
-	// Built the way this test binary was (with -race under make test, no
-	// -trimpath): the dependencies it shares with this release come from the
-	// build cache instead of a second full compile of them.
-	args := []string{"build", "-o", bin, "-ldflags", "-X main.version=previous-" + ref[:12] + " -X main.commit=" + ref}
-	if raceBuild {
-		args = append(args, "-race")
-	}
-	build := exec.CommandContext(ctx, "go", append(args, "./cmd/api")...)
+	// Built the way this test binary was (servicetest.GoFlags: -race under
+	// make test, no -trimpath): the dependencies it shares with this release
+	// come from the build cache instead of a second full compile of them.
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin,
+		"-ldflags", "-X main.version=previous-"+ref[:12]+" -X main.commit="+ref, "./cmd/api")
 	build.Dir = src
-	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false -mod=readonly")
+	build.Env = append(os.Environ(), "GOFLAGS="+servicetest.GoFlags())
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the previous release (%s): %v\n%s", ref, err, out)
 	}
