@@ -297,11 +297,10 @@ func rowTwelveFactor(ctx context.Context, e *env) (string, error) {
 	}
 	// A second instance from the same environment, on a port of its own:
 	// config and backing services come from the environment only.
-	port, err := servicetest.LoopbackPort()
+	environ, port, err := s.anotherInstance()
 	if err != nil {
 		return "", err
 	}
-	environ := append(append([]string{}, s.svcEnv...), fmt.Sprintf("PORT=%d", port))
 	out := &logBuf{}
 	start := time.Now()
 	p, err := startProcess(e.bin, []string{"serve"}, environ, out)

@@ -721,3 +721,14 @@ func waitDial(addr string, timeout time.Duration, what string) error {
 	}
 	return nil
 }
+
+// anotherInstance is the environment of one more instance of the service
+// beside the stack's (same database, Redis and configuration) on a loopback
+// port of its own, and that port.
+func (s *stack) anotherInstance() (environ []string, port int, err error) {
+	port, err = servicetest.LoopbackPort()
+	if err != nil {
+		return nil, 0, err
+	}
+	return append(append([]string{}, s.svcEnv...), "PORT="+strconv.Itoa(port)), port, nil
+}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prodready/service/internal/loadgen"
-	"github.com/prodready/service/internal/servicetest"
 )
 
 var readyRe = regexp.MustCompile(`"msg":"worker ready".*?"worker_id":\d+,"pid":(\d+)`)
@@ -24,12 +23,12 @@ func rowWorkers(ctx context.Context, e *env) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	port, err := servicetest.LoopbackPort()
+	environ, port, err := s.anotherInstance()
 	if err != nil {
 		return "", err
 	}
 	out := &logBuf{}
-	m, err := startProcess(e.bin, []string{"serve", "--workers", "2"}, append(append([]string{}, s.svcEnv...), "PORT="+strconv.Itoa(port)), out)
+	m, err := startProcess(e.bin, []string{"serve", "--workers", "2"}, environ, out)
 	if err != nil {
 		return "", err
 	}
