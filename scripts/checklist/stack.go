@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -628,22 +627,10 @@ func httpJSON(ctx context.Context, url string, v any) error {
 
 // Small helpers.
 
-// logBuf collects a process's output; safe for concurrent use.
+// logBuf collects a process's output (the tests' goroutine-safe
+// servicetest.LogBuffer) and finds lines in it.
 type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	servicetest.LogBuffer
 }
 
 func (l *logBuf) tail(n int) string { return lastLines(l.String(), n) }
