@@ -2,9 +2,39 @@
 // does, for the hand-written encoders of what the service writes on every
 // request (the access-log record, problem bodies): the same bytes as
 // encoding/json or log/slog, without their reflection.
+//
+// The Append*Field functions write one member of the object that b is
+// writing (the encoder has written its '{'): a comma unless the object is
+// still empty, the key as it is (these encoders' keys are constants that
+// need no escaping), a colon and the value.
 package jsonstr
 
-import "unicode/utf8"
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendKey appends the start of a member, up to its colon: `,"key":`, or
+// `"key":` for the object's first member.
+func AppendKey(b []byte, key string) []byte {
+	if len(b) > 0 && b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = append(b, '"')
+	b = append(b, key...)
+	return append(b, '"', ':')
+}
+
+// AppendHTMLField appends the member key: s, s quoted as AppendHTML does.
+func AppendHTMLField(b []byte, key, s string) []byte { return AppendHTML(AppendKey(b, key), s) }
+
+// AppendSlogField appends the member key: s, s quoted as AppendSlog does.
+func AppendSlogField(b []byte, key, s string) []byte { return AppendSlog(AppendKey(b, key), s) }
+
+// AppendIntField appends the member key: n.
+func AppendIntField(b []byte, key string, n int64) []byte {
+	return strconv.AppendInt(AppendKey(b, key), n, 10)
+}
 
 // AppendHTML appends s quoted as encoding/json.Marshal does by default: ",
 // \ and control characters escaped (\b \f \n \r \t short), <, > and & as

@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -234,19 +233,14 @@ func (p Problem) marshal() []byte {
 		return body
 	}
 	b := make([]byte, 0, 64+len(p.Type)+len(p.Title)+len(p.Detail)+len(p.Instance)+len(p.RequestID))
-	b = append(b, `{"type":`...)
-	b = jsonstr.AppendHTML(b, p.Type)
-	b = append(b, `,"title":`...)
-	b = jsonstr.AppendHTML(b, p.Title)
-	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(p.Status), 10)
+	b = append(b, '{')
+	b = jsonstr.AppendHTMLField(b, "type", p.Type)
+	b = jsonstr.AppendHTMLField(b, "title", p.Title)
+	b = jsonstr.AppendIntField(b, "status", int64(p.Status))
 	if p.Detail != "" {
-		b = append(b, `,"detail":`...)
-		b = jsonstr.AppendHTML(b, p.Detail)
+		b = jsonstr.AppendHTMLField(b, "detail", p.Detail)
 	}
-	b = append(b, `,"instance":`...)
-	b = jsonstr.AppendHTML(b, p.Instance)
-	b = append(b, `,"request_id":`...)
-	b = jsonstr.AppendHTML(b, p.RequestID)
+	b = jsonstr.AppendHTMLField(b, "instance", p.Instance)
+	b = jsonstr.AppendHTMLField(b, "request_id", p.RequestID)
 	return append(b, '}')
 }
