@@ -74,11 +74,11 @@ func newAlertServer(tb testing.TB, host string, port int, routes func(*slog.Logg
 		defer cancel()
 		_ = rep.Close(ctx)
 	})
-	var mounted func(gin.IRouter)
+	var mounted []func(gin.IRouter)
 	if routes != nil {
-		mounted = routes(logger)
+		mounted = append(mounted, routes(logger))
 	}
-	e := newEngine(logger, alertHooks{rep: rep}, mounted)
+	e := newEngine(logger, &alertHooks{rep: rep}, mounted...)
 	e.GET("/test/panic/:id", func(c *gin.Context) {
 		var ids []string
 		_ = ids[len(c.Param("id"))] // index out of range
@@ -86,12 +86,12 @@ func newAlertServer(tb testing.TB, host string, port int, routes func(*slog.Logg
 	return &alertServer{handler: e, rep: rep, logs: logs}
 }
 
-// newEngine is the server as serve builds it, with routes (nil: none),
-// reporting to alerts (nil: no alerts).
-func newEngine(logger *slog.Logger, alerts server.Alerts, routes func(gin.IRouter)) *gin.Engine {
-	o := server.Options{Logger: logger, Version: "test", Alerts: alerts}
-	if routes != nil {
-		o.Routes = []func(gin.IRouter){routes}
+// newEngine is the server as serve builds it, with routes, reporting to
+// alerts and observed by their agent (nil: no alerts, no agent).
+func newEngine(logger *slog.Logger, alerts *alertHooks, routes ...func(gin.IRouter)) *gin.Engine {
+	o := server.Options{Logger: logger, Version: "test", Routes: routes}
+	if alerts != nil {
+		o.Alerts, o.Observe = *alerts, alerts.agent.Middleware()
 	}
 	return server.New(o)
 }
@@ -259,7 +259,7 @@ func BenchmarkPanicRequest_NoAlerts(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := newEngine(logger, nil, nil)
+	e := newEngine(logger, nil)
 	e.GET("/test/panic/:id", func(c *gin.Context) {
 		var ids []string
 		_ = ids[len(c.Param("id"))]

@@ -18,11 +18,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/prodready/service/internal/alert"
 	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/monitoring"
 	"github.com/prodready/service/internal/notes"
-	"github.com/prodready/service/internal/server"
 	"github.com/prodready/service/internal/servicetest"
 )
 
@@ -77,20 +75,16 @@ func TestAlerts_PanicAndServerErrorReachNewRelic(t *testing.T) {
 	if err := agent.Application().WaitForConnection(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := alert.New(config.Email{}, alert.Info{Service: "notes-api"}, slog.New(slog.DiscardHandler))
+	logger := slog.New(slog.DiscardHandler)
+	rep, err := newAlertReporter(config.Default(), logger) // e-mail off: the agent alone hears
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.DiscardHandler)
-	e := server.New(server.Options{
-		Logger: logger, Alerts: alertHooks{rep: rep, agent: agent}, Observe: agent.Middleware(),
-		Routes: []func(gin.IRouter){
-			failingNotes(errors.New("store: the disk is on fire"))(logger),
-			func(r gin.IRouter) {
-				r.GET("/test/panic/:id", func(c *gin.Context) { panic("kaboom " + c.Param("id")) })
-			},
-		},
-	})
+	e := newEngine(logger, &alertHooks{rep: rep, agent: agent},
+		failingNotes(errors.New("store: the disk is on fire"))(logger),
+		func(r gin.IRouter) {
+			r.GET("/test/panic/:id", func(c *gin.Context) { panic("kaboom " + c.Param("id")) })
+		})
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 	for path, want := range map[string]int{"/test/panic/7": 500, "/v1/notes/0190f000-0000-7000-8000-000000000000": 500, "/v1/notes?limit=nope": 400} {
