@@ -51,8 +51,11 @@ func fakeWorker() int {
 	if behaviour == "crash" {
 		return 1
 	}
+	stopOn := []os.Signal{syscall.SIGINT, workers.RetireSignal}
 	if behaviour == "ignore-term" {
-		signal.Ignore(syscall.SIGTERM)
+		signal.Ignore(syscall.SIGTERM) // and not in stopOn: Notify would undo the Ignore
+	} else {
+		stopOn = append(stopOn, syscall.SIGTERM)
 	}
 	w, ok, err := workers.FromEnv(os.Getenv)
 	if err != nil || !ok {
@@ -67,7 +70,7 @@ func fakeWorker() int {
 		ConnState: d.ConnState,
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, workers.RetireSignal)
+	signal.Notify(sig, stopOn...)
 	go func() { _ = srv.Serve(w.Listener) }()
 	if err := w.Ready(); err != nil {
 		return 4
