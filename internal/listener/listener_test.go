@@ -206,3 +206,29 @@ func accept(t *testing.T, ln net.Listener, n int) int {
 	}
 	return got
 }
+
+// TestInheritedSockets_MisconfigurationsAreNamed: what an operator reads
+// when the descriptor handed over is not a listening socket (a .socket unit
+// or a wrapper passing the wrong file), and when the listener to share with
+// workers is not TCP.
+func TestInheritedSockets_MisconfigurationsAreNamed(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "not-a-socket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listener.FromFile(f.Fd(), "file"); err == nil ||
+		!strings.Contains(err.Error(), fmt.Sprintf("descriptor %d is not a listening socket", f.Fd())) {
+		t.Errorf("a regular file: %v, want it named as not a listening socket", err)
+	}
+	if _, err := listener.FromFile(^uintptr(0), "none"); err == nil || !strings.Contains(err.Error(), "is not open") {
+		t.Errorf("no descriptor: %v, want it named as not open", err)
+	}
+	ul, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	if _, err := listener.File(ul); err == nil || !strings.Contains(err.Error(), "cannot be shared with workers") {
+		t.Errorf("a Unix listener: %v, want it refused for workers", err)
+	}
+}
