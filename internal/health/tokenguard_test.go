@@ -123,3 +123,37 @@ func TestStatus_BlockedAddressesAreLoggedAtAFewLines(t *testing.T) {
 		t.Errorf("the next window's line = %v, want it to count the 40 left out", last)
 	}
 }
+
+// TestStatus_AFloodOfAddressesDoesNotFreeABlockedOne: the guard remembers
+// a bounded number of addresses (10000); past it, guesses from a flood of
+// new addresses make it forget the ones that are not blocked, never an
+// address still blocked, which stays refused until its window ends.
+func TestStatus_AFloodOfAddressesDoesNotFreeABlockedOne(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	h := health.NewHandler(health.NewRunner(nil, 0, time.Second, check("db:responseTime", health.Pass)), health.HandlerOptions{
+		Tokens: []string{token}, TokenFailureLimit: 2, TokenFailureWindow: time.Minute, Now: clk.now,
+	})
+	e := engine(h)
+	get := func(addr, tok string) int {
+		req := httptest.NewRequest(http.MethodGet, "/status", nil)
+		req.RemoteAddr = addr
+		req.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, req)
+		return w.Code
+	}
+	const attacker = "192.0.2.7:40000"
+	get(attacker, "guess-1")
+	get(attacker, "guess-2")
+	for i := range 10_050 { // one wrong guess each: counted, not blocked
+		get(fmt.Sprintf("10.%d.%d.%d:1", i>>16&255, i>>8&255, i&255), "guess")
+	}
+	if code := get(attacker, token); code != http.StatusTooManyRequests {
+		t.Errorf("the blocked address after the flood: %d, want 429 still", code)
+	}
+	clk.add(time.Minute)
+	get("10.200.0.1:1", "guess") // the window is over: the old entries are swept
+	if code := get(attacker, token); code != http.StatusOK {
+		t.Errorf("the address after its window: %d, want 200", code)
+	}
+}
