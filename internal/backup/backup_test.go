@@ -162,3 +162,29 @@ func TestAgeCheck_Unreadable(t *testing.T) {
 		t.Errorf("Run with an expired context = %s %q; want fail, timed out", r.Status, r.Output)
 	}
 }
+
+// TestArchiveCheck_ArchivingOffOrUnreadable: in continuous mode on a
+// PostgreSQL whose archive_mode is off (the shared test server), backup:age
+// fails saying there is no point-in-time recovery; on SQLite, which has no
+// archiver to read, it fails saying so. The archiving cluster itself runs
+// in cmd/api's PITR test.
+func TestArchiveCheck_ArchivingOffOrUnreadable(t *testing.T) {
+	for _, tt := range []struct {
+		name, output string
+		db           func(t *testing.T) *bun.DB
+	}{
+		{"archive_mode off", "archive_mode is off: no WAL is archived, so there is no point-in-time recovery",
+			func(t *testing.T) *bun.DB { return open(t, database.Options{URL: servicetest.PostgresURL(t)}, true) }},
+		{"no archiver", "cannot read pg_stat_archiver",
+			func(t *testing.T) *bun.DB {
+				return open(t, database.Options{SQLitePath: filepath.Join(t.TempDir(), "notes.db")}, true)
+			}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := backup.ArchiveCheck(tt.db(t), time.Minute, time.Hour, 26*time.Hour, 50*time.Hour, nil)
+			if r := c.Run(t.Context()); r.Status != health.Fail || r.Output != tt.output {
+				t.Errorf("%s %q, want fail %q", r.Status, r.Output, tt.output)
+			}
+		})
+	}
+}

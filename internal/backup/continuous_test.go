@@ -10,12 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"github.com/prodready/service/internal/backup"
-	"github.com/prodready/service/internal/database"
 	"github.com/prodready/service/internal/health"
-	"github.com/prodready/service/internal/servicetest"
 )
 
 // TestLitestreamCheck_Answers: what backup:age says for each answer of
@@ -74,30 +70,4 @@ func TestLitestreamCheck_Answers(t *testing.T) {
 			t.Errorf("%s %q, want a failure naming the control socket", r.Status, r.Output)
 		}
 	})
-}
-
-// TestArchiveCheck_ArchivingOffOrUnreadable: in continuous mode on a
-// PostgreSQL whose archive_mode is off (the shared test server), backup:age
-// fails saying there is no point-in-time recovery; on SQLite, which has no
-// archiver to read, it fails saying so. The archiving cluster itself runs
-// in cmd/api's PITR test.
-func TestArchiveCheck_ArchivingOffOrUnreadable(t *testing.T) {
-	for _, tt := range []struct {
-		name, output string
-		db           func(t *testing.T) *bun.DB
-	}{
-		{"archive_mode off", "archive_mode is off: no WAL is archived, so there is no point-in-time recovery",
-			func(t *testing.T) *bun.DB { return open(t, database.Options{URL: servicetest.PostgresURL(t)}, true) }},
-		{"no archiver", "cannot read pg_stat_archiver",
-			func(t *testing.T) *bun.DB {
-				return open(t, database.Options{SQLitePath: filepath.Join(t.TempDir(), "notes.db")}, true)
-			}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			c := backup.ArchiveCheck(tt.db(t), time.Minute, time.Hour, 26*time.Hour, 50*time.Hour, nil)
-			if r := c.Run(t.Context()); r.Status != health.Fail || r.Output != tt.output {
-				t.Errorf("%s %q, want fail %q", r.Status, r.Output, tt.output)
-			}
-		})
-	}
 }
