@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prodready/service/internal/config"
 )
 
 func TestSubjectLine(t *testing.T) {
@@ -326,5 +328,44 @@ func TestTLSPolicyMapping(t *testing.T) {
 	}
 	if _, err := tlsPolicy("sometimes"); err == nil {
 		t.Error("an unknown policy was accepted")
+	}
+}
+
+// TestMailText_SaysWhatFailed: the headline (and subject) of a 5xx mail for
+// what the handler recorded, and the error chain that shows the layers a
+// wrapped error came through.
+func TestMailText_SaysWhatFailed(t *testing.T) {
+	r := &Reporter{cfg: config.Email{SubjectPrefix: "[api]"}, info: Info{Environment: "production"}}
+	refused := errors.New("connect: connection refused")
+	for _, tt := range []struct {
+		name        string
+		rep         Report
+		subject     string
+		bodyHas     []string
+		bodyHasNone string
+	}{
+		{"message and error", Report{Kind: Kind5xx, Message: "notes store failed", Err: refused},
+			"[api] [production] 5xx: notes store failed: connect: connection refused", nil, "Error chain"},
+		{"message only", Report{Kind: Kind5xx, Message: "upstream timed out"}, "[api] [production] 5xx: upstream timed out", nil, ""},
+		{"status only", Report{Kind: Kind5xx, Status: 503}, "[api] [production] 5xx: HTTP 503 and no error recorded by the handler", nil, ""},
+		{"wrapped error", Report{Kind: Kind5xx, Err: fmt.Errorf("get note: %w", fmt.Errorf("query: %w", refused))},
+			"[api] [production] 5xx: get note: query: connect: connection refused",
+			[]string{"Error chain (outermost first)", "*fmt.wrapError: get note: query: connect: connection refused",
+				"*fmt.wrapError: query: connect: connection refused", "*errors.errorString: connect: connection refused"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := r.compose(job{report: tt.rep, count: 1})
+			if m.subject != tt.subject {
+				t.Errorf("subject %q, want %q", m.subject, tt.subject)
+			}
+			for _, s := range tt.bodyHas {
+				if !strings.Contains(m.body, s) {
+					t.Errorf("body without %q:\n%s", s, m.body)
+				}
+			}
+			if tt.bodyHasNone != "" && strings.Contains(m.body, tt.bodyHasNone) {
+				t.Errorf("body with %q:\n%s", tt.bodyHasNone, m.body)
+			}
+		})
 	}
 }
