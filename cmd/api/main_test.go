@@ -585,10 +585,22 @@ func TestRun_Commands(t *testing.T) {
 			}
 		})
 	}
-	usage := [][]string{{"migrate"}, {"migrate", "sideways"}, {"version", "x"}, {"config", "extra"}, {"migrate", "up", "--nope"}}
+	usage := [][]string{{"migrate"}, {"migrate", "sideways"}, {"version", "x"}, {"config", "extra"}, {"migrate", "up", "--nope"}, {"email-test", "--nope"}}
 	for _, args := range usage {
 		if err := run(context.Background(), args, getenv, io.Discard, io.Discard); exitCode(err) != exitUsage {
 			t.Errorf("run %v: err %v, want a usage error", args, err)
 		}
+	}
+	// --help: the usage on stderr, nothing on stdout, exit 2.
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"migrate", "status", "--help"}, getenv, &stdout, &stderr); exitCode(err) != exitUsage ||
+		!strings.Contains(err.Error(), "migrate status: help requested") || !strings.HasPrefix(stderr.String(), "usage: api") || stdout.Len() > 0 {
+		t.Errorf("migrate status --help: %v, stderr %q, stdout %q", err, stderr.String(), stdout.String())
+	}
+	// A database that does not answer is a run-time failure (exit 1), named.
+	env["DATABASE_URL"] = "postgres://u:hunter2@127.0.0.1:1/x?connect_timeout=2"
+	if err := run(context.Background(), []string{"migrate", "up"}, getenv, io.Discard, io.Discard); exitCode(err) != exitFailure ||
+		!strings.Contains(err.Error(), "open database") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("migrate up with the database down: %v, want exit 1 naming the database, without the password", err)
 	}
 }
