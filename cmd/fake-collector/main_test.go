@@ -2,9 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/newrelic/go-agent/v3/newrelic"
 
 	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/monitoring"
@@ -13,7 +20,8 @@ import (
 
 // TestRun_PrintsWhatTheAgentSends runs the standalone collector as `make
 // run-collector` does and connects a real agent to it with the variables it
-// prints.
+// prints, then sends a transaction that fails and logs: each call is a line
+// saying what it carried (the error, the log record and its trace).
 func TestRun_PrintsWhatTheAgentSends(t *testing.T) {
 	out := &servicetest.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -30,13 +38,17 @@ func TestRun_PrintsWhatTheAgentSends(t *testing.T) {
 		t.Fatalf("no collector host printed:\n%s", out.String())
 	}
 	a, err := monitoring.New(monitoring.Options{Config: config.NewRelic{Enabled: true, LicenseKey: servicetest.LicenseKey, AppName: "demo",
-		CollectorHost: host, CollectorCAFile: dir + "/collector-ca.pem"}, ServiceName: "demo"})
+		CollectorHost: host, CollectorCAFile: dir + "/collector-ca.pem", LogForwarding: true, DistributedTracing: true}, ServiceName: "demo"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Application().WaitForConnection(10 * time.Second); err != nil {
 		t.Fatalf("agent did not connect: %v\n%s", err, out.String())
 	}
+	txn := a.Application().StartTransaction("demo-request")
+	txn.NoticeError(errors.New("the demo failed"))
+	slog.New(a.LogHandler(slog.NewTextHandler(io.Discard, nil))).InfoContext(newrelic.NewContext(context.Background(), txn), "demo line")
+	txn.End()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	a.Shutdown(sctx)
 	scancel()
@@ -44,7 +56,8 @@ func TestRun_PrintsWhatTheAgentSends(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"preconnect", "connect", "app_name=[demo]", "metric_data"} {
+	for _, want := range []string{"preconnect", "connect", "app_name=[demo]", "metric_data",
+		"error_event_data", ": the demo failed", "log_event_data", `INFO "demo line" trace.id=`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -54,5 +67,25 @@ func TestRun_PrintsWhatTheAgentSends(t *testing.T) {
 func TestRun_RefusesANonLoopbackAddress(t *testing.T) {
 	if err := run(context.Background(), []string{"--addr", "0.0.0.0:8443"}, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// TestRun_CommandLineMistakes: an unknown flag, and a --dir that cannot be
+// created, stop it with the reason.
+func TestRun_CommandLineMistakes(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--verbose"}, "flag provided but not defined: -verbose"},
+		{[]string{"--addr", "127.0.0.1:0", "--dir", filepath.Join(file, "sub")}, "not a directory"},
+	} {
+		if err := run(context.Background(), tt.args, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: %v, want an error with %q", tt.args, err, tt.want)
+		}
 	}
 }
