@@ -172,3 +172,36 @@ func TestBreaker_OutageWithFallback(t *testing.T) {
 		t.Errorf("the fallback holds %d entries after the outage; want it emptied", fallback.Len())
 	}
 }
+
+// TestBreaker_Defaults: with no options, a Redis that is down is skipped
+// after five failures in a row; a skipped invalidation says so (ErrSkipped)
+// instead of pretending it happened; Ping, Kind and Close still reach Redis.
+func TestBreaker_Defaults(t *testing.T) {
+	r, err := cache.NewRedis(t.Context(), "redis://"+closedAddr(t)+"/0", cache.RedisOptions{
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cache.NewBreaker(r, cache.BreakerOptions{})
+	for i := range 5 {
+		if _, _, err := b.Get(t.Context(), "k"); err == nil || errors.Is(err, cache.ErrSkipped) {
+			t.Fatalf("call %d: %v, want Redis's own error", i+1, err)
+		}
+	}
+	if _, _, err := b.Get(t.Context(), "k"); !errors.Is(err, cache.ErrSkipped) {
+		t.Errorf("6th get: %v, want ErrSkipped", err)
+	}
+	if err := b.Delete(t.Context(), "k"); !errors.Is(err, cache.ErrSkipped) {
+		t.Errorf("delete while open: %v, want ErrSkipped", err)
+	}
+	if err := b.Ping(t.Context()); err == nil {
+		t.Error("ping through an open breaker: nil, want Redis's error")
+	}
+	if b.Kind() != r.Kind() {
+		t.Errorf("kind %q, want %q", b.Kind(), r.Kind())
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}

@@ -514,3 +514,32 @@ func TestCachedGet_AnswersAsTheStoreDoes(t *testing.T) {
 }
 
 func etagOf(n notes.Note) string { return fmt.Sprintf(`"%d"`, n.Version) }
+
+// TestStoreWrappers_RefuseAMissingPart: wiring a cached or bounded store
+// without one of its parts fails at start-up with what is missing, not with
+// a nil dereference on the first request.
+func TestStoreWrappers_RefuseAMissingPart(t *testing.T) {
+	var store notes.Store = &notes.BoundedStore{}
+	unavailable := func(error) bool { return false }
+	for _, tt := range []struct {
+		name, want string
+		wire       func()
+	}{
+		{"cached without a cache", "notes: NewCachedStore needs a store and a cache", func() { notes.NewCachedStore(store, nil, time.Minute, nil) }},
+		{"cached without a ttl", "notes: NewCachedStore needs a positive ttl", func() { notes.NewCachedStore(store, cache.NewMemory(1), 0, nil) }},
+		{"bounded without a timeout", "notes: NewBoundedStore needs a store, a classifier and a positive timeout",
+			func() { notes.NewBoundedStore(store, 0, unavailable) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if got := recover(); got != tt.want {
+					t.Errorf("panic %v, want %q", got, tt.want)
+				}
+			}()
+			tt.wire()
+		})
+	}
+	if s := notes.NewCachedStore(store, cache.NewMemory(1), time.Minute, nil); s == nil { // a nil logger is allowed: it discards
+		t.Error("no store")
+	}
+}
