@@ -11,6 +11,13 @@ TOOLS     := $(CURDIR)/.tools
 COVER_DIR := coverage
 # make test fails when total coverage of internal/... and cmd/... drops below this.
 COVER_MIN ?= 80
+# How many packages make test builds or runs at once (go test -p; its default is the core count).
+TEST_P ?= 4
+
+# Build tags of every build and test of the service (here and in .ko.yaml):
+# nomsgpack leaves gin's MessagePack codec out (the API speaks JSON only), so
+# the binary is smaller and a cold build compiles one big package less.
+GO_TAGS := nomsgpack
 
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
@@ -21,7 +28,7 @@ COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 COMMIT_TIME ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)
 
-.PHONY: help run run-collector checklist test cover lint build generate check-generate migrate fuzz bench bench-go tools check-delivery compose-up compose-down mailpit run-mailpit gatus monitor backup restore backup-verify litestream replicate litestream-restore backup-drill clean
+.PHONY: help run run-collector checklist test cover vet lint build generate check-generate migrate fuzz bench bench-go tools check-delivery compose-up compose-down mailpit run-mailpit gatus monitor backup restore backup-verify litestream replicate litestream-restore backup-drill clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,19 +44,22 @@ run: build ## Build and run the service on its embedded defaults (development: S
 # Built, then exec'd (not `go run`): stopping make by its PID must stop the
 # collector too, and go run leaves its child behind on SIGTERM.
 run-collector: ## Run the fake New Relic collector on 127.0.0.1:8443, printing what the agent sends (then make run as it says)
-	$(GO) build -o bin/fake-collector ./cmd/fake-collector
+	$(GO) build -tags $(GO_TAGS) -o bin/fake-collector ./cmd/fake-collector
 	exec bin/fake-collector --addr 127.0.0.1:$${COLLECTOR_PORT:-8443} --dir $(TOOLS)/collector
 
 checklist: build mailpit gatus tools ## Demonstrate every item of the standard live, one line each (ITEM=<name> for one row, ITEM=list for the names)
-	$(GO) build -o bin/checklist ./scripts/checklist
+	$(GO) build -tags $(GO_TAGS) -o bin/checklist ./scripts/checklist
 	bin/checklist -item "$(ITEM)" -report reports/checklist.md
 
 test: ## Run every test with the race detector; print coverage and enforce COVER_MIN
 	@mkdir -p $(COVER_DIR)
 	@# gotestsum (pinned in go.mod) prints each package as it finishes; the
 	@# skip summary after it names every skipped test and the service it lacked.
+	@# -vet=off: vet (every analyzer, not go test's subset) is make vet, which
+	@# make lint and .ci/run run; -p $(TEST_P): most test binaries wait on processes
+	@# and sockets, so more of them run beside the compiler (docs/PERFORMANCE.md).
 	@rc=0; $(GO) tool gotestsum --format pkgname --hide-summary=skipped --jsonfile $(COVER_DIR)/test.json -- \
-		-race -count=1 -timeout 20m -covermode=atomic -coverpkg=./internal/...,./cmd/... \
+		-race -tags $(GO_TAGS) -count=1 -vet=off -p $(TEST_P) -timeout 20m -covermode=atomic -coverpkg=./internal/...,./cmd/... \
 		-coverprofile=$(COVER_DIR)/cover.out ./... || rc=$$?; \
 	$(GO) run ./scripts/testsummary $(COVER_DIR)/test.json; \
 	exit $$rc
@@ -71,13 +81,15 @@ $(GOLANGCI_LINT):
 	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(TOOLS)/golangci-lint $@
 
-lint: $(GOLANGCI_LINT) ## gofmt, go vet and golangci-lint (installed at a pinned version)
+vet: ## go vet with every analyzer (make test runs with -vet=off; .ci/run and make lint run this)
+	$(GO) vet -tags $(GO_TAGS) ./...
+
+lint: $(GOLANGCI_LINT) vet ## gofmt, go vet and golangci-lint (installed at a pinned version)
 	@unformatted=$$(gofmt -l cmd internal); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	$(GO) vet ./...
 	$(GOLANGCI_LINT) run ./...
 
 build: ## Build a static, version-stamped binary at bin/api
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/api
+	CGO_ENABLED=0 $(GO) build -tags $(GO_TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/api
 	@$(BIN) version
 
 generate: ## Regenerate mocks (mockgen, pinned as a go.mod tool)
@@ -88,7 +100,7 @@ check-generate: generate ## Fail when generated files are not committed as gener
 	if [ -n "$$stale" ]; then echo "generated mocks are stale or uncommitted (run make generate and commit):"; echo "$$stale"; exit 1; fi
 
 migrate: ## Apply database migrations with the current configuration (make migrate ARGS=status)
-	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} $(GO) run ./cmd/api migrate $${ARGS:-up}
+	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} $(GO) run -tags $(GO_TAGS) ./cmd/api migrate $${ARGS:-up}
 
 # make bench's PostgreSQL and Redis: a database and index of its own, used
 # only when the server answers (the pairs that need them are skipped otherwise).
@@ -96,7 +108,7 @@ BENCH_DATABASE ?= notes_bench
 BENCH_REDIS_DB ?= 10
 
 bench: build ## Load benchmark of the real program on loopback, A/B alternating (PAIRS=livez,get-memory,... ROUNDS=5 DURATION=2s); writes the table into docs/PERFORMANCE.md
-	$(GO) build -o bin/bench ./scripts/bench
+	$(GO) build -tags $(GO_TAGS) -o bin/bench ./scripts/bench
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
 		psql -h 127.0.0.1 -U postgres -d postgres -qc 'DROP DATABASE IF EXISTS $(BENCH_DATABASE) WITH (FORCE)' -c 'CREATE DATABASE $(BENCH_DATABASE)' >/dev/null; \
 		redis-cli -h 127.0.0.1 -p 6379 -n $(BENCH_REDIS_DB) flushdb >/dev/null; \
@@ -106,11 +118,11 @@ bench: build ## Load benchmark of the real program on loopback, A/B alternating 
 	$$pin bin/bench -bin $(BIN) -rounds $${ROUNDS:-5} -duration $${DURATION:-2s} $${PAIRS:+-only $$PAIRS} -write docs/PERFORMANCE.md
 
 bench-go: ## Run the Go benchmarks (BENCH=regexp, BENCHTIME=3s): the in-process figures in docs/PERFORMANCE.md
-	$(GO) test -run '^$$' -bench "$${BENCH:-.}" -benchtime $${BENCHTIME:-3s} -benchmem ./...
+	$(GO) test -tags $(GO_TAGS) -run '^$$' -bench "$${BENCH:-.}" -benchtime $${BENCHTIME:-3s} -benchmem ./...
 
 fuzz: ## Fuzz the configuration loader and the HTTP API, FUZZTIME each (default 30s); the seeds run in make test
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $${FUZZTIME:-30s} ./internal/config/
-	$(GO) test -run '^$$' -fuzz FuzzHTTP -fuzztime $${FUZZTIME:-30s} ./cmd/api/
+	$(GO) test -tags $(GO_TAGS) -run '^$$' -fuzz FuzzLoad -fuzztime $${FUZZTIME:-30s} ./internal/config/
+	$(GO) test -tags $(GO_TAGS) -run '^$$' -fuzz FuzzHTTP -fuzztime $${FUZZTIME:-30s} ./cmd/api/
 
 LITESTREAM_VERSION := v0.5.18
 LITESTREAM := $(TOOLS)/litestream-$(LITESTREAM_VERSION)
@@ -137,7 +149,7 @@ litestream-restore: $(LITESTREAM) ## Restore the Litestream replica: make litest
 		scripts/backup/litestream-restore.sh $(if $(TIME),--time "$(TIME)") --output "$(OUTPUT)"
 
 backup-drill: $(LITESTREAM) ## Point-in-time drills with 100,000 notes (PITR_NOTES): pgBackRest and Litestream; figures for docs/BACKUP.md
-	PITR_NOTES=$${PITR_NOTES:-100000} $(GO) test -count=1 -run 'TestPITR_' -v ./cmd/api/ | grep -E 'pitr_test|^(---|ok|FAIL|PASS)'
+	PITR_NOTES=$${PITR_NOTES:-100000} $(GO) test -tags $(GO_TAGS) -count=1 -run 'TestPITR_' -v ./cmd/api/ | grep -E 'pitr_test|^(---|ok|FAIL|PASS)'
 
 MAILPIT_VERSION := v1.33.1
 

@@ -702,6 +702,7 @@ func TestImageIsBuiltByKoReproducibly(t *testing.T) {
 		Builds           []struct {
 			Main    string   `yaml:"main"`
 			Env     []string `yaml:"env"`
+			Flags   []string `yaml:"flags"`
 			Ldflags []string `yaml:"ldflags"`
 		} `yaml:"builds"`
 	}
@@ -733,6 +734,15 @@ func TestImageIsBuiltByKoReproducibly(t *testing.T) {
 		if regexp.MustCompile(`BUILD_TIME|buildTime|build_time`).Match(b) {
 			t.Errorf("%s stamps the wall clock; use the commit's time (SOURCE_DATE_EPOCH, COMMIT_TIME)", f)
 		}
+	}
+	// The image is built with the tags make build and make test use, so the
+	// image runs the code the tests ran.
+	tags := regexp.MustCompile(`(?m)^GO_TAGS := (\S+)$`).FindSubmatch(makefile)
+	if tags == nil {
+		t.Fatal("the Makefile sets no GO_TAGS")
+	}
+	if want := "-tags=" + string(tags[1]); !slices.Contains(ko.Builds[0].Flags, want) {
+		t.Errorf(".ko.yaml flags %q lack %s, the Makefile's GO_TAGS", ko.Builds[0].Flags, want)
 	}
 	if !strings.Contains(string(makefile), "main.commitTime=$(COMMIT_TIME)") {
 		t.Error("the Makefile does not stamp the commit time as .ko.yaml does")

@@ -1,14 +1,28 @@
 package servicetest
 
-// GoFlags is the GOFLAGS for a go command a test runs (the N-1 test's build
-// of the previous release, the NEW_SERVICE guide's build of its copy):
-// offline-safe (-mod=readonly), without VCS stamping, and with -race when
-// this test binary was built with it, as make test builds it. Built with the
-// test binary's own flags, the dependencies come from the build cache
-// instead of a second full compile.
+import (
+	"runtime/debug"
+	"strings"
+)
+
+// GoFlags is the GOFLAGS for a go command a test (or make checklist) runs:
+// the N-1 test's build of the previous release, the NEW_SERVICE guide's
+// build of its copy, the checklist's package tests. Offline-safe
+// (-mod=readonly), without VCS stamping, and with the -race and -tags this
+// binary was built with (make test: -race, and the Makefile's GO_TAGS). Built
+// with the running binary's own flags, the dependencies come from the build
+// cache instead of a second full compile.
 func GoFlags() string {
-	if raceBuild {
-		return "-mod=readonly -buildvcs=false -race"
+	flags := []string{"-mod=readonly", "-buildvcs=false"}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "-race" && s.Value == "true":
+				flags = append(flags, "-race")
+			case s.Key == "-tags" && s.Value != "":
+				flags = append(flags, "-tags="+s.Value)
+			}
+		}
 	}
-	return "-mod=readonly -buildvcs=false"
+	return strings.Join(flags, " ")
 }

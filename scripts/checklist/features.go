@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prodready/service/internal/servicetest"
 )
 
 // rows lists every item of the standard in its order: 13 features, 8
@@ -284,7 +286,7 @@ var coverTotal = regexp.MustCompile(`(?m)^total:\s+\(statements\)\s+([0-9.]+)%`)
 func rowCoverage(ctx context.Context, e *env) (string, error) {
 	// The full measurement is `make test` (minutes); here one package is
 	// measured live, and the last full figure is read when there is one.
-	out, err := runCmd(ctx, os.Environ(), "go", "test", "-count=1", "-cover", "./internal/problem/")
+	out, err := runCmd(ctx, append(os.Environ(), "GOFLAGS="+servicetest.GoFlags()), "go", "test", "-count=1", "-cover", "./internal/problem/")
 	if err != nil {
 		return "", fmt.Errorf("go test -cover: %w: %s", err, lastLines(out, 3))
 	}

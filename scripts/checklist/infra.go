@@ -162,7 +162,7 @@ func rowStagingPromotion(ctx context.Context, e *env) (string, error) {
 	if _, err := os.Stat(filepath.Join(e.root, ".tools", "kustomize")); err != nil {
 		return "", errors.New("kustomize is not installed: make tools")
 	}
-	out, err := runCmd(ctx, os.Environ(), "go", "test", "-count=1", "-v", "-run",
+	out, err := runCmd(ctx, append(os.Environ(), "GOFLAGS="+servicetest.GoFlags()), "go", "test", "-count=1", "-v", "-run",
 		"TestStagingAndProductionDifferOnlyInAllowedFields|TestStagingProductionComparisonCatchesDrift|TestPromotionSetsTheSameDigestInStagingAndProduction|TestAdmissionPolicyRefusesUnsignedImages|TestDeployMigratesOnceBeforeTheRollout",
 		"./deploy/")
 	if err != nil {

@@ -1,6 +1,0 @@
-//go:build race
-
-package servicetest
-
-// raceBuild says the binary was built with -race.
-const raceBuild = true
