@@ -58,18 +58,17 @@ checklist: build mailpit gatus tools ## Demonstrate every item of the standard l
 
 test: ## Run every test with the race detector; print coverage and enforce COVER_MIN
 	@mkdir -p $(COVER_DIR)
-	@# gotestsum (pinned in go.mod) prints each package as it finishes; the
-	@# skip summary after it names every skipped test and the service it lacked.
-	@# It reads go test's JSON from a pipe, so on a cold cache go test starts
-	@# compiling while gotestsum itself is still being built.
+	@# scripts/testsummary prints each package as it finishes, then every
+	@# failure and the skip summary (each skipped test and the service it
+	@# lacked). Built with -race, as the tests are, it shares their compiled
+	@# standard library: a cold cache compiles nothing for it alone.
 	@# -vet=off: vet (every analyzer, not go test's subset) is make vet, which
 	@# make lint and .ci/run run; -p $(TEST_P): most test binaries wait on processes
 	@# and sockets, so more of them run beside the compiler (docs/PERFORMANCE.md).
-	@rc=0; $(GO) test -json -race $(RACE_GCFLAGS) -tags $(GO_TAGS) -count=1 -vet=off -p $(TEST_P) -timeout 20m \
+	@$(GO) build -race -tags $(GO_TAGS) -o bin/testsummary ./scripts/testsummary
+	@$(GO) test -json -race $(RACE_GCFLAGS) -tags $(GO_TAGS) -count=1 -vet=off -p $(TEST_P) -timeout 20m \
 		-covermode=atomic -coverpkg=./internal/...,./cmd/... -coverprofile=$(COVER_DIR)/cover.out ./... | \
-		$(GO) tool gotestsum --format pkgname --hide-summary=skipped --jsonfile $(COVER_DIR)/test.json --raw-command -- cat || rc=$$?; \
-	$(GO) run ./scripts/testsummary $(COVER_DIR)/test.json; \
-	exit $$rc
+		bin/testsummary -json $(COVER_DIR)/test.json
 	@total=$$($(GO) tool cover -func=$(COVER_DIR)/cover.out | awk '/^total:/ {sub("%","",$$3); print $$3}'); \
 	echo "coverage: $$total% of statements in internal/... and cmd/... (minimum $(COVER_MIN)%)"; \
 	if ! awk -v t="$$total" -v m="$(COVER_MIN)" 'BEGIN { exit !(t+0 >= m+0) }'; then \
