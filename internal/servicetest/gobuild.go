@@ -1,19 +1,27 @@
 package servicetest
 
 import (
+	"os"
 	"runtime/debug"
 	"strings"
 )
 
 // GoFlags is the GOFLAGS for a go command a test (or make checklist) runs:
 // the N-1 test's build of the previous release, the NEW_SERVICE guide's
-// build of its copy, the checklist's package tests. Offline-safe
-// (-mod=readonly), without VCS stamping, and with the -race, -tags and
-// -gcflags this binary was built with (make test: -race, the Makefile's
-// GO_TAGS and RACE_GCFLAGS; GOFLAGS cannot carry a value with spaces). Built
-// with the running binary's own flags, the dependencies come from the build
-// cache instead of a second full compile.
+// build of its copy, the checklist's package tests. Built with the flags the
+// running binary was built with, the dependencies come from the build cache
+// instead of a second full compile; and always offline-safe (-mod=readonly)
+// and without VCS stamping.
+//
+// Under make test those flags are its GOFLAGS (the Makefile's TEST_GOFLAGS:
+// -race, tags, no DWARF, SQLite not instrumented), which this process
+// inherited. Run any other way (go test -race ./cmd/api/, bin/checklist),
+// they are read back from the binary's build information: -race, -tags and
+// the last -gcflags (the only one it records).
 func GoFlags() string {
+	if env := os.Getenv("GOFLAGS"); env != "" {
+		return env + " -mod=readonly -buildvcs=false"
+	}
 	flags := []string{"-mod=readonly", "-buildvcs=false"}
 	if info, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range info.Settings {
@@ -22,8 +30,8 @@ func GoFlags() string {
 				flags = append(flags, "-race")
 			case s.Key == "-tags" && s.Value != "":
 				flags = append(flags, "-tags="+s.Value)
-			case s.Key == "-gcflags" && s.Value != "" && !strings.ContainsAny(s.Value, " \t"):
-				flags = append(flags, "-gcflags="+s.Value)
+			case s.Key == "-gcflags" && s.Value != "":
+				flags = append(flags, "'-gcflags="+s.Value+"'")
 			}
 		}
 	}

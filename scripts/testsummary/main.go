@@ -102,6 +102,7 @@ type run struct {
 	failPkg []string            // packages that failed without a failed test (build, panic, timeout)
 	skips   []skip
 	passed  int
+	ran     map[string]bool // package -> it has tests
 }
 
 func short(pkg string) string { return strings.TrimPrefix(pkg, modulePrefix) }
@@ -113,7 +114,7 @@ func summarize(r io.Reader, w io.Writer, copyTo io.Writer) (failed bool, err err
 	s := &run{
 		out: w, started: time.Now(),
 		tests: map[string][]string{}, builds: map[string][]string{}, cover: map[string]string{},
-		reason: map[string]string{}, service: map[string]bool{},
+		reason: map[string]string{}, service: map[string]bool{}, ran: map[string]bool{},
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -148,6 +149,7 @@ func (s *run) event(ev event) {
 		return
 	}
 	key := ev.Package + " " + ev.Test
+	s.ran[ev.Package] = true
 	switch ev.Action {
 	case "output":
 		s.tests[key] = append(s.tests[key], ev.Output)
@@ -184,6 +186,10 @@ func (s *run) packageEvent(ev event) {
 		// A panic or timeout outside any test is package output too.
 		s.tests[pkg+" "] = append(s.tests[pkg+" "], ev.Output)
 	case "pass":
+		if !s.ran[pkg] { // no test files: only its coverage, 0%, is reported
+			fmt.Fprintf(s.out, "-     %-34s %8s  no test files\n", short(pkg), "")
+			break
+		}
 		fmt.Fprintf(s.out, "ok    %-34s %8s  %s\n", short(pkg), seconds(ev.Elapsed), s.cover[pkg])
 		delete(s.tests, pkg+" ")
 	case "skip":

@@ -61,9 +61,11 @@ func TestSummarize(t *testing.T) {
 			in: `{"Action":"pass","Package":"github.com/prodready/service/internal/a","Test":"TestOK","Elapsed":0.1}
 {"Action":"pass","Package":"github.com/prodready/service/internal/a","Elapsed":0.3}
 {"Action":"skip","Package":"github.com/prodready/service/scripts/bench","Elapsed":0}
+{"Action":"output","Package":"github.com/prodready/service/internal/drain","Output":"\tgithub.com/prodready/service/internal/drain\t\tcoverage: 0.0% of statements\n"}
+{"Action":"pass","Package":"github.com/prodready/service/internal/drain","Elapsed":45}
 `,
-			want:   []string{"ok    internal/a", "-     scripts/bench", "no test files", "skip summary: no test skipped", "DONE 1 tests passed, 0 skipped, 0 failed"},
-			absent: []string{"FAIL"},
+			want:   []string{"ok    internal/a", "-     scripts/bench", "no test files", "-     internal/drain", "skip summary: no test skipped", "DONE 1 tests passed, 0 skipped, 0 failed"},
+			absent: []string{"FAIL", "ok    internal/drain"},
 		},
 		{
 			name: "a package that panics outside any test",
