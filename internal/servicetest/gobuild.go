@@ -14,7 +14,7 @@ import (
 // and without VCS stamping.
 //
 // Under make test those flags are its GOFLAGS (the Makefile's TEST_GOFLAGS:
-// -race, tags, no DWARF, SQLite not instrumented), which this process
+// -race, tags, no DWARF), which this process
 // inherited. Run any other way (go test -race ./cmd/api/, bin/checklist),
 // they are read back from the binary's build information: -race, -tags and
 // the last -gcflags (the only one it records).

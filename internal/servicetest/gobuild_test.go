@@ -22,8 +22,8 @@ func TestGoFlags(t *testing.T) {
 		want    []string
 		absent  []string
 	}{
-		{"under make test", "-race -tags=nomsgpack '-gcflags=modernc.org/...=-race=false -dwarf=false'",
-			[]string{"-race -tags=nomsgpack '-gcflags=modernc.org/...=-race=false -dwarf=false'", "-mod=readonly", "-buildvcs=false"}, nil},
+		{"under make test", "-race -tags=nomsgpack '-gcflags=all=-dwarf=false -N'",
+			[]string{"-race -tags=nomsgpack '-gcflags=all=-dwarf=false -N'", "-mod=readonly", "-buildvcs=false"}, nil},
 		{"run by hand", "", []string{"-mod=readonly", "-buildvcs=false"}, nil},
 	}
 	for _, tt := range tests {
