@@ -3,6 +3,7 @@ package monitoring
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/newrelic/go-agent/v3/integrations/logcontext-v2/nrslog"
@@ -29,7 +30,14 @@ func (a *Agent) LogHandler(next slog.Handler) slog.Handler {
 
 type logHandler struct {
 	next slog.Handler
-	fwd  *forwarder // nil when forwarding is off
+	// Under a group, slog nests every attribute added to a record, and a
+	// line whose trace.id sits inside a group cannot be found by trace id.
+	// So a grouped handler keeps next as it was before its first group
+	// (ungrouped) and what was derived since (derived, in order), and adds
+	// the trace attributes to ungrouped before replaying them.
+	ungrouped slog.Handler
+	derived   []func(slog.Handler) slog.Handler
+	fwd       *forwarder // nil when forwarding is off
 }
 
 // forwarder serialises the nrslog handler: it caches the agent's settings
@@ -55,26 +63,41 @@ func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	if txn := newrelic.FromContext(ctx); txn != nil {
 		if md := txn.GetTraceMetadata(); md.TraceID != "" {
-			r = r.Clone()
-			r.AddAttrs(slog.String("trace.id", md.TraceID), slog.String("span.id", md.SpanID))
+			trace := []slog.Attr{slog.String("trace.id", md.TraceID), slog.String("span.id", md.SpanID)}
+			if h.ungrouped == nil {
+				r = r.Clone()
+				r.AddAttrs(trace...)
+				return h.next.Handle(ctx, r)
+			}
+			next := h.ungrouped.WithAttrs(trace)
+			for _, with := range h.derived {
+				next = with(next)
+			}
+			return next.Handle(ctx, r)
 		}
 	}
 	return h.next.Handle(ctx, r)
 }
 
 func (h *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return h.derive(func(s slog.Handler) slog.Handler { return s.WithAttrs(attrs) })
+	return h.derive(false, func(s slog.Handler) slog.Handler { return s.WithAttrs(attrs) })
 }
 
 func (h *logHandler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h
 	}
-	return h.derive(func(s slog.Handler) slog.Handler { return s.WithGroup(name) })
+	return h.derive(true, func(s slog.Handler) slog.Handler { return s.WithGroup(name) })
 }
 
-func (h *logHandler) derive(with func(slog.Handler) slog.Handler) *logHandler {
+func (h *logHandler) derive(group bool, with func(slog.Handler) slog.Handler) *logHandler {
 	out := &logHandler{next: with(h.next)}
+	switch {
+	case h.ungrouped != nil:
+		out.ungrouped, out.derived = h.ungrouped, append(slices.Clip(h.derived), with)
+	case group:
+		out.ungrouped, out.derived = h.next, []func(slog.Handler) slog.Handler{with}
+	}
 	if h.fwd != nil {
 		h.fwd.mu.Lock()
 		out.fwd = &forwarder{mu: h.fwd.mu, h: with(h.fwd.h)}

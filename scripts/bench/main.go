@@ -46,7 +46,10 @@ type options struct {
 	pgURL    string        // PostgreSQL for the PostgreSQL pairs ("" skips them)
 	redisURL string        // Redis for those pairs
 	dir      string        // scratch directory
-	log      io.Writer
+	// overloadCPU is the CPU quota, in cores, the overload pair gives the
+	// service, so that the generator can offer four times its capacity.
+	overloadCPU float64
+	log         io.Writer
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -61,6 +64,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "load time for each side of a round")
 	fs.IntVar(&o.clients, "clients", 50, "concurrent keep-alive connections")
 	fs.StringVar(&only, "only", "", "comma-separated pair names to run (default all; -list names them)")
+	fs.Float64Var(&o.overloadCPU, "overload-cpu", 0.5, "CPU quota (cores, a cgroup) of the service in the overload pair, so the generator can offer 4x its capacity")
 	list := fs.Bool("list", false, "list the pairs and exit")
 	fs.StringVar(&o.write, "write", "", "write the table into this Markdown file, between its bench markers")
 	fs.StringVar(&o.pgURL, "postgres", os.Getenv("BENCH_DATABASE_URL"), "PostgreSQL URL for the PostgreSQL pairs (BENCH_DATABASE_URL); empty skips them")

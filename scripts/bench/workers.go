@@ -52,10 +52,23 @@ func workersPair(ctx context.Context, o options) ([]row, error) {
 // falls behind would show in them: the row says how late the requests went
 // out and, beside the p99 from when they were due, the p99 of the 2xx from
 // when they were written (the server's part alone).
+//
+// The service runs under a CPU quota (o.overloadCPU of a core, a cgroup):
+// four times what a whole core answers is more than the generator, on the
+// other core, can send; four times what half a core answers is not. Where
+// no cgroup can be made the pair runs without one and its rows say so.
 func overloadPair(ctx context.Context, o options) ([]row, error) {
 	var rows []row
 	capacity := 0.0
 	d := max(o.duration, 3*time.Second)
+	quota, err := newCPUQuota(o.overloadCPU)
+	where := fmt.Sprintf("service under a CPU quota of %g core", o.overloadCPU)
+	if err != nil {
+		fmt.Fprintf(o.log, "bench:   overload: no CPU quota (%v); the generator may not keep up\n", err)
+		where, quota = "no CPU quota ("+err.Error()+")", nil
+	} else {
+		defer quota.remove()
+	}
 	for _, c := range []struct{ label, inFlight string }{{"shedding off", "0"}, {"shedding on (defaults)", ""}} {
 		env := []string{}
 		if c.inFlight != "" {
@@ -64,6 +77,12 @@ func overloadPair(ctx context.Context, o options) ([]row, error) {
 		s, err := startService(ctx, o, "overload-"+strings.Fields(c.label)[1], env)
 		if err != nil {
 			return nil, err
+		}
+		if quota != nil {
+			if err := quota.add(s.cmd.Process.Pid); err != nil {
+				s.stop()
+				return nil, err
+			}
 		}
 		if _, err := seedNotes(ctx, s.addr, 100); err != nil {
 			s.stop()
@@ -74,11 +93,13 @@ func overloadPair(ctx context.Context, o options) ([]row, error) {
 			capacity = loadFor(ctx, o, sd, o.duration).PerSecond()
 		}
 		rate := int(4 * capacity)
+		throttledBefore := quota.throttledOrZero()
 		lctx, cancel := context.WithTimeout(ctx, d)
 		// 1000 connections: more than the rate times what an admitted request
 		// takes with shedding on, so the generator always has a free one.
 		res := loadgen.Run(lctx, loadgen.Options{Addr: s.addr, Request: listRequest, Clients: 1000, Rate: rate, Timeout: 10 * time.Second})
 		cancel()
+		held := quota.throttledOrZero() - throttledBefore
 		s.stop()
 		shed := res.Status[http.StatusServiceUnavailable]
 		r := row{pair: "overload", label: fmt.Sprintf("%s, %d req/s offered (4x)", c.label, rate)}
@@ -86,9 +107,9 @@ func overloadPair(ctx context.Context, o options) ([]row, error) {
 		r.p50 = []time.Duration{res.OKPercentile(50)}
 		r.p99 = []time.Duration{res.OKPercentile(99)}
 		due := float64(rate) * d.Seconds()
-		r.extra = fmt.Sprintf("req/s and latencies of the 2xx only, from when due; 2xx p99 from when written %s; "+
+		r.extra = fmt.Sprintf("%s; req/s and latencies of the 2xx only, from when due; 2xx p99 from when written %s; "+
 			"%d sent of %.0f due (%.0f%%), p99 sent %s late; %d shed with 503 (%.0f%%), %d cut or timed out",
-			ms(res.OKWirePercentile(99)), res.Sent, due, 100*float64(res.Sent)/due, ms(res.LatePercentile(99)),
+			where+quota.heldNote(held, d), ms(res.OKWirePercentile(99)), res.Sent, due, 100*float64(res.Sent)/due, ms(res.LatePercentile(99)),
 			shed, 100*float64(shed)/float64(max(res.Sent, 1)), res.Cut+res.DialFails)
 		fmt.Fprintf(o.log, "bench:   %s: %s\n", r.label, r.extra)
 		rows = append(rows, r)
