@@ -3,7 +3,6 @@ package health_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -154,7 +153,7 @@ func TestReadyz(t *testing.T) {
 				h.SetDraining()
 			}
 			w := httptest.NewRecorder()
-			engine(h).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			engine(h).ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
 			if w.Code != tt.want {
 				t.Errorf("code %d, want %d", w.Code, tt.want)
 			}

@@ -1,7 +1,6 @@
 package servicetest
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -9,23 +8,24 @@ import (
 )
 
 // LogBuffer collects output that other goroutines write (a logger, a child
-// process) while the test reads it: a bytes.Buffer behind a mutex, with
-// helpers to read slog's JSON lines back as records.
+// process) while the test reads it: the bytes written so far behind a mutex,
+// with helpers to read slog's JSON lines back as records.
 type LogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	written []byte
 }
 
 func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b.Write(p)
+	l.written = append(l.written, p...)
+	return len(p), nil
 }
 
 func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b.String()
+	return string(l.written)
 }
 
 // Records parses every line as a JSON record and returns those whose msg is
@@ -39,8 +39,8 @@ func (l *LogBuffer) Records(t testing.TB, msg string) []map[string]any {
 func (l *LogBuffer) Take(t testing.TB) []map[string]any {
 	t.Helper()
 	l.mu.Lock()
-	s := l.b.String()
-	l.b.Reset()
+	s := string(l.written)
+	l.written = l.written[:0]
 	l.mu.Unlock()
 	return parseRecords(t, s, "")
 }
