@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -32,7 +30,7 @@ func newCPUQuota(fraction float64) (*cpuQuota, error) {
 		return nil, fmt.Errorf("CPU quota %g: want a fraction of a core above 0", fraction)
 	}
 	quota := int(fraction * cfsPeriod)
-	name := "prodready-bench-" + strconv.Itoa(os.Getpid())
+	name := "prodready-bench-" + fmt.Sprint(os.Getpid())
 	if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil && strings.Contains(" "+string(b)+" ", " cpu ") {
 		dir := filepath.Join("/sys/fs/cgroup", name)
 		if err := os.Mkdir(dir, 0o755); err != nil { // #nosec G301 -- cgroupfs decides the mode
@@ -47,14 +45,14 @@ func newCPUQuota(fraction float64) (*cpuQuota, error) {
 	}
 	root := "/sys/fs/cgroup/cpu"
 	if _, err := os.Stat(filepath.Join(root, "cpu.cfs_quota_us")); err != nil {
-		return nil, errors.New("no cgroup cpu controller (neither cgroup v2's cpu nor v1's cpu.cfs_quota_us)")
+		return nil, fmt.Errorf("no cgroup cpu controller (neither cgroup v2's cpu nor v1's cpu.cfs_quota_us): %w", err)
 	}
 	dir := filepath.Join(root, name)
 	if err := os.Mkdir(dir, 0o755); err != nil { // #nosec G301 -- cgroupfs decides the mode
 		return nil, fmt.Errorf("cgroup v1: %w", err)
 	}
 	q := &cpuQuota{dir: dir, fraction: fraction}
-	for _, kv := range [][2]string{{"cpu.cfs_period_us", strconv.Itoa(cfsPeriod)}, {"cpu.cfs_quota_us", strconv.Itoa(quota)}} {
+	for _, kv := range [][2]string{{"cpu.cfs_period_us", fmt.Sprint(cfsPeriod)}, {"cpu.cfs_quota_us", fmt.Sprint(quota)}} {
 		if err := writeCgroup(dir, kv[0], kv[1]); err != nil {
 			q.remove()
 			return nil, err
@@ -64,7 +62,7 @@ func newCPUQuota(fraction float64) (*cpuQuota, error) {
 }
 
 // add moves a process (and the children it starts later) into the cgroup.
-func (q *cpuQuota) add(pid int) error { return writeCgroup(q.dir, "cgroup.procs", strconv.Itoa(pid)) }
+func (q *cpuQuota) add(pid int) error { return writeCgroup(q.dir, "cgroup.procs", fmt.Sprint(pid)) }
 
 // throttled reads how often the kernel held the cgroup back, as evidence
 // that the quota applied: nr_throttled of cpu.stat.
@@ -75,7 +73,8 @@ func (q *cpuQuota) throttled() int {
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "nr_throttled "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			n := -1
+			_, _ = fmt.Sscan(v, &n)
 			return n
 		}
 	}

@@ -60,29 +60,17 @@ func main() {
 	flag.Parse()
 	in := io.Reader(os.Stdin)
 	if *from != "" {
-		f, err := os.Open(*from) // #nosec G304 -- the file make test names
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "testsummary:", err)
-			os.Exit(2)
-		}
+		f := must(os.Open(*from)) // #nosec G304 -- the file make test names
 		defer f.Close()
 		in = f
 	}
 	var copyTo io.Writer
 	if *jsonFile != "" {
-		f, err := os.Create(*jsonFile) // #nosec G304 -- the file make test names
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "testsummary:", err)
-			os.Exit(2)
-		}
+		f := must(os.Create(*jsonFile)) // #nosec G304 -- the file make test names
 		defer f.Close()
 		copyTo = f
 	}
-	failed, err := summarize(in, os.Stdout, copyTo)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testsummary:", err)
-		os.Exit(2)
-	}
+	failed := must(summarize(in, os.Stdout, copyTo))
 	if failed {
 		os.Exit(1)
 	}
@@ -287,4 +275,14 @@ func (s *run) skipSummary() {
 		parts = append(parts, fmt.Sprintf("%s %d", label, perService[n]))
 	}
 	fmt.Fprintf(w, "skipped for lack of: %s\n", strings.Join(parts, ", "))
+}
+
+// must returns v, or ends the program with exit status 2 (the summary could
+// not be made, as opposed to 1: tests failed) when err is set.
+func must[T any](v T, err error) T {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testsummary:", err)
+		os.Exit(2)
+	}
+	return v
 }
