@@ -11,12 +11,11 @@ import (
 // cpuQuota is a cgroup with a CFS bandwidth limit: the processes put in it
 // get at most a fraction of one core, whatever else the machine is doing.
 // The overload pair runs the service in one so that the load generator, on
-// a core of its own, can offer about four times what the service can
-// answer; on two cores it otherwise cannot (it is no faster per request
-// than the server it loads).
+// a core of its own, has more CPU than the service it loads (whether that
+// is enough to offer four times the service's capacity, the row's "sent of
+// due" says).
 type cpuQuota struct {
-	dir      string
-	fraction float64
+	dir string
 }
 
 const cfsPeriod = 100_000 // µs, the kernel's default period
@@ -36,7 +35,7 @@ func newCPUQuota(fraction float64) (*cpuQuota, error) {
 		if err := os.Mkdir(dir, 0o755); err != nil { // #nosec G301 -- cgroupfs decides the mode
 			return nil, fmt.Errorf("cgroup v2: %w", err)
 		}
-		q := &cpuQuota{dir: dir, fraction: fraction}
+		q := &cpuQuota{dir: dir}
 		if err := writeCgroup(dir, "cpu.max", fmt.Sprintf("%d %d", quota, cfsPeriod)); err != nil {
 			q.remove()
 			return nil, err
@@ -51,7 +50,7 @@ func newCPUQuota(fraction float64) (*cpuQuota, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil { // #nosec G301 -- cgroupfs decides the mode
 		return nil, fmt.Errorf("cgroup v1: %w", err)
 	}
-	q := &cpuQuota{dir: dir, fraction: fraction}
+	q := &cpuQuota{dir: dir}
 	for _, kv := range [][2]string{{"cpu.cfs_period_us", fmt.Sprint(cfsPeriod)}, {"cpu.cfs_quota_us", fmt.Sprint(quota)}} {
 		if err := writeCgroup(dir, kv[0], kv[1]); err != nil {
 			q.remove()
@@ -89,7 +88,7 @@ func (q *cpuQuota) throttledOrZero() int {
 	return max(q.throttled(), 0)
 }
 
-// heldNote says in how many of the CFS periods of a run of length d the
+// heldNote says in how many of the CFS periods of a run that took d the
 // kernel held the service back: the evidence that the quota applied.
 func (q *cpuQuota) heldNote(held int, d time.Duration) string {
 	if q == nil {
