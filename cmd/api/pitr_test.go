@@ -19,6 +19,9 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" for the drill's own SQL
 
+	"github.com/prodready/service/internal/backup"
+	"github.com/prodready/service/internal/database"
+	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/servicetest"
 )
 
@@ -307,6 +310,15 @@ func TestPITR_PostgreSQL(t *testing.T) {
 	// archive-push runs inside the server, which reads the same file.
 	archive := "pgbackrest --config=" + conf + " --stanza=notes archive-push %p"
 	c := servicetest.NewCluster(t, dir, "wal_level = replica", "archive_mode = on", "archive_command = '"+archive+"'", "archive_timeout = 60")
+	// A new cluster has archived no WAL segment: nothing can be recovered yet.
+	fresh, err := database.Open(t.Context(), database.Options{URL: c.URL("postgres")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := backup.ArchiveCheck(fresh, time.Minute, time.Hour, 26*time.Hour, 50*time.Hour, nil).Run(t.Context()); r.Status != health.Fail || r.Output != "no WAL segment archived yet" {
+		t.Errorf("backup:age on a cluster that has archived nothing: %s %q; want fail, no WAL segment archived yet", r.Status, r.Output)
+	}
+	_ = fresh.Close()
 	// The passphrase is in the file here; in production it comes from
 	// PGBACKREST_REPO1_CIPHER_PASS or an include file only postgres reads.
 	cfg := strings.NewReplacer(
@@ -364,6 +376,25 @@ func TestPITR_PostgreSQL(t *testing.T) {
 			t.Errorf("backup:age without a base backup: %s (%s); want fail saying no pgBackRest backup is recorded", s, o)
 		}
 		if _, err := notes.ExecContext(t.Context(), "UPDATE backups SET verified_at = now()"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("backup:age warns, then fails, as the base backup ages", func(t *testing.T) {
+		// The thresholds are the dump mode's (backup.warn_after 26h,
+		// backup.fail_after 50h): WAL replays only onto a base backup.
+		for _, tt := range []struct{ shift, status, says string }{
+			{"30 hours", "warn", "old (warn after 26h0m0s)"},
+			{"30 hours", "fail", "old (fail after 50h0m0s)"}, // 60 hours in all
+		} {
+			if _, err := notes.ExecContext(t.Context(), "UPDATE backups SET completed_at = completed_at - interval '"+tt.shift+"'"); err != nil {
+				t.Fatal(err)
+			}
+			if s, o, _ := statusCheck(t, a, "backup:age"); s != tt.status || !strings.Contains(o, "newest verified pgBackRest backup") || !strings.Contains(o, tt.says) {
+				t.Errorf("backup:age with the base backup aged: %s (%s); want %s saying %q", s, o, tt.status, tt.says)
+			}
+		}
+		if _, err := notes.ExecContext(t.Context(), "UPDATE backups SET completed_at = completed_at + interval '60 hours'"); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -207,7 +207,9 @@ func newReporter(cfg config.Email, info Info, logger *slog.Logger, now func() ti
 	r.throttle = newThrottle(cfg.HourlyCap, cfg.NewFingerprintReserve, digest)
 	r.base, r.cancel = context.WithCancel(context.Background())
 	r.done = make(chan struct{})
-	r.tick = time.Minute
+	// The worker looks for a due digest often enough that one goes out at
+	// most a quarter of its interval late, and at least once a minute.
+	r.tick = min(time.Minute, digest/4)
 	go r.work()
 	return r, nil
 }

@@ -295,6 +295,29 @@ func TestCloseMailsThePendingSummary(t *testing.T) {
 	closeNow(t, r)
 }
 
+// TestDigestIsMailedWithoutAnotherReport: after a storm the budget held
+// back, the digest goes out once email.digest_interval has passed, even if
+// no further report ever comes to carry it.
+func TestDigestIsMailedWithoutAnotherReport(t *testing.T) {
+	m := servicetest.Mailpit(t)
+	cfg := mailpitConfig(m)
+	cfg.HourlyCap = 1
+	cfg.DigestInterval = 400 * time.Millisecond // the worker then looks every 100 ms
+	c := &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	r, _ := newTestReporter(t, cfg, c.Now)
+	for i := range 3 {
+		r.Report(context.Background(), Report{Kind: Kind5xx, Err: fmt.Errorf("failure %d", i), Route: fmt.Sprint("/r", i)})
+	}
+	c.Add(time.Second)
+	msgs := m.WaitForMessages(t, 2, 10*time.Second)
+	if len(msgs) != 2 || !strings.Contains(msgs[1].Subject, "2 alerts held back by the budget, 2 fingerprints") {
+		t.Fatalf("got %d mails (%v), want the first failure and, unprompted, a digest of the 2 held back", len(msgs), msgs)
+	}
+	if st := r.Stats(); st.Digests != 1 {
+		t.Errorf("digests = %d, want 1", st.Digests)
+	}
+}
+
 func TestCloseFlushesTheQueue(t *testing.T) {
 	m := servicetest.Mailpit(t)
 	r, _ := newTestReporter(t, mailpitConfig(m), nil)
@@ -679,6 +702,12 @@ func TestReportTransition(t *testing.T) {
 		{Check: "database:responseTime", From: health.Fail, To: health.Pass, Time: at.Add(3 * time.Minute), Runs: 14, Since: at},
 		{Check: smtpCheckName, From: health.Pass, To: health.Fail, Output: "the SMTP relay did not complete EHLO", Time: at},
 		{Check: smtpCheckName, From: health.Fail, To: health.Pass, Time: at.Add(time.Minute), Runs: 3, Since: at},
+		// A check that fails without saying why, recovers at its next run,
+		// then fails again within the hour: its second failure is mailed
+		// too, saying how often it happened.
+		{Check: "disk:free", From: health.Pass, To: health.Fail, Time: at},
+		{Check: "disk:free", From: health.Fail, To: health.Pass, Time: at.Add(time.Second), Runs: 1},
+		{Check: "disk:free", From: health.Pass, To: health.Fail, Time: at.Add(2 * time.Second)},
 	} {
 		r.ReportTransition(tr)
 	}
@@ -692,11 +721,17 @@ func TestReportTransition(t *testing.T) {
 		"[notes-api] [staging] check: database:responseTime is failing: no answer within 1s",
 		"[notes-api] [staging] check: database:responseTime recovered (pass) after 14 failed runs over 3m0s",
 		"[notes-api] [staging] check: smtp:responseTime recovered (pass) after 3 failed runs over 1m0s",
+		"[notes-api] [staging] check: disk:free is failing",
+		"[notes-api] [staging] check: disk:free recovered (pass) after 1 failed run",
+		"[notes-api] [staging] check: disk:free is failing (x2)",
 	}
 	if !slices.Equal(subjects, want) {
 		t.Fatalf("subjects:\n%s\nwant:\n%s", strings.Join(subjects, "\n"), strings.Join(want, "\n"))
 	}
 	if body := msgs[0].Text; !strings.Contains(body, "Change:      pass -> fail") || !strings.Contains(body, "not while it stays failed") {
 		t.Errorf("failing mail body:\n%s", body)
+	}
+	if body := msgs[len(msgs)-1].Text; !strings.Contains(body, "Occurrences: 2 since ") {
+		t.Errorf("the second failure's mail does not count the occurrences:\n%s", body)
 	}
 }

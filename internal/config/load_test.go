@@ -35,6 +35,7 @@ func TestLoad_Precedence(t *testing.T) {
 	fs := files(map[string]string{
 		"app.yaml":   "environment: development\nlog:\n  level: warn\nhttp:\n  port: 9000\n",
 		"/run/dburl": "postgres://u:s3cret@db:5432/notes\n",
+		"none.yaml":  "environment: development\nemail:\n  recipients:\n",
 	})
 	tests := []struct {
 		name       string
@@ -51,6 +52,7 @@ func TestLoad_Precedence(t *testing.T) {
 		{"DATABASE_URL works", "app.yaml", env("DATABASE_URL", "postgres://db/x"), "database.url", config.Redacted, "env DATABASE_URL"},
 		{"REDIS_URL works", "app.yaml", env("REDIS_URL", "redis://r:6379/1"), "cache.redis_url", config.Redacted, "env REDIS_URL"},
 		{"secret from _FILE", "app.yaml", env("APP_DATABASE_URL_FILE", "/run/dburl"), "database.url", config.Redacted, "env APP_DATABASE_URL_FILE"},
+		{"a list key with nothing after it is empty", "none.yaml", env(), "email.recipients", "", "none.yaml:3"},
 		{"empty variable counts as unset", "app.yaml", env("APP_LOG_LEVEL", ""), "log.level", "warn", "app.yaml:3"},
 	}
 	for _, tt := range tests {

@@ -2,12 +2,16 @@ package database
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/prodready/service/internal/servicetest"
 )
@@ -80,8 +84,11 @@ func TestOpen_PostgreSQLURLSettingsWin(t *testing.T) {
 	}
 }
 
+// TestUnavailable classes real errors from both databases and the network:
+// what passes on its own is unavailable (a 503), a bug is not (a 500).
 func TestUnavailable(t *testing.T) {
-	db := mustOpen(t, Options{SQLitePath: filepath.Join(t.TempDir(), "u.db")})
+	file := filepath.Join(t.TempDir(), "u.db")
+	db := mustOpen(t, Options{SQLitePath: file})
 	_, sqlErr := db.ExecContext(t.Context(), "SELECT * FROM no_such_table")
 	tests := []struct {
 		name string
@@ -93,6 +100,11 @@ func TestUnavailable(t *testing.T) {
 		{"client went away", fmt.Errorf("get note: %w", context.Canceled), false},
 		{"a bug in the SQL", sqlErr, false},
 		{"anything else", errors.New("boom"), false},
+		{"PostgreSQL refused the connection", pgConnectRefused(t), true},
+		{"a socket error", dialRefused(t), true},
+		{"SQLite busy: another writer holds the lock", sqliteBusy(t, file), true},
+		{"a pooled PostgreSQL connection closed under the query", pgConnClosed(t), true},
+		{"a closed network connection", fmt.Errorf("read: %w", net.ErrClosed), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,4 +113,62 @@ func TestUnavailable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pgConnectRefused is what pgx returns when nothing listens at the address.
+func pgConnectRefused(t *testing.T) error {
+	_, err := pgconn.Connect(t.Context(), "postgres://postgres@"+servicetest.ClosedPort(t)+"/x?connect_timeout=5")
+	if _, ok := errors.AsType[*pgconn.ConnectError](err); !ok {
+		t.Fatalf("connect to a closed port: %v; want a *pgconn.ConnectError", err)
+	}
+	return err
+}
+
+// dialRefused is a plain socket error (*net.OpError), as a driver wraps it.
+func dialRefused(t *testing.T) error {
+	var d net.Dialer
+	c, err := d.DialContext(t.Context(), "tcp", servicetest.ClosedPort(t))
+	if err == nil {
+		_ = c.Close()
+		t.Fatal("dial to a closed port succeeded")
+	}
+	return fmt.Errorf("query: %w", err)
+}
+
+// sqliteBusy is SQLite's answer to a second writer while the first holds
+// the write lock and the second will not wait (busy_timeout 0).
+func sqliteBusy(t *testing.T, file string) error {
+	holder := mustOpen(t, Options{SQLitePath: file})
+	tx, err := holder.BeginTx(t.Context(), &sql.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(t.Context(), "CREATE TABLE held (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	impatient, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer impatient.Close()
+	_, err = impatient.ExecContext(t.Context(), "CREATE TABLE other (x int)")
+	if err == nil {
+		t.Fatal("a second writer got the lock the first holds")
+	}
+	return err
+}
+
+// pgConnClosed is the error of a query on a connection that was closed.
+func pgConnClosed(t *testing.T) error {
+	c, err := pgconn.Connect(t.Context(), servicetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close(t.Context())
+	_, err = c.Exec(t.Context(), "SELECT 1").ReadAll()
+	if err == nil {
+		t.Fatal("a query on a closed connection succeeded")
+	}
+	return err
 }

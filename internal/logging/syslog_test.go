@@ -881,6 +881,44 @@ func TestLogging_SyslogCheck_Unusable(t *testing.T) {
 	}
 }
 
+// TestSyslogCheck_Reasons: each way a daemon can be out of reach is said in
+// words on /status: a TLS daemon that takes the connection and never shakes
+// hands is "no answer", an address that cannot be dialled at all is named
+// as such; a UDP sink the service last reached passes.
+func TestSyslogCheck_Reasons(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts (the kernel does) and never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	tests := []struct {
+		name   string
+		target SyslogTarget
+		status health.Status
+		output string
+	}{
+		{"TLS daemon that never answers", SyslogTarget{Network: "tcp+tls", Address: silent.Addr().String(), TLS: &tls.Config{MinVersion: tls.VersionTLS12, ServerName: "syslog.test"}},
+			health.Fail, "no answer within status.syslog_timeout"},
+		{"an address no dial can use", SyslogTarget{Network: "tcp", Address: "127.0.0.1:99999"},
+			health.Fail, "cannot connect (the log has the error)"},
+		{"UDP sink still connected", SyslogTarget{Network: "udp", Address: "127.0.0.1:514", Connected: func() bool { return true }},
+			health.Pass, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Run directly, under the deadline the runner would give it, so
+			// the check's own words are seen (the runner answers a check
+			// that outlives its deadline with a generic timeout).
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			r := SyslogCheck(tt.target, time.Second, discard()).Run(ctx)
+			if r.Status != tt.status || !strings.Contains(r.Output, tt.output) {
+				t.Errorf("status %s, output %q; want %s with %q", r.Status, r.Output, tt.status, tt.output)
+			}
+		})
+	}
+}
+
 // waitUntil polls cond for a short while and says whether it came true.
 func waitUntil(cond func() bool) bool {
 	for range 20 {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -440,10 +441,24 @@ func TestAgent_OffIsOneDecision(t *testing.T) {
 	}
 }
 
-func TestNew_RejectsAnUnreadableCAFile(t *testing.T) {
-	cfg := config.NewRelic{Enabled: true, LicenseKey: servicetest.LicenseKey, CollectorCAFile: filepath.Join(t.TempDir(), "missing.pem")}
-	if _, err := monitoring.New(monitoring.Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "newrelic.collector_ca_file") {
-		t.Errorf("error %v", err)
+// TestNew_RejectsAnUnusableCAFile: a CA bundle that cannot be read, or
+// holds no certificate, stops the start with the key's name, instead of an
+// agent that can never connect.
+func TestNew_RejectsAnUnusableCAFile(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, file, want string }{
+		{"missing", filepath.Join(t.TempDir(), "missing.pem"), "newrelic.collector_ca_file: open "},
+		{"no certificate in it", notPEM, "newrelic.collector_ca_file: no PEM certificate in " + notPEM},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.NewRelic{Enabled: true, LicenseKey: servicetest.LicenseKey, CollectorCAFile: tt.file}
+			if _, err := monitoring.New(monitoring.Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
 

@@ -76,6 +76,8 @@ func runHostileInput(t *testing.T, store notes.Store) {
 		{"invalid UTF-8 bytes in a body", "POST", "/v1/notes", "{\"title\":\"t\",\"body\":\"\xff\xfe\"}", nil, 400, []string{"body"}},
 		{"an unpaired surrogate escape", "POST", "/v1/notes", `{"title":"t","body":"\ud800"}`, nil, 400, []string{"body"}},
 		{"a low surrogate first", "POST", "/v1/notes", `{"title":"\udc00\ud800"}`, nil, 400, []string{"title"}},
+		{"valid escapes beside a NUL", "POST", "/v1/notes", `{"title":"caf\u00e9 \ud83d\ude00","body":"x\u0000"}`, nil, 400, []string{"body"}},
+		{"a null title", "POST", "/v1/notes", `{"title":null,"body":"b"}`, nil, 400, []string{"title"}},
 		{"both fields at once", "POST", "/v1/notes", "{\"title\":\"\\u0000\",\"body\":\"\xc3\"}", nil, 400, []string{"body", "title"}},
 		{"NUL in an update", "PUT", idPath, `{"title":"a\u0000"}`, []string{"If-Match", "*"}, 400, []string{"title"}},
 		{"NUL in an id", "GET", "/v1/notes/a%00b", "", nil, 404, nil},

@@ -71,6 +71,10 @@ func fakeWorker() int {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, stopOn...)
+	if behaviour == "hang" { // never gets ready, as a worker stuck in its start-up
+		<-sig
+		return 0
+	}
 	go func() { _ = srv.Serve(w.Listener) }()
 	if err := w.Ready(); err != nil {
 		return 4
@@ -277,21 +281,39 @@ func TestMaster_ReloadUnderLoadLosesNothing(t *testing.T) {
 	}
 }
 
-func TestMaster_ReloadWhoseWorkersFailKeepsTheOldOnes(t *testing.T) {
-	var crash atomic.Bool
-	c := startCluster(t, workers.Options{Workers: 1, CrashLimit: 10, Command: func() *exec.Cmd {
-		if crash.Load() {
-			return workerCmd("crash")
-		}
-		return workerCmd("")
-	}})
-	before := c.pids(t, 1, anyPID)
-	crash.Store(true)
-	c.hup <- syscall.SIGHUP
-	c.waitLog(t, "reload failed; the running workers keep serving", 1)
-	_, pid, _, err := c.answer()
-	if _, same := before[pid]; err != nil || !same {
-		t.Errorf("after a failed reload: answered by %d (%v), want the old worker %v", pid, err, before)
+// TestMaster_FailedReloadKeepsTheOldWorkers: new workers that crash, or
+// that do not get ready within the ready timeout, are given up, and the old
+// ones keep serving; a second SIGHUP while a reload waits is ignored, not
+// stacked.
+func TestMaster_FailedReloadKeepsTheOldWorkers(t *testing.T) {
+	for _, tt := range []struct{ name, behaviour, reason string }{
+		{"new workers crash", "crash", ""},
+		{"new workers never get ready", "hang", "not ready within 500ms"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var reloaded atomic.Bool
+			c := startCluster(t, workers.Options{Workers: 1, CrashLimit: 10, ReadyTimeout: 500 * time.Millisecond, Command: func() *exec.Cmd {
+				if reloaded.Load() {
+					return workerCmd(tt.behaviour)
+				}
+				return workerCmd("")
+			}})
+			before := c.pids(t, 1, anyPID)
+			reloaded.Store(true)
+			c.hup <- syscall.SIGHUP
+			if tt.behaviour == "hang" {
+				c.hup <- syscall.SIGHUP
+				c.waitLog(t, "SIGHUP: a reload is already in progress; ignored", 1)
+			}
+			failed := c.waitLog(t, "reload failed; the running workers keep serving", 1)
+			if reason := fmt.Sprint(failed[0]["reason"]); !strings.Contains(reason, tt.reason) {
+				t.Errorf("the failed reload's log says %v; want its reason to say %q", failed[0], tt.reason)
+			}
+			_, pid, _, err := c.answer()
+			if _, same := before[pid]; err != nil || !same {
+				t.Errorf("after a failed reload: answered by %d (%v), want the old worker %v", pid, err, before)
+			}
+		})
 	}
 }
 
