@@ -27,7 +27,7 @@ func TestGatus_MailsWhenStatusFailsThenRecovers(t *testing.T) {
 	a := startApp(t, map[string]string{
 		"REDIS_URL":            redisURL,
 		"APP_STATUS_CACHE_TTL": "0s", // every poll runs the checks
-		"APP_CACHE_TIMEOUT":    "200ms",
+		"APP_CACHE_TIMEOUT":    "2s", // a cut is a refused connection, seen at once; a loaded machine must not fail the healthy polls
 		"APP_CACHE_COOLDOWN":   "200ms",
 	})
 	const endpoint = "notes-api-status"
