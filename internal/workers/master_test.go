@@ -287,12 +287,12 @@ func TestMaster_ReloadUnderLoadLosesNothing(t *testing.T) {
 // stacked.
 func TestMaster_FailedReloadKeepsTheOldWorkers(t *testing.T) {
 	for _, tt := range []struct{ name, behaviour, reason string }{
-		{"new workers crash", "crash", ""},
-		{"new workers never get ready", "hang", "not ready within 500ms"},
+		{"new workers crash", "crash", "exited before it was ready"},
+		{"new workers never get ready", "hang", "not ready within 2s"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var reloaded atomic.Bool
-			c := startCluster(t, workers.Options{Workers: 1, CrashLimit: 10, ReadyTimeout: 500 * time.Millisecond, Command: func() *exec.Cmd {
+			c := startCluster(t, workers.Options{Workers: 1, CrashLimit: 10, ReadyTimeout: 2 * time.Second, Command: func() *exec.Cmd {
 				if reloaded.Load() {
 					return workerCmd(tt.behaviour)
 				}
