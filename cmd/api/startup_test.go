@@ -19,7 +19,7 @@ func TestServe_StartupSaysWhatIsRisky(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syslogd.Close()
-	go func() { // a daemon that takes connections and reads nothing it needs to answer
+	go func() { // a daemon that takes connections and keeps each open until the test ends (the deferred closes)
 		for {
 			c, err := syslogd.Accept()
 			if err != nil {

@@ -55,9 +55,11 @@ func workersPair(ctx context.Context, o options) ([]row, error) {
 //
 // The service runs under a CPU quota (o.overloadCPU of a core, a cgroup),
 // so the generator, on the other core, has more CPU than the service; the
-// rows' "sent of due" says whether it kept up (docs/PERFORMANCE.md: on
-// 2026-12-02 it did not, for a reason not yet found). Where no cgroup can
-// be made the pair runs without one and its rows say so.
+// rows' "sent of due" says whether it kept up. On 2026-12-02 it did not,
+// and nothing was shed: on its one CPU the service answers each request
+// before it reads the next, so the backlog waits unread in the sockets,
+// where the in-flight count cannot see it (docs/PERFORMANCE.md, overload).
+// Where no cgroup can be made the pair runs without one and its rows say so.
 func overloadPair(ctx context.Context, o options) ([]row, error) {
 	var rows []row
 	capacity := 0.0
