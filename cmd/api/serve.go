@@ -272,6 +272,7 @@ func (s *service) listen(ctx context.Context) error {
 			Admit:   []gin.HandlerFunc{s.shed.Middleware()},
 		})),
 		ConnState:         s.drain.ConnState,
+		ConnContext:       s.shed.ConnContext, // how long requests wait unread
 		ReadHeaderTimeout: hc.ReadHeaderTimeout,
 		ReadTimeout:       hc.ReadTimeout,
 		WriteTimeout:      hc.WriteTimeout,

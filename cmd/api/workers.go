@@ -69,15 +69,17 @@ func (s *service) openListener(ctx context.Context) (net.Listener, listener.Sour
 }
 
 // admitLoad sets up overload shedding (http.max_in_flight, http.queue_size,
-// http.queue_timeout; off when max_in_flight is 0). The probes and /status
-// are exempt: an overloaded instance must still say so.
+// http.queue_timeout, and http.max_read_delay for requests waiting unread; off when
+// max_in_flight is 0). The probes and /status are exempt: an overloaded
+// instance must still say so.
 func (s *service) admitLoad(context.Context) error {
 	hc := s.cfg.HTTP
 	s.shed = shed.New(shed.Options{
 		MaxInFlight: hc.MaxInFlight, QueueSize: hc.QueueSize, QueueTimeout: hc.QueueTimeout,
-		Exempt: server.ProbePaths(), Logger: s.logger,
+		MaxReadDelay: hc.MaxReadDelay, Exempt: server.ProbePaths(), Logger: s.logger,
 	})
 	s.agent.Gauge("HTTP/Shed", func() float64 { return float64(s.shed.Stats().Shed) })
+	s.agent.Gauge("HTTP/ReadDelay", func() float64 { return s.shed.Stats().ReadDelay.Seconds() })
 	if hc.MaxInFlight == 0 {
 		s.logger.Info("overload shedding is off (http.max_in_flight is 0)")
 	}

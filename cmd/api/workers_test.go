@@ -544,3 +544,63 @@ func TestServe_OverloadShedsTheExcessQuickly(t *testing.T) {
 		}
 	}
 }
+
+// TestServe_RequestsWaitingUnreadAreShed runs the program on one CPU
+// (GOMAXPROCS=1) under more connections than it can serve: handlers that
+// never wait hold their in-flight slot only while they run, so the
+// in-flight limit sees nothing; what grows is how long requests wait unread.
+// Past http.max_read_delay a share of requests gets 503 problem+json with
+// Retry-After and the request ID, the probes still answer, /status says
+// why it sheds, and once the load stops every request is served again.
+func TestServe_RequestsWaitingUnreadAreShed(t *testing.T) {
+	p := startProc(t, "serve", procEnv(t.TempDir(), "GOMAXPROCS=1", "APP_HTTP_MAX_READ_DELAY=10ms", "APP_STATUS_CACHE_TTL=0s"), nil)
+	addr := p.listening(t)
+	path := createNote(t, addr)
+	a := &app{url: "http://" + addr, client: &http.Client{Timeout: 30 * time.Second}}
+
+	l := startLoad(addr, path, 300, false)
+	var refused *http.Response
+	var refusal map[string]any
+	for deadline := time.Now().Add(20 * time.Second); refused == nil && time.Now().Before(deadline); {
+		if resp, m := a.do(t, "GET", path, ""); resp.StatusCode == http.StatusServiceUnavailable {
+			refused, refusal = resp, m
+		}
+	}
+	if refused == nil {
+		r := l.stop()
+		report(t, "load", r)
+		t.Fatalf("no request refused in 20 s on one CPU under 300 connections")
+	}
+	if refused.Header.Get("Retry-After") != "1" || !isProblem(refused) || refusal["request_id"] == nil ||
+		!strings.Contains(fmt.Sprint(refusal["detail"]), "unread: the service cannot keep up") {
+		t.Errorf("refusal: Retry-After %q, %v; want 1 and problem+json with the request ID saying requests wait unread",
+			refused.Header.Get("Retry-After"), refusal)
+	}
+	if resp, _ := a.do(t, "GET", "/livez", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/livez while shedding: %d, want 200", resp.StatusCode)
+	}
+	resp, m := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
+	c := m["checks"].(map[string]any)["http:shedding"].([]any)[0].(map[string]any)
+	if resp.StatusCode != http.StatusOK || c["status"] != "warn" || !strings.Contains(fmt.Sprint(c["output"]), "to drain requests waiting unread") {
+		t.Errorf("/status while shedding: %d, http:shedding %v; want 200 and a warning naming requests waiting unread", resp.StatusCode, c)
+	}
+	r := l.stop()
+	report(t, "load", r)
+	if r.Status[http.StatusServiceUnavailable] == 0 || r.Status[http.StatusOK] == 0 || r.Cut != 0 {
+		t.Errorf("load: %v, cut %d; want some served, some refused, none cut", r.Status, r.Cut)
+	}
+	p.waitLog(t, "shedding load: requests refused with 503", 1)
+
+	// Without the load, the requests that follow raise admission back.
+	deadline := time.Now().Add(20 * time.Second)
+	for ok := 0; ok < 50; {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the load, only %d requests in a row served", ok)
+		}
+		if resp, _ := a.do(t, "GET", path, ""); resp.StatusCode == http.StatusOK {
+			ok++
+		} else {
+			ok = 0
+		}
+	}
+}

@@ -92,6 +92,12 @@ type HTTP struct {
 	MaxInFlight  int           `yaml:"max_in_flight" min:"0" max:"100000"`
 	QueueSize    int           `yaml:"queue_size" min:"0" max:"100000"`
 	QueueTimeout time.Duration `yaml:"queue_timeout" min:"1ms" max:"1m"`
+	// MaxReadDelay sheds where the in-flight limit cannot see: when the
+	// 90th percentile of how long requests waited unread (in the socket,
+	// then for a CPU) is over it two 100 ms windows in a row, a share of
+	// requests is refused at once until the waits fall back. 0 turns it off; it
+	// needs max_in_flight.
+	MaxReadDelay time.Duration `yaml:"max_read_delay" min:"0s" max:"1m"`
 }
 
 // Log configures log/slog: a global minimum level, then sinks (stdout,
@@ -227,6 +233,7 @@ func Default() Config {
 			MaxInFlight:  64,
 			QueueSize:    64,
 			QueueTimeout: time.Second,
+			MaxReadDelay: 50 * time.Millisecond,
 		},
 		Service: Service{Name: "notes-api", Description: "Notes API: a reference service for production readiness"},
 		Log: Log{

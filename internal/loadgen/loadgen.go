@@ -37,6 +37,10 @@ type Options struct {
 	// close, as a load balancer that took the instance out would. By
 	// default it opens a new connection, as a browser would.
 	StopOnClose bool
+	// Predial opens every client's connection before the load starts, so
+	// that the first requests do not wait behind a thousand handshakes in
+	// the server's accept queue (which no server-side limit can see).
+	Predial bool
 }
 
 // Result counts what happened.
@@ -112,6 +116,17 @@ func Run(ctx context.Context, o Options) Result {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
+	conns := make([]net.Conn, o.Clients)
+	if o.Predial {
+		var dials sync.WaitGroup
+		for c := range conns {
+			dials.Go(func() {
+				d := net.Dialer{Timeout: o.Timeout}
+				conns[c], _ = d.DialContext(ctx, "tcp", o.Addr) // a failure dials again in client
+			})
+		}
+		dials.Wait()
+	}
 	var due chan time.Time // paced mode: when each request was due
 	if o.Rate > 0 {
 		due = make(chan time.Time, o.Rate) // at most a second of backlog
@@ -121,7 +136,7 @@ func Run(ctx context.Context, o Options) Result {
 	results := make([]Result, o.Clients)
 	var wg sync.WaitGroup
 	for c := range o.Clients {
-		wg.Go(func() { results[c] = client(ctx, o, c, due) })
+		wg.Go(func() { results[c] = client(ctx, o, c, due, conns[c]) })
 	}
 	wg.Wait()
 	total := Result{Status: map[int]int{}, Elapsed: time.Since(start)}
@@ -171,10 +186,12 @@ func pace(ctx context.Context, rate int, due chan<- time.Time) {
 }
 
 // client runs one connection's loop.
-func client(ctx context.Context, o Options, id int, due <-chan time.Time) Result {
+func client(ctx context.Context, o Options, id int, due <-chan time.Time, conn net.Conn) Result {
 	res := Result{Status: map[int]int{}}
-	var conn net.Conn
 	var br *bufio.Reader
+	if conn != nil {
+		br = bufio.NewReader(conn)
+	}
 	defer func() {
 		if conn != nil {
 			_ = conn.Close()

@@ -5,6 +5,10 @@
 // Retry-After, so the admitted ones stay fast and the refused ones learn
 // quickly that they should retry (or go elsewhere).
 //
+// Where handlers never wait, the backlog of a saturated CPU is not in
+// flight but unread in the sockets; MaxReadDelay sheds there too (see
+// delay.go).
+//
 // Probes and the status route are exempt: an overloaded instance must still
 // say it is alive and, on /status, that it is shedding.
 package shed
@@ -40,6 +44,17 @@ type Options struct {
 	// WarnEvery is the shortest interval between two warnings; zero means
 	// DefaultWarnEvery.
 	WarnEvery time.Duration
+	// MaxReadDelay bounds the 90th percentile of how long requests wait
+	// unread (in the socket and the run queue): over it two windows in a
+	// row, a share of requests is refused; 0 turns this off. It needs
+	// ConnContext set on the http.Server.
+	MaxReadDelay time.Duration
+	// DelayWindow is how long each window of sampled waits lasts; zero
+	// means DefaultDelayWindow.
+	DelayWindow time.Duration
+	// SampleEvery: one request in this many is measured; zero means
+	// DefaultSampleEvery.
+	SampleEvery int
 }
 
 // DefaultWarnEvery spaces the "shedding load" warnings: one line every
@@ -57,29 +72,43 @@ type Stats struct {
 	Queued      int    // requests waiting for a slot now
 	Admitted    uint64 // requests that got a slot, at once or after waiting
 	WaitedTotal uint64 // of those, how many waited in the queue first
-	Shed        uint64 // requests refused with 503 (QueueFull + TimedOut)
+	Shed        uint64 // requests refused with 503 (QueueFull + TimedOut + Backlogged)
 	QueueFull   uint64 // refused at once: the queue was full
 	TimedOut    uint64 // refused after waiting QueueTimeout
+	Backlogged  uint64 // refused at once: requests waited unread past MaxReadDelay
+
+	MaxReadDelay time.Duration // the configured limit; 0 when off
+	ReadDelay    time.Duration // the 90th percentile wait unread in the last window
+	// AdmitPercent is the share of requests admitted now: 100 unless
+	// requests wait unread past MaxReadDelay.
+	AdmitPercent float64
 }
 
 // Shedder admits, queues or refuses requests. Its zero value is not usable;
 // call New.
 type Shedder struct {
-	slots      chan struct{} // a token per running request
-	queueSize  int64
-	timeout    time.Duration
-	retryAfter string
-	exempt     map[string]bool
-	log        *slog.Logger
-	warnEvery  time.Duration
+	slots        chan struct{} // a token per running request
+	queueSize    int64
+	timeout      time.Duration
+	retryAfter   string
+	exempt       map[string]bool
+	log          *slog.Logger
+	warnEvery    time.Duration
+	maxReadDelay time.Duration
+	delayWindow  time.Duration
+	sampleEvery  uint32
 
-	queued    atomic.Int64
-	admitted  atomic.Uint64
-	waited    atomic.Uint64
-	queueFull atomic.Uint64
-	timedOut  atomic.Uint64
-	lastWarn  atomic.Int64  // unix nanoseconds of the last warning
-	warnedAt  atomic.Uint64 // the Shed total at the last warning
+	window     delayWindow   // this window's sampled waits (delay.go)
+	admit      atomic.Uint32 // the share admitted, of admitScale
+	readDelay  atomic.Int64  // nanoseconds, the last window's quantile
+	backlogged atomic.Uint64
+	queued     atomic.Int64
+	admitted   atomic.Uint64
+	waited     atomic.Uint64
+	queueFull  atomic.Uint64
+	timedOut   atomic.Uint64
+	lastWarn   atomic.Int64  // unix nanoseconds of the last warning
+	warnedAt   atomic.Uint64 // the Shed total at the last warning
 	// flushPending: a warning is scheduled for the end of the interval.
 	flushPending atomic.Bool
 }
@@ -93,14 +122,24 @@ func New(o Options) *Shedder {
 	if o.WarnEvery <= 0 {
 		o.WarnEvery = DefaultWarnEvery
 	}
-	s := &Shedder{
-		queueSize:  int64(max(o.QueueSize, 0)),
-		timeout:    o.QueueTimeout,
-		retryAfter: strconv.Itoa(max(1, int(math.Ceil(o.QueueTimeout.Seconds())))),
-		exempt:     map[string]bool{},
-		log:        o.Logger,
-		warnEvery:  o.WarnEvery,
+	if o.DelayWindow <= 0 {
+		o.DelayWindow = DefaultDelayWindow
 	}
+	if o.SampleEvery <= 0 {
+		o.SampleEvery = DefaultSampleEvery
+	}
+	s := &Shedder{
+		queueSize:    int64(max(o.QueueSize, 0)),
+		timeout:      o.QueueTimeout,
+		retryAfter:   strconv.Itoa(max(1, int(math.Ceil(o.QueueTimeout.Seconds())))),
+		exempt:       map[string]bool{},
+		log:          o.Logger,
+		warnEvery:    o.WarnEvery,
+		maxReadDelay: max(o.MaxReadDelay, 0),
+		delayWindow:  o.DelayWindow,
+		sampleEvery:  uint32(min(o.SampleEvery, 1<<20)), //nolint:gosec // bounded just before
+	}
+	s.admit.Store(admitScale)
 	if o.MaxInFlight > 0 {
 		s.slots = make(chan struct{}, o.MaxInFlight)
 	}
@@ -120,11 +159,15 @@ func (s *Shedder) Stats() Stats {
 		WaitedTotal: s.waited.Load(),
 		QueueFull:   s.queueFull.Load(),
 		TimedOut:    s.timedOut.Load(),
+		Backlogged:  s.backlogged.Load(),
+		ReadDelay:   time.Duration(s.readDelay.Load()),
 	}
 	if s.slots != nil {
 		st.MaxInFlight, st.InFlight = cap(s.slots), len(s.slots)
+		st.MaxReadDelay = s.maxReadDelay
+		st.AdmitPercent = float64(s.admit.Load()) * 100 / admitScale
 	}
-	st.Shed = st.QueueFull + st.TimedOut
+	st.Shed = st.QueueFull + st.TimedOut + st.Backlogged
 	return st
 }
 
@@ -136,8 +179,19 @@ func (s *Shedder) Stats() Stats {
 // it.
 func (s *Shedder) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if s.slots == nil || s.exempt[c.FullPath()] {
+		if s.slots == nil {
 			c.Next()
+			return
+		}
+		s.sample(c.Request.Context()) // probes too: they wait in the same sockets
+		if s.exempt[c.FullPath()] {
+			c.Next()
+			return
+		}
+		if s.shedForBacklog() {
+			s.backlogged.Add(1)
+			s.refuse(c, "requests wait "+time.Duration(s.readDelay.Load()).Round(time.Millisecond).String()+
+				" unread: the service cannot keep up")
 			return
 		}
 		select {
@@ -207,7 +261,7 @@ func (s *Shedder) warn() {
 	if !s.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
-	total := s.queueFull.Load() + s.timedOut.Load()
+	total := s.queueFull.Load() + s.timedOut.Load() + s.backlogged.Load()
 	since := total - s.warnedAt.Swap(total)
 	if since == 0 {
 		return
@@ -215,5 +269,7 @@ func (s *Shedder) warn() {
 	st := s.Stats()
 	s.log.Warn("shedding load: requests refused with 503",
 		"refused", since, "refused_total", total, "in_flight", st.InFlight,
-		"max_in_flight", st.MaxInFlight, "queued", st.Queued, "queue_size", st.QueueSize)
+		"max_in_flight", st.MaxInFlight, "queued", st.Queued, "queue_size", st.QueueSize,
+		"backlogged_total", st.Backlogged, "read_delay", st.ReadDelay.String(),
+		"max_read_delay", st.MaxReadDelay.String(), "admit_percent", st.AdmitPercent)
 }

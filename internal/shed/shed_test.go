@@ -42,7 +42,9 @@ func slowServer(t *testing.T, o shed.Options) (*httptest.Server, *shed.Shedder, 
 		c.String(http.StatusOK, "done")
 	})
 	e.GET("/livez", func(c *gin.Context) { c.String(http.StatusOK, "alive") })
-	srv := httptest.NewServer(e)
+	srv := httptest.NewUnstartedServer(e)
+	srv.Config.ConnContext = s.ConnContext
+	srv.Start()
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
 		select {
@@ -126,7 +128,7 @@ func TestOverload_QueuedAreServedExcessRefusedAtOnce(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	want := shed.Stats{MaxInFlight: 2, QueueSize: 2, Admitted: 4, WaitedTotal: 2, Shed: 3, QueueFull: 3}
+	want := shed.Stats{MaxInFlight: 2, QueueSize: 2, Admitted: 4, WaitedTotal: 2, Shed: 3, QueueFull: 3, AdmitPercent: 100}
 	if st != want {
 		t.Errorf("stats %+v, want %+v", st, want)
 	}

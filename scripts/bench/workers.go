@@ -100,7 +100,7 @@ func overloadPair(ctx context.Context, o options) ([]row, error) {
 		lctx, cancel := context.WithTimeout(ctx, d)
 		// 1000 connections: more than the rate times what an admitted request
 		// takes with shedding on, so the generator always has a free one.
-		res := loadgen.Run(lctx, loadgen.Options{Addr: s.addr, Request: listRequest, Clients: 1000, Rate: rate, Timeout: 10 * time.Second})
+		res := loadgen.Run(lctx, loadgen.Options{Addr: s.addr, Request: listRequest, Clients: 1000, Rate: rate, Timeout: 10 * time.Second, Predial: true})
 		cancel()
 		held := quota.throttledOrZero() - throttledBefore
 		s.stop()
@@ -109,7 +109,7 @@ func overloadPair(ctx context.Context, o options) ([]row, error) {
 		r.perSecond = []float64{float64(res.OK()) / res.Elapsed.Seconds()}
 		r.p50 = []time.Duration{res.OKPercentile(50)}
 		r.p99 = []time.Duration{res.OKPercentile(99)}
-		due := float64(rate) * d.Seconds()
+		due := float64(rate) * res.Elapsed.Seconds() // connections are opened first
 		r.extra = fmt.Sprintf("%s; req/s and latencies of the 2xx only, from when due; 2xx p99 from when written %s; "+
 			"%d sent of %.0f due (%.0f%%), p99 sent %s late; %d shed with 503 (%.0f%%), %d cut or timed out",
 			where+quota.heldNote(held, res.Elapsed), ms(res.OKWirePercentile(99)), res.Sent, due, 100*float64(res.Sent)/due, ms(res.LatePercentile(99)),

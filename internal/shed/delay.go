@@ -1,0 +1,137 @@
+package shed
+
+import (
+	"context"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The in-flight limit only sees requests the service has read. When
+// handlers never wait (a cached read, a small SQLite table) and the CPUs
+// are saturated, the backlog is elsewhere: requests sit unread in the
+// sockets, then in the scheduler's run queue, while in-flight stays low and
+// every answer is late. The kernel knows how long: TCP_INFO's
+// tcpi_last_data_recv is the time since the connection's last data
+// arrived, so read when a request reaches the middleware it is how long
+// that request waited before the service got to it.
+//
+// One request in Options.SampleEvery is measured. Every window, the 90th
+// percentile of the waits is compared with MaxReadDelay: not the median,
+// because the Go scheduler is not first in, first out (goroutines that
+// overflow a CPU's local run queue wait in a global one that is looked at
+// every 61st turn), so a saturated service serves most connections quickly
+// and starves some for seconds. Two windows in a row over the limit (one is
+// a burst, a GC pause, a noisy neighbour) start shedding: the middleware
+// admits only a share of requests, cut by a quarter on each window over
+// the limit and raised by a sixteenth on each one under it (additive
+// increase, multiplicative decrease, as TCP does with its window), and
+// refuses the rest at once. A refusal costs a fifth of a cheap request's
+// CPU, so refusing some gives the admitted ones their CPU back, and the
+// backlog drains (docs/PERFORMANCE.md, overload).
+
+const (
+	admitScale = 1 << 16 // admit is a fraction of admitScale
+	// admitFloor keeps a trickle admitted, so the service goes on
+	// measuring real requests and recovers without an operator.
+	admitFloor = admitScale / 32
+	// DefaultDelayWindow is how long a window of sampled waits lasts.
+	DefaultDelayWindow = 100 * time.Millisecond
+	// DefaultSampleEvery: one request in this many is measured (it costs
+	// a system call).
+	DefaultSampleEvery = 8
+	// delayQuantile of a window's waits is compared with the limit.
+	delayQuantile = 0.9
+	// maxSamples bounds a window's memory; more samples say nothing new.
+	maxSamples = 512
+	// saturatedWindows in a row start shedding, so one slow window (a GC
+	// pause, a noisy neighbour) refuses nothing.
+	saturatedWindows = 2
+)
+
+// connKey holds, in a connection's context, its syscall.RawConn.
+type connKey struct{}
+
+// ConnContext is http.Server.ConnContext: it keeps each TCP connection's
+// raw socket in its context, so that the middleware can ask the kernel how
+// long a request waited. Other connections (a Unix socket, a test's pipe)
+// are not measured.
+func (s *Shedder) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if s.maxReadDelay <= 0 {
+		return ctx
+	}
+	if _, ok := c.(*net.TCPConn); !ok {
+		return ctx
+	}
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, connKey{}, rc)
+}
+
+// sample measures one request in sampleEvery: how long its bytes waited.
+func (s *Shedder) sample(ctx context.Context) {
+	if s.maxReadDelay <= 0 || (s.sampleEvery > 1 && rand.Uint32N(s.sampleEvery) != 0) { //nolint:gosec // sampling needs no cryptographic randomness
+		return
+	}
+	rc, ok := ctx.Value(connKey{}).(syscall.RawConn)
+	if !ok {
+		return
+	}
+	if d, ok := unreadFor(rc); ok {
+		s.observe(d, time.Now())
+	}
+}
+
+// delayWindow collects a window's sampled waits and judges them when the
+// window ends. The request whose sample closes the window does the judging,
+// not a goroutine of its own: on a saturated CPU a goroutine waits its turn
+// like every other, and the judgment would come seconds late.
+type delayWindow struct {
+	mu        sync.Mutex
+	end       time.Time
+	waits     []time.Duration
+	sorted    []time.Duration // reused, to judge without allocating
+	saturated int             // windows in a row over the limit
+}
+
+// observe records one sampled wait and, once the window has ended, judges
+// it and sets the share of requests admitted.
+func (s *Shedder) observe(d time.Duration, now time.Time) {
+	w := &s.window
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.waits) < maxSamples {
+		w.waits = append(w.waits, d)
+	}
+	if now.Before(w.end) {
+		return
+	}
+	w.end = now.Add(s.delayWindow)
+	w.sorted = append(w.sorted[:0], w.waits...)
+	w.waits = w.waits[:0]
+	slices.Sort(w.sorted)
+	q := w.sorted[int(delayQuantile*float64(len(w.sorted)-1))]
+	s.readDelay.Store(int64(q))
+	a := s.admit.Load()
+	if q > s.maxReadDelay {
+		if w.saturated++; w.saturated >= saturatedWindows {
+			a = max(a*3/4, admitFloor)
+		}
+	} else {
+		w.saturated = 0
+		a = min(a+admitScale/16, admitScale)
+	}
+	s.admit.Store(a)
+}
+
+// shedForBacklog decides, for one request, whether it is refused to drain a
+// standing queue: with probability 1 - the admitted share.
+func (s *Shedder) shedForBacklog() bool {
+	a := s.admit.Load()
+	return a < admitScale && rand.Uint32N(admitScale) >= a //nolint:gosec // nor does choosing whom to refuse
+}

@@ -1,0 +1,158 @@
+package shed_test
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prodready/service/internal/health"
+	"github.com/prodready/service/internal/problem"
+	"github.com/prodready/service/internal/shed"
+)
+
+// saturate keeps one CPU busy the way handlers that never wait do: many
+// goroutines, each computing a little and then yielding, so the run queue
+// stays long and every goroutine waits its turn. It returns a stop function.
+func saturate(n int) (stop func()) {
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for !done.Load() {
+				for start := time.Now(); time.Since(start) < time.Millisecond; {
+				}
+				runtime.Gosched()
+			}
+		})
+	}
+	return func() { done.Store(true); wg.Wait() }
+}
+
+// On one CPU that the run queue keeps busy, requests never pile up in
+// flight (each one holds its slot only while it runs), so only how long
+// they waited unread says the service is past capacity: a share of requests
+// is refused at once with 503 and Retry-After, the probes still answer,
+// /status warns why, and admission comes back when the CPU is free again.
+func TestOverload_RequestsWaitingUnreadAreShedUntilTheyDoNot(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	srv, s, release, logs := slowServer(t, shed.Options{MaxInFlight: 64, QueueSize: 64, QueueTimeout: time.Second,
+		MaxReadDelay: 10 * time.Millisecond, SampleEvery: 1})
+	close(release) // /work answers at once: the CPU is the only bottleneck
+	check := s.Check()
+
+	if a := get(srv.URL + "/work"); a.status != http.StatusOK {
+		t.Fatalf("before saturation: %d %v, want 200", a.status, a.err)
+	}
+	stop, saturated := saturate(100), time.Now()
+	refused, _ := hammer(srv.URL+"/work", 10*time.Second, true)
+	st := s.Stats()
+	t.Logf("first refusal after %s", time.Since(saturated).Round(time.Millisecond))
+	if refused.status == 0 {
+		stop()
+		t.Fatalf("no request refused in 10 s of a saturated CPU; stats %+v", st)
+	}
+	if refused.retryAfter != "1" || refused.problem.Type != problem.TypeOverloaded ||
+		!strings.Contains(refused.problem.Detail, "unread: the service cannot keep up") {
+		t.Errorf("refusal: Retry-After %q, problem %+v; want 1 and an overloaded problem saying requests wait unread", refused.retryAfter, refused.problem)
+	}
+	if st.Backlogged == 0 || st.Shed != st.Backlogged || st.AdmitPercent >= 100 {
+		t.Errorf("stats %+v: want refusals for the backlog only, admission below 100%%", st)
+	}
+	if a := get(srv.URL + "/livez"); a.status != http.StatusOK {
+		t.Errorf("/livez on a saturated CPU: %d %v, want 200 (probes are exempt)", a.status, a.err)
+	}
+	if r := check.Run(context.Background()); r.Status != health.Warn || !strings.Contains(r.Output, "to drain requests waiting unread") {
+		t.Errorf("status check while shedding: %+v, want warn naming the backlog", r)
+	}
+	stop()
+
+	// Once the CPU is free, the requests that follow raise admission back
+	// to all of them.
+	waitForLong(t, "admission back to 100%", func() bool {
+		get(srv.URL + "/work")
+		return s.Stats().AdmitPercent == 100
+	})
+	check.Run(context.Background()) // it may count refusals made while admission rose
+	for range 20 {
+		if a := get(srv.URL + "/work"); a.status != http.StatusOK {
+			t.Fatalf("after the CPU calmed down: %d %v, want 200", a.status, a.err)
+		}
+	}
+	if r := check.Run(context.Background()); r.Status != health.Pass || !strings.Contains(r.Output, "admitting 100%") {
+		t.Errorf("status check after recovery: %+v, want pass, admitting 100%%", r)
+	}
+	var warned bool
+	for _, r := range logs.Take(t) {
+		if r["msg"] == "shedding load: requests refused with 503" && r["backlogged_total"].(float64) > 0 {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Error("no shedding warning counted the refusals for the backlog")
+	}
+}
+
+// With max_read_delay 0 nothing is measured or refused for waiting unread.
+func TestOverload_ReadDelaySheddingOff(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	srv, s, release, _ := slowServer(t, shed.Options{MaxInFlight: 64, QueueSize: 64, QueueTimeout: time.Second, SampleEvery: 1})
+	close(release)
+	stop := saturate(100)
+	if _, statuses := hammer(srv.URL+"/work", 2*time.Second, false); len(statuses) != 1 || statuses[http.StatusOK] == 0 {
+		t.Errorf("with max_read_delay 0 on a saturated CPU: statuses %v, want only 200", statuses)
+	}
+	stop()
+	if st := s.Stats(); st.ReadDelay != 0 || st.AdmitPercent != 100 {
+		t.Errorf("stats %+v, want nothing measured and everything admitted", st)
+	}
+	if r := s.Check().Run(context.Background()); !strings.Contains(r.Output, "read-delay shedding off (http.max_read_delay is 0)") {
+		t.Errorf("check %+v, want it to say read-delay shedding is off", r)
+	}
+}
+
+// hammer sends requests to url from 16 clients for d, or until the first
+// 503 when untilRefused; it returns that 503 (status 0 if none) and how
+// many answers of each status arrived.
+func hammer(url string, d time.Duration, untilRefused bool) (answer, map[int]int) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var mu sync.Mutex
+	var refused answer
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				a := get(url)
+				mu.Lock()
+				statuses[a.status]++
+				if a.status == http.StatusServiceUnavailable && refused.status == 0 {
+					refused = a
+					if untilRefused {
+						cancel()
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return refused, statuses
+}
+
+// waitForLong polls cond for up to ten seconds: recovery takes several
+// sampling windows, longer on a loaded machine.
+func waitForLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
