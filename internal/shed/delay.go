@@ -63,10 +63,11 @@ func (s *Shedder) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	if s.maxReadDelay <= 0 {
 		return ctx
 	}
-	if _, ok := c.(*net.TCPConn); !ok {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
 		return ctx
 	}
-	rc, err := c.(syscall.Conn).SyscallConn()
+	rc, err := tc.SyscallConn()
 	if err != nil {
 		return ctx
 	}

@@ -73,7 +73,8 @@ func TestOverload_RequestsWaitingUnreadAreShedUntilTheyDoNot(t *testing.T) {
 
 	// Once the CPU is free, the requests that follow raise admission back
 	// to all of them.
-	waitForLong(t, "admission back to 100%", func() bool {
+	// Ten seconds: recovery takes several windows, longer on a loaded machine.
+	waitWithin(t, 10*time.Second, "admission back to 100%", func() bool {
 		get(srv.URL + "/work")
 		return s.Stats().AdmitPercent == 100
 	})
@@ -143,16 +144,4 @@ func hammer(url string, d time.Duration, untilRefused bool) (answer, map[int]int
 	}
 	wg.Wait()
 	return refused, statuses
-}
-
-// waitForLong polls cond for up to ten seconds: recovery takes several
-// sampling windows, longer on a loaded machine.
-func waitForLong(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

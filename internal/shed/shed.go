@@ -128,6 +128,9 @@ func New(o Options) *Shedder {
 	if o.SampleEvery <= 0 {
 		o.SampleEvery = DefaultSampleEvery
 	}
+	if o.MaxInFlight <= 0 {
+		o.MaxReadDelay = 0 // shedding off: no connection is measured either
+	}
 	s := &Shedder{
 		queueSize:    int64(max(o.QueueSize, 0)),
 		timeout:      o.QueueTimeout,
@@ -137,7 +140,7 @@ func New(o Options) *Shedder {
 		warnEvery:    o.WarnEvery,
 		maxReadDelay: max(o.MaxReadDelay, 0),
 		delayWindow:  o.DelayWindow,
-		sampleEvery:  uint32(min(o.SampleEvery, 1<<20)), //nolint:gosec // bounded just before
+		sampleEvery:  uint32(min(o.SampleEvery, 1<<20)), //nolint:gosec // positive and bounded by the min
 	}
 	s.admit.Store(admitScale)
 	if o.MaxInFlight > 0 {
@@ -261,12 +264,12 @@ func (s *Shedder) warn() {
 	if !s.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
-	total := s.queueFull.Load() + s.timedOut.Load() + s.backlogged.Load()
+	st := s.Stats()
+	total := st.Shed
 	since := total - s.warnedAt.Swap(total)
 	if since == 0 {
 		return
 	}
-	st := s.Stats()
 	s.log.Warn("shedding load: requests refused with 503",
 		"refused", since, "refused_total", total, "in_flight", st.InFlight,
 		"max_in_flight", st.MaxInFlight, "queued", st.Queued, "queue_size", st.QueueSize,

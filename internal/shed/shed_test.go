@@ -81,7 +81,13 @@ func get(url string) answer {
 // waitFor polls cond until it holds, for at most two seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	waitWithin(t, 2*time.Second, what, cond)
+}
+
+// waitWithin polls cond until it holds, for at most d.
+func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if cond() {
 			return
 		}
