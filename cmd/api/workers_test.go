@@ -584,10 +584,18 @@ func TestServe_RequestsWaitingUnreadAreShed(t *testing.T) {
 	if resp, _ := a.do(t, "GET", "/livez", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("/livez while shedding: %d, want 200", resp.StatusCode)
 	}
+	// /status answers, and its shedding check warns. The overall status may
+	// be 500: on a starved CPU another check (the database's response time)
+	// can fail too, which is what an operator should then see.
 	resp, m := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
-	c := m["checks"].(map[string]any)["http:shedding"].([]any)[0].(map[string]any)
-	if resp.StatusCode != http.StatusOK || c["status"] != "warn" || !strings.Contains(fmt.Sprint(c["output"]), "to drain requests waiting unread") {
-		t.Errorf("/status while shedding: %d, http:shedding %v; want 200 and a warning naming requests waiting unread", resp.StatusCode, c)
+	checks, _ := m["checks"].(map[string]any)
+	c := map[string]any{}
+	if list, ok := checks["http:shedding"].([]any); ok && len(list) > 0 {
+		c, _ = list[0].(map[string]any)
+	}
+	if (resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusInternalServerError) ||
+		c["status"] != "warn" || !strings.Contains(fmt.Sprint(c["output"]), "to drain requests waiting unread") {
+		t.Errorf("/status while shedding: %d, checks %v; want 200 or 500 and an http:shedding warning naming requests waiting unread", resp.StatusCode, checks)
 	}
 	r := l.stop()
 	report(t, "load", r)

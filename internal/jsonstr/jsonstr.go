@@ -40,16 +40,29 @@ func AppendIntField(b []byte, key string, n int64) []byte {
 // \ and control characters escaped (\b \f \n \r \t short), <, > and & as
 // \u003c, \u003e, \u0026, invalid UTF-8 as \ufffd, U+2028 and U+2029
 // escaped.
-func AppendHTML(b []byte, s string) []byte { return appendQuoted(b, s, &htmlSafe, true) }
+func AppendHTML(b []byte, s string) []byte { return appendQuoted(b, s, true) }
 
 // AppendSlog appends s quoted as log/slog's JSON handler does: like
 // AppendHTML but <, > and & as they are, and \b and \f as \u0008, \u000c.
-func AppendSlog(b []byte, s string) []byte { return appendQuoted(b, s, &safe, false) }
+func AppendSlog(b []byte, s string) []byte { return appendQuoted(b, s, false) }
 
-func appendQuoted(b []byte, s string, safe *[utf8.RuneSelf]bool, shortBF bool) []byte {
+// appendQuoted is AppendHTML (html) or AppendSlog.
+func appendQuoted(b []byte, s string, html bool) []byte {
+	safe, shortBF := &slogSafe, false
+	if html {
+		safe, shortBF = &htmlSafe, true
+	}
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while none of them needs escaping: what
+		// these encoders quote (paths, addresses, IDs) is mostly that.
+		for i+8 <= len(s) && wordIsSafe(load8(s, i), html) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if safe[c] {
 				i++
@@ -99,8 +112,38 @@ func appendQuoted(b []byte, s string, safe *[utf8.RuneSelf]bool, shortBF bool) [
 
 const hexDigits = "0123456789abcdef"
 
-// safe marks the ASCII bytes written as they are; htmlSafe, without <, >, &.
-var safe, htmlSafe = func() (s, h [utf8.RuneSelf]bool) {
+// load8 is s[i:i+8] as a little-endian word (the compiler makes it one load).
+func load8(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// wordIsSafe reports whether none of the eight bytes in x needs escaping:
+// none is a control character, '"', '\\' or outside ASCII (and, for html,
+// none is '<', '>' or '&'). below and has are the usual SWAR tests (exact
+// about whether any byte matches, which is all this needs).
+func wordIsSafe(x uint64, html bool) bool {
+	bad := x&highs | below(x, 0x20) | has(x, '"') | has(x, '\\')
+	if html {
+		bad |= has(x, '<') | has(x, '>') | has(x, '&')
+	}
+	return bad == 0
+}
+
+// below marks the bytes of x that are under n (n at most 0x80).
+func below(x uint64, n byte) uint64 { return (x - ones*uint64(n)) & ^x & highs }
+
+// has marks the bytes of x equal to c.
+func has(x uint64, c byte) uint64 { return below(x^(ones*uint64(c)), 1) }
+
+// slogSafe marks the ASCII bytes written as they are; htmlSafe, without <, >, &.
+var slogSafe, htmlSafe = func() (s, h [utf8.RuneSelf]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		s[c] = c != '"' && c != '\\'
 		h[c] = s[c] && c != '<' && c != '>' && c != '&'

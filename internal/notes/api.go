@@ -93,7 +93,7 @@ func HandleGet(s Store, o APIOptions) gin.HandlerFunc {
 				return
 			}
 			if !notModified(c, e.Version) {
-				c.Header("ETag", etag(e.Version))
+				setETag(c, e.Version)
 				c.Data(http.StatusOK, jsonContentType, e.JSON)
 			}
 			return
@@ -114,10 +114,16 @@ const jsonContentType = "application/json; charset=utf-8"
 
 // notModified answers 304 when the client's If-None-Match names version.
 func notModified(c *gin.Context, version int64) bool {
-	if !noneMatch(c.GetHeader("If-None-Match"), version) {
+	// The header map is indexed with canonical keys directly ("Etag" is
+	// ETag's): GetHeader and Header canonicalize the name on every call.
+	var inm string
+	if v := c.Request.Header["If-None-Match"]; len(v) > 0 {
+		inm = v[0]
+	}
+	if !noneMatch(inm, version) {
 		return false
 	}
-	c.Header("ETag", etag(version))
+	setETag(c, version)
 	c.Status(http.StatusNotModified)
 	return true
 }
@@ -248,7 +254,7 @@ func idOK(c *gin.Context) bool {
 
 // writeNote sends n as JSON with its ETag.
 func writeNote(c *gin.Context, status int, n Note) {
-	c.Header("ETag", etag(n.Version))
+	setETag(c, n.Version)
 	c.JSON(status, n)
 }
 
@@ -289,6 +295,9 @@ const unavailableRetryAfter = 5 * time.Second
 
 // etag formats a version as a strong entity tag: 3 → "3" (with the quotes).
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// setETag sets the response's ETag to version's.
+func setETag(c *gin.Context, version int64) { c.Writer.Header()["Etag"] = []string{etag(version)} }
 
 const ifMatchSyntax = `If-Match must be * or one strong ETag as returned by GET, such as "3"`
 

@@ -68,7 +68,7 @@ func decodeEntry(b []byte, id string) (EncodedNote, bool) {
 func cutJSONString(b []byte, s string) ([]byte, bool) {
 	plain := true
 	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plainInJSON[s[i]] {
 			plain = false
 			break
 		}
@@ -85,3 +85,12 @@ func cutJSONString(b []byte, s string) ([]byte, bool) {
 	}
 	return bytes.CutPrefix(b, quoted)
 }
+
+// plainInJSON marks the bytes encoding/json writes as they are in a string:
+// printable ASCII but '"', '\\', '<', '>' and '&'.
+var plainInJSON = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()

@@ -39,7 +39,19 @@ const maxKeyLen = 128
 // out: short, valid UTF-8, no control characters. A key that is not is
 // answered without asking the store, since no note can have it.
 func wellFormedKey(s string) bool {
-	return len(s) <= maxKeyLen && utf8.ValidString(s) && controlIn(s, nil) == ""
+	if len(s) > maxKeyLen {
+		return false
+	}
+	// Every key this API hands out is printable ASCII (a UUID, a cursor):
+	// that is settled byte by byte, without decoding runes.
+	printable := true
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			printable = false
+			break
+		}
+	}
+	return printable || utf8.ValidString(s) && controlIn(s, nil) == ""
 }
 
 // badEncoding returns the names of the top-level string fields of the JSON

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -145,18 +146,32 @@ func TestRequestID(t *testing.T) {
 				return
 			}
 			id, err := uuid.Parse(got)
-			if err != nil || id.Version() != 7 {
-				t.Errorf("X-Request-ID = %q, want a fresh UUIDv7", got)
+			if err != nil || id.Version() != 7 || id.Variant() != uuid.RFC4122 || len(got) != 36 {
+				t.Errorf("X-Request-ID = %q, want a fresh UUIDv7 in its 36-character form", got)
+			}
+			// Its first 48 bits are the Unix time in milliseconds.
+			if sec, _ := id.Time().UnixTime(); time.Since(time.Unix(sec, 0)).Abs() > time.Minute {
+				t.Errorf("X-Request-ID %s says it was made at %s", got, time.Unix(sec, 0))
 			}
 			// The body carries the same ID as the header.
 			wantProblem(t, w, http.StatusNotFound, problem.TypeNotFound)
 		})
 	}
 
-	a := serve(e, httptest.NewRequest(http.MethodGet, "/nope", nil)).Header().Get(server.RequestIDHeader)
-	b := serve(e, httptest.NewRequest(http.MethodGet, "/nope", nil)).Header().Get(server.RequestIDHeader)
-	if a == b {
-		t.Errorf("two requests got the same generated ID %s", a)
+	// Generated IDs are unique, and sort in the order they were made (to
+	// the millisecond): an incident's IDs sit together.
+	seen := make(map[string]bool)
+	var last string
+	for range 2000 {
+		id := serve(e, httptest.NewRequest(http.MethodGet, "/nope", nil)).Header().Get(server.RequestIDHeader)
+		if seen[id] {
+			t.Fatalf("two requests got the same generated ID %s", id)
+		}
+		seen[id] = true
+		if id[:13] < last { // the 48-bit time, in hex, with its dash
+			t.Fatalf("ID %s was made after %s but sorts before it", id, last)
+		}
+		last = id[:13]
 	}
 }
 
