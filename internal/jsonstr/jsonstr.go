@@ -56,8 +56,19 @@ func appendQuoted(b []byte, s string, html bool) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		// Eight bytes at a time while none of them needs escaping: what
-		// these encoders quote (paths, addresses, IDs) is mostly that.
-		for i+8 <= len(s) && wordIsSafe(load8(s, i), html) {
+		// these encoders quote (paths, addresses, IDs) is mostly that. The
+		// usual SWAR tests, written out here so that nothing is a call:
+		// below and has are exact about whether any byte matches, which is
+		// all this needs.
+		for i+8 <= len(s) {
+			x := load8(s[i : i+8])
+			bad := x&highs | below(x, 0x20) | has(x, '"') | has(x, '\\')
+			if html {
+				bad |= has(x, '<') | has(x, '>') | has(x, '&')
+			}
+			if bad != 0 {
+				break
+			}
 			i += 8
 		}
 		if i >= len(s) {
@@ -112,29 +123,17 @@ func appendQuoted(b []byte, s string, html bool) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// load8 is s[i:i+8] as a little-endian word (the compiler makes it one load).
-func load8(s string, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+// load8 is the eight bytes of w as a little-endian word (constant indexes
+// into an 8-byte string: the compiler makes it one load).
+func load8(w string) uint64 {
+	return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
 }
 
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
 )
-
-// wordIsSafe reports whether none of the eight bytes in x needs escaping:
-// none is a control character, '"', '\\' or outside ASCII (and, for html,
-// none is '<', '>' or '&'). below and has are the usual SWAR tests (exact
-// about whether any byte matches, which is all this needs).
-func wordIsSafe(x uint64, html bool) bool {
-	bad := x&highs | below(x, 0x20) | has(x, '"') | has(x, '\\')
-	if html {
-		bad |= has(x, '<') | has(x, '>') | has(x, '&')
-	}
-	return bad == 0
-}
 
 // below marks the bytes of x that are under n (n at most 0x80).
 func below(x uint64, n byte) uint64 { return (x - ones*uint64(n)) & ^x & highs }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prodready/service/internal/config"
 	"github.com/prodready/service/internal/servicetest"
@@ -70,5 +71,35 @@ func TestLogAccessInAGroup(t *testing.T) {
 	LogAccess(context.Background(), logger.WithGroup("http"), Access{Level: slog.LevelInfo, Method: "GET", Path: "/p", Status: 200})
 	if got := out.String(); !strings.Contains(got, `"http":{"method":"GET"`) {
 		t.Errorf("got %s, want the attributes in the http group", got)
+	}
+}
+
+// The access record's timestamp is the time package's RFC 3339 form, as
+// slog writes it: every zone, fraction and year, to the nanosecond.
+func TestAppendRFC3339NanoIsTheTimePackages(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.Local, time.FixedZone("IST", 5*3600+1800), time.FixedZone("PST", -8*3600),
+		time.FixedZone("LMT", -(9*60 + 21)), time.FixedZone("odd", -30), time.FixedZone("far", 99*3600+59*60), time.FixedZone("too far", 100*3600)}
+	if ny, err := time.LoadLocation("America/New_York"); err == nil {
+		zones = append(zones, ny)
+	}
+	times := []time.Time{
+		time.Date(2026, 12, 3, 10, 21, 21, 123456789, time.UTC),
+		time.Date(2026, 3, 8, 7, 0, 0, 0, time.UTC), // a DST change in New York
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), // past what RFC 3339 can say: the time package's answer
+		time.Date(-1, 6, 1, 12, 0, 0, 500000000, time.UTC),
+		time.Date(2000, 2, 29, 0, 0, 0, 100000000, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 60000, time.UTC),
+		time.Now(),
+	}
+	for _, zone := range zones {
+		for _, tm := range times {
+			tm = tm.In(zone)
+			want := tm.AppendFormat(nil, time.RFC3339Nano)
+			if got := appendRFC3339Nano([]byte("x"), tm); string(got) != "x"+string(want) {
+				t.Errorf("%s in %s: %s, the time package writes %s", tm.UTC(), zone, got[1:], want)
+			}
+		}
 	}
 }
