@@ -1,6 +1,9 @@
 package logging
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 type requestIDKey struct{}
 
@@ -25,7 +28,19 @@ func (c *requestIDContext) Value(key any) any {
 // logged with that context (logger.InfoContext(ctx, ...)) gets a request_id
 // attribute, added by the handler Setup builds, in every sink.
 func WithRequestID(ctx context.Context, id string) context.Context {
+	if ctx == nil { // as context.WithValue
+		panic("cannot create context from nil parent")
+	}
 	return &requestIDContext{Context: ctx, id: id}
+}
+
+// String names the context as the standard library's do, for debugging.
+func (c *requestIDContext) String() string {
+	name := fmt.Sprintf("%T", c.Context)
+	if s, ok := c.Context.(fmt.Stringer); ok {
+		name = s.String()
+	}
+	return name + ".WithRequestID(" + c.id + ")"
 }
 
 // RequestID returns the request ID stored by WithRequestID, or "".

@@ -269,6 +269,17 @@ func TestRequestIDOnEveryRecord(t *testing.T) {
 	if got := RequestID(context.Background()); got != "" {
 		t.Errorf("RequestID(empty) = %q", got)
 	}
+	// Through derived contexts, cancellation and all, as context.WithValue.
+	parent, cancel := context.WithCancel(context.Background())
+	child, stop := context.WithTimeout(WithRequestID(parent, "req-7"), time.Hour)
+	defer stop()
+	cancel()
+	if got := RequestID(child); got != "req-7" || child.Err() == nil {
+		t.Errorf("a derived context: RequestID %q, Err %v; want req-7 and canceled with its parent", got, child.Err())
+	}
+	if got := fmt.Sprint(WithRequestID(context.Background(), "req-8")); got != "context.Background.WithRequestID(req-8)" {
+		t.Errorf("the context prints as %q", got)
+	}
 }
 
 func TestNewKeepsWorking(t *testing.T) {

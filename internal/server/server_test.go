@@ -158,20 +158,24 @@ func TestRequestID(t *testing.T) {
 		})
 	}
 
-	// Generated IDs are unique, and sort in the order they were made (to
-	// the millisecond): an incident's IDs sit together.
+	// Generated IDs are unique, and begin with the millisecond they were
+	// made in, so they sort by time: an incident's IDs sit together.
 	seen := make(map[string]bool)
-	var last string
 	for range 2000 {
-		id := serve(e, httptest.NewRequest(http.MethodGet, "/nope", nil)).Header().Get(server.RequestIDHeader)
-		if seen[id] {
-			t.Fatalf("two requests got the same generated ID %s", id)
+		before := time.Now().UnixMilli()
+		got := serve(e, httptest.NewRequest(http.MethodGet, "/nope", nil)).Header().Get(server.RequestIDHeader)
+		after := time.Now().UnixMilli()
+		if seen[got] {
+			t.Fatalf("two requests got the same generated ID %s", got)
 		}
-		seen[id] = true
-		if id[:13] < last { // the 48-bit time, in hex, with its dash
-			t.Fatalf("ID %s was made after %s but sorts before it", id, last)
+		seen[got] = true
+		id, err := uuid.Parse(got)
+		if err != nil {
+			t.Fatalf("X-Request-ID %q: %v", got, err)
 		}
-		last = id[:13]
+		if sec, nsec := id.Time().UnixTime(); time.Unix(sec, nsec).UnixMilli() < before || time.Unix(sec, nsec).UnixMilli() > after {
+			t.Fatalf("ID %s says %s, made between %s and %s", got, time.Unix(sec, nsec), time.UnixMilli(before), time.UnixMilli(after))
+		}
 	}
 }
 
