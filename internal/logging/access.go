@@ -252,7 +252,10 @@ func appendRFC3339Nano(b []byte, t time.Time) []byte {
 }
 
 // append2 appends n, from 0 to 99, as two digits.
-func append2(b []byte, n int) []byte { return append(b, byte('0'+n/10), byte('0'+n%10)) }
+func append2(b []byte, n int) []byte {
+	const digits = "0123456789"
+	return append(b, digits[n/10], digits[n%10])
+}
 
 // appendJSONFloat appends f as encoding/json writes a float64 (which is what
 // slog's JSON handler calls): the shortest 'f' form, or 'e' with a short

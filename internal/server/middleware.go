@@ -63,9 +63,10 @@ var requestIDKey = textproto.CanonicalMIMEHeaderKey(RequestIDHeader)
 // the system: request IDs must be unique, not secret (anyone who sees one
 // already sees the request).
 func newRequestID() string {
-	ms := uint64(time.Now().UnixMilli())                        //nolint:gosec // after 1970: positive
-	hi := ms<<16 | 0x7000 | rand.Uint64()&0x0fff                // version 7, 12 random bits
-	lo := rand.Uint64()&0x3fffffffffffffff | 0x8000000000000000 // variant 10, 62 random bits
+	ms := uint64(time.Now().UnixMilli()) //nolint:gosec // after 1970: positive
+	// Version 7 and 12 random bits; then the variant (10) and 62 random bits.
+	hi := ms<<16 | 0x7000 | rand.Uint64()&0x0fff                //nolint:gosec // unique, not secret (above)
+	lo := rand.Uint64()&0x3fffffffffffffff | 0x8000000000000000 //nolint:gosec // unique, not secret (above)
 	var b [36]byte
 	appendHex(b[0:8], hi>>32, 8)
 	b[8] = '-'
