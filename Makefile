@@ -40,7 +40,7 @@ COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 COMMIT_TIME ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)
 
-.PHONY: help run run-collector checklist test cover vet lint build generate check-generate migrate fuzz bench bench-go tools check-delivery compose-up compose-down mailpit run-mailpit gatus monitor backup restore backup-verify litestream replicate litestream-restore backup-drill clean
+.PHONY: help run run-collector checklist test cover vet lint build generate check-generate migrate fuzz bench bench-instructions bench-go tools check-delivery compose-up compose-down mailpit run-mailpit gatus monitor backup restore backup-verify litestream replicate litestream-restore backup-drill clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -132,6 +132,10 @@ bench: build ## Load benchmark of the real program on loopback, A/B alternating 
 	else echo "make bench: PostgreSQL or Redis does not answer on 127.0.0.1; the PostgreSQL pairs are skipped"; fi; \
 	pin=; if [ "$$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin="taskset -c 1"; fi; \
 	$$pin bin/bench -bin $(BIN) -rounds $${ROUNDS:-5} -duration $${DURATION:-2s} $${PAIRS:+-only $$PAIRS} -write docs/PERFORMANCE.md
+
+bench-instructions: build ## Instructions per request (valgrind's callgrind), full stack against bare gin: the load-independent figure in docs/PERFORMANCE.md
+	$(GO) build -tags $(GO_TAGS) -o bin/bench ./scripts/bench
+	bash scripts/bench/instructions.sh
 
 bench-go: ## Run the Go benchmarks (BENCH=regexp, BENCHTIME=3s): the in-process figures in docs/PERFORMANCE.md
 	$(GO) test -tags $(GO_TAGS) -run '^$$' -bench "$${BENCH:-.}" -benchtime $${BENCHTIME:-3s} -benchmem ./...
