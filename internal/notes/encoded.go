@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+
+	"github.com/prodready/service/internal/jsonstr"
 )
 
 // EncodedNote is a note as the API sends it: its JSON, ready to write, and
@@ -63,34 +65,9 @@ func decodeEntry(b []byte, id string) (EncodedNote, bool) {
 }
 
 // cutJSONString cuts s, JSON-encoded as encoding/json writes it, from the
-// front of b. Ids the store makes (UUIDs) need no escaping, so the common
-// case compares bytes without encoding anything.
+// front of b. jsonstr.AppendHTML writes those bytes (an id the store makes,
+// a UUID, in a few words of its fast path), into a buffer on the stack.
 func cutJSONString(b []byte, s string) ([]byte, bool) {
-	plain := true
-	for i := range len(s) {
-		if !plainInJSON[s[i]] {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		if len(b) < len(s)+2 || b[0] != '"' || string(b[1:1+len(s)]) != s || b[1+len(s)] != '"' {
-			return nil, false
-		}
-		return b[len(s)+2:], true
-	}
-	quoted, err := json.Marshal(s)
-	if err != nil {
-		return nil, false
-	}
-	return bytes.CutPrefix(b, quoted)
+	var buf [64]byte
+	return bytes.CutPrefix(b, jsonstr.AppendHTML(buf[:0], s))
 }
-
-// plainInJSON marks the bytes encoding/json writes as they are in a string:
-// printable ASCII but '"', '\\', '<', '>' and '&'.
-var plainInJSON = func() (t [256]bool) {
-	for c := 0x20; c < 0x7f; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
