@@ -75,8 +75,13 @@ func startApp(t testing.TB, env map[string]string) *app {
 	for k, v := range env {
 		base[k] = v
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &app{logs: &servicetest.LogBuffer{}, stop: cancel, done: make(chan error, 1), client: &http.Client{Timeout: 10 * time.Second}}
+	ctx, cancelRun := context.WithCancel(context.Background())
+	// The test's client keeps no idle connection when the service stops: a
+	// stopping service waits for a recently used one to go quiet
+	// (drain.Drainer.Wait), which would only make the test slower.
+	tr := &http.Transport{}
+	cancel := func() { tr.CloseIdleConnections(); cancelRun() }
+	a := &app{logs: &servicetest.LogBuffer{}, stop: cancel, done: make(chan error, 1), client: &http.Client{Timeout: 10 * time.Second, Transport: tr}}
 	go func() {
 		a.done <- run(ctx, []string{"serve"}, func(k string) string { return base[k] }, a.logs, a.logs)
 	}()

@@ -360,9 +360,9 @@ func (s *service) serveUntilDone(ctx context.Context) error {
 	defer cancel()
 	// Stop accepting, then give the open connections a moment to close
 	// themselves after their next answer; Shutdown then finds only
-	// connections that stayed idle, which no request is using.
+	// connections that have stayed idle, which no request is using.
 	_ = s.ln.Close()
-	s.drain.Wait(sctx, connectionsCloseWithin)
+	s.drain.Wait(sctx, connectionsQuietFor)
 	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, net.ErrClosed) {
 		_ = s.http.Close()
 		if errors.Is(err, context.DeadlineExceeded) {

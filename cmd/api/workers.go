@@ -19,11 +19,15 @@ import (
 	"github.com/prodready/service/internal/workers"
 )
 
-// connectionsCloseWithin bounds the wait, once a process stops accepting,
-// for its keep-alive connections to close after their next answer (each
-// answer now says Connection: close). What is still open after it is idle
-// and closed by Shutdown.
-const connectionsCloseWithin = time.Second
+// connectionsQuietFor is how long, once a process stops accepting, a
+// keep-alive connection must have carried no data before Shutdown may close
+// it (drain.Drainer.Wait). Each answer now says Connection: close, so a
+// client that keeps sending closes its connection after its next answer; a
+// client whose last answer came just before the drain began has this long
+// to send its next request, and gets an answer instead of a cut. A
+// connection idle for longer, in a client's pool, is closed at once: it
+// adds nothing to a stop.
+const connectionsQuietFor = 2 * time.Second
 
 // applyWorkersFlag makes `serve --workers N` win over http.workers; -1 means
 // the flag was not given. The source shows in the configuration logged at

@@ -71,6 +71,9 @@ func startProc(t *testing.T, args string, env []string, files []*os.File, wrap .
 	}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
+		if t.Failed() { // what the process saw, to match with the failure
+			t.Logf("logs of %s (pid %d):\n%s", strings.Join(cmd.Args, " "), cmd.Process.Pid, p.logs.String())
+		}
 		select {
 		case <-p.done:
 			return
@@ -189,10 +192,14 @@ func startLoad(addr, path string, clients int, stopOnClose bool) *bgLoad {
 func (l *bgLoad) stop() loadgen.Result { l.cancel(); return <-l.res }
 
 // settle lets the load run a little longer: twenty requests of the test
-// itself, each answered.
+// itself, each answered. It leaves no idle connection behind: a stopping
+// process waits for a recently used one to go quiet (drain.Drainer.Wait),
+// which would only make the test slower.
 func settle(t *testing.T, addr string) {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	for range 20 {
 		resp, err := c.Get("http://" + addr + "/livez")
 		if err != nil {
@@ -205,7 +212,8 @@ func settle(t *testing.T, addr string) {
 // createNote makes one note and returns its path, for a load that reads it.
 func createNote(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := http.Post("http://"+addr+"/v1/notes", "application/json", strings.NewReader(`{"title":"under load","body":"read again and again"}`))
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Post("http://"+addr+"/v1/notes", "application/json", strings.NewReader(`{"title":"under load","body":"read again and again"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +241,7 @@ func TestWorkers_MasterAndWorkersReloadOnHUPLosingNothing(t *testing.T) {
 	old := master.readyWorkers()
 
 	// /status of whichever worker answers: its share of the CPUs.
-	a := &app{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}}
+	a := &app{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
 	_, body := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
 	gm := body["checks"].(map[string]any)["runtime:gomaxprocs"].([]any)[0].(map[string]any)
 	if gm["observedValue"] != float64(1) || !strings.Contains(gm["output"].(string), "from the master") {

@@ -7,15 +7,22 @@
 // finish everything. The fix is to tell clients first: while draining, every
 // response carries "Connection: close", so each client closes its
 // connection after the answer it is reading and opens a new one for the next
-// request (to another instance, or to the same socket's next owner). Once the
-// connections have gone, or a bound has passed, Shutdown finds nothing idle to
-// cut.
+// request (to another instance, or to the same socket's next owner).
+//
+// What is left are connections whose last answer went out before the drain
+// began, and so did not say close. Most are idle in a client's pool and can
+// be closed; but one whose client got its answer a moment ago is about to
+// carry the next request, and closing it then cuts that request. Wait tells
+// them apart by asking the kernel when data last moved on each connection:
+// Shutdown is called once every connection still open has been quiet for a
+// while, so it closes only connections nobody is using.
 package drain
 
 import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -28,6 +35,10 @@ import (
 type Drainer struct {
 	draining atomic.Bool
 	open     atomic.Int64
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{} // open connections, to ask when each was last used
+	started time.Time             // when Start was called
 }
 
 // Handler wraps h: while draining, responses carry Connection: close, which
@@ -41,18 +52,36 @@ func (d *Drainer) Handler(h http.Handler) http.Handler {
 	})
 }
 
-// ConnState counts the connections that are open, whatever their state.
-func (d *Drainer) ConnState(_ net.Conn, s http.ConnState) {
+// ConnState keeps the set of open connections, whatever their state. It
+// runs once when a connection opens and once when it closes, not per
+// request.
+func (d *Drainer) ConnState(c net.Conn, s http.ConnState) {
 	switch s {
 	case http.StateNew:
 		d.open.Add(1)
+		d.mu.Lock()
+		if d.conns == nil {
+			d.conns = map[net.Conn]struct{}{}
+		}
+		d.conns[c] = struct{}{}
+		d.mu.Unlock()
 	case http.StateClosed, http.StateHijacked:
 		d.open.Add(-1)
+		d.mu.Lock()
+		delete(d.conns, c)
+		d.mu.Unlock()
 	}
 }
 
 // Start begins draining: from now on every response closes its connection.
-func (d *Drainer) Start() { d.draining.Store(true) }
+func (d *Drainer) Start() {
+	d.mu.Lock()
+	if d.started.IsZero() {
+		d.started = time.Now()
+	}
+	d.mu.Unlock()
+	d.draining.Store(true)
+}
 
 // Draining reports whether Start was called.
 func (d *Drainer) Draining() bool { return d.draining.Load() }
@@ -60,21 +89,54 @@ func (d *Drainer) Draining() bool { return d.draining.Load() }
 // Open is the number of open connections.
 func (d *Drainer) Open() int { return int(d.open.Load()) }
 
-// Wait waits until no connection is open, at most max (or until ctx ends).
-// Clients that keep sending have closed theirs after their next answer by
-// then; what is left is idle, and Shutdown closes it.
-func (d *Drainer) Wait(ctx context.Context, limit time.Duration) {
-	t := time.NewTimer(limit)
-	defer t.Stop()
+// Wait waits until no connection is open, or until no data has moved for at
+// least quiet on every connection still open (or until ctx ends). Clients
+// that keep sending have closed their connections after their next answer
+// by then; what is left is idle in a pool, and Shutdown closes it without
+// cutting a request. A client whose last answer came just before the drain
+// began gets quiet to send its next request, which is answered (saying
+// close) instead of cut; however long that takes, a connection idle since
+// well before the drain does not make Wait wait.
+//
+// Where the kernel cannot say when a connection was last used (not TCP, or
+// not Linux), it counts as used when Start was called.
+func (d *Drainer) Wait(ctx context.Context, quiet time.Duration) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
+	var next time.Time // when to ask the kernel again: not every tick
 	for d.open.Load() > 0 {
+		if now := time.Now(); !now.Before(next) {
+			idle := d.leastIdle(now)
+			if idle >= quiet {
+				return
+			}
+			next = now.Add(min(quiet-idle, 50*time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// leastIdle is how long the most recently used open connection has been
+// quiet: the time since data last went either way on it.
+func (d *Drainer) leastIdle(now time.Time) time.Duration {
+	d.mu.Lock()
+	conns := make([]net.Conn, 0, len(d.conns))
+	for c := range d.conns {
+		conns = append(conns, c)
+	}
+	sinceStart := now.Sub(d.started)
+	d.mu.Unlock()
+	least := time.Duration(1<<63 - 1)
+	for _, c := range conns {
+		idle, ok := idleFor(c)
+		if !ok {
+			idle = sinceStart
+		}
+		least = min(least, idle)
+	}
+	return least
 }

@@ -9,6 +9,7 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -197,6 +198,10 @@ func client(ctx context.Context, o Options, id int, due <-chan time.Time, conn n
 			_ = conn.Close()
 		}
 	}()
+	// For the note of a cut request: which request on its connection it was
+	// and how long after the previous answer it went out, to tell a
+	// connection closed under a request from one never answered.
+	onConn, lastAnswer := 0, time.Time{}
 	for i := 0; ; i++ {
 		begin := time.Now()
 		if due != nil {
@@ -224,7 +229,9 @@ func client(ctx context.Context, o Options, id int, due <-chan time.Time, conn n
 				return res
 			}
 			conn, br = c, bufio.NewReader(c)
+			onConn, lastAnswer = 0, time.Time{}
 		}
+		onConn++
 		req := o.Request(id, i)
 		req.Host = o.Addr
 		res.Sent++
@@ -236,12 +243,13 @@ func client(ctx context.Context, o Options, id int, due <-chan time.Time, conn n
 		status, closing, err := roundTrip(conn, br, req)
 		if err != nil {
 			res.Cut++
-			res.note(err)
+			res.note(cutNote(err, onConn, conn.LocalAddr(), written, lastAnswer))
 			_ = conn.Close()
 			conn = nil
 			continue
 		}
 		res.Answered++
+		lastAnswer = time.Now()
 		res.Status[status]++
 		took := time.Since(begin)
 		res.Latencies = append(res.Latencies, took)
@@ -258,6 +266,18 @@ func client(ctx context.Context, o Options, id int, due <-chan time.Time, conn n
 			}
 		}
 	}
+}
+
+// cutNote says where a cut request was: its error, which request on its
+// connection (1 is a new connection), the connection's local address and
+// when it was written, with the time since the previous answer on it.
+func cutNote(err error, n int, local net.Addr, written, lastAnswer time.Time) error {
+	after := "first on a new connection"
+	if !lastAnswer.IsZero() {
+		after = fmt.Sprintf("%s after the previous answer", written.Sub(lastAnswer).Round(time.Microsecond))
+	}
+	return fmt.Errorf("%w (request %d on the connection from %s, written %s, %s)",
+		err, n, local, written.UTC().Format("15:04:05.000000"), after)
 }
 
 // roundTrip writes req and reads the whole answer.
