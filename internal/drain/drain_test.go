@@ -46,7 +46,11 @@ func (s *server) stop(quiet time.Duration) (waited time.Duration, open int) {
 	defer cancel()
 	s.d.Wait(ctx, quiet)
 	waited, open = time.Since(begin), s.d.Open()
-	go func() { _ = s.srv.Shutdown(ctx) }()
+	go func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.srv.Shutdown(sctx)
+	}()
 	return waited, open
 }
 
@@ -101,6 +105,7 @@ func (c *client) mustGet(t *testing.T) *http.Response {
 // that request, saying close; without the wait (quiet 0, what
 // http.Server.Shutdown alone does) the same client is cut.
 func TestWait_ClientAboutToSendIsAnsweredNotCut(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		quiet   time.Duration
@@ -110,6 +115,7 @@ func TestWait_ClientAboutToSendIsAnsweredNotCut(t *testing.T) {
 		{"closing idle connections at once cuts it", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := serve(t, "tcp", "127.0.0.1:0")
 			c := dial(t, "tcp", s.ln.Addr().String())
 			if resp := c.mustGet(t); resp.Close {
@@ -119,14 +125,20 @@ func TestWait_ClientAboutToSendIsAnsweredNotCut(t *testing.T) {
 			var open int
 			go func() { _, open = s.stop(tc.quiet); close(done) }()
 			time.Sleep(300 * time.Millisecond) // the client's think time
-			resp, err := c.get()
-			<-done
 			if tc.wantCut {
-				if err == nil {
+				// Shutdown closes the idle connection at once; the client
+				// sends after that.
+				<-done
+				for deadline := time.Now().Add(5 * time.Second); s.d.Open() > 0 && time.Now().Before(deadline); {
+					time.Sleep(5 * time.Millisecond)
+				}
+				if resp, err := c.get(); err == nil {
 					t.Fatalf("answered %d: the control case should be cut", resp.StatusCode)
 				}
 				return
 			}
+			resp, err := c.get()
+			<-done
 			if err != nil {
 				t.Fatalf("the request sent 300 ms into the drain was cut: %v", err)
 			}
@@ -145,6 +157,7 @@ func TestWait_ClientAboutToSendIsAnsweredNotCut(t *testing.T) {
 // kernel cannot say when data last moved (a Unix socket) counts from the
 // drain's start.
 func TestWait_IdleConnectionsDoNotHoldTheStop(t *testing.T) {
+	t.Parallel()
 	const quiet = 600 * time.Millisecond
 	for _, tc := range []struct {
 		name    string
@@ -156,6 +169,7 @@ func TestWait_IdleConnectionsDoNotHoldTheStop(t *testing.T) {
 		{"Unix socket: counted as used at the start", "unix", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			if tc.network == "tcp" && runtime.GOOS != "linux" {
 				t.Skip("TCP_INFO is Linux's")
 			}
@@ -184,6 +198,7 @@ func TestWait_IdleConnectionsDoNotHoldTheStop(t *testing.T) {
 // TestWait_ReturnsWhenEveryConnectionHasClosed: clients that keep sending
 // are told to close, and Wait returns as soon as they have.
 func TestWait_ReturnsWhenEveryConnectionHasClosed(t *testing.T) {
+	t.Parallel()
 	s := serve(t, "tcp", "127.0.0.1:0")
 	c := dial(t, "tcp", s.ln.Addr().String())
 	c.mustGet(t)
