@@ -362,7 +362,7 @@ func (s *service) serveUntilDone(ctx context.Context) error {
 	// themselves after their next answer; Shutdown then finds only
 	// connections that have stayed idle, which no request is using.
 	_ = s.ln.Close()
-	s.drain.Wait(sctx, connectionsQuietFor)
+	s.drain.Wait(sctx, connectionsQuietFor, min(connectionsQuietFor+time.Second, hc.ShutdownTimeout/2))
 	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, net.ErrClosed) {
 		_ = s.http.Close()
 		if errors.Is(err, context.DeadlineExceeded) {

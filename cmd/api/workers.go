@@ -26,7 +26,9 @@ import (
 // client whose last answer came just before the drain began has this long
 // to send its next request, and gets an answer instead of a cut. A
 // connection idle for longer, in a client's pool, is closed at once: it
-// adds nothing to a stop.
+// adds nothing to a stop. The wait is at most a second more than this (and
+// half of http.shutdown_timeout), so that data that keeps moving cannot take
+// the time in-flight requests have to finish.
 const connectionsQuietFor = 2 * time.Second
 
 // applyWorkersFlag makes `serve --workers N` win over http.workers; -1 means

@@ -34,7 +34,6 @@ import (
 //	srv.ConnState = d.ConnState
 type Drainer struct {
 	draining atomic.Bool
-	open     atomic.Int64
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{} // open connections, to ask when each was last used
@@ -53,12 +52,12 @@ func (d *Drainer) Handler(h http.Handler) http.Handler {
 }
 
 // ConnState keeps the set of open connections, whatever their state. It
-// runs once when a connection opens and once when it closes, not per
-// request.
+// does work once when a connection opens and once when it closes, not per
+// request. net/http passes the same net.Conn for each state of a
+// connection, and none after it is hijacked.
 func (d *Drainer) ConnState(c net.Conn, s http.ConnState) {
 	switch s {
 	case http.StateNew:
-		d.open.Add(1)
 		d.mu.Lock()
 		if d.conns == nil {
 			d.conns = map[net.Conn]struct{}{}
@@ -66,7 +65,6 @@ func (d *Drainer) ConnState(c net.Conn, s http.ConnState) {
 		d.conns[c] = struct{}{}
 		d.mu.Unlock()
 	case http.StateClosed, http.StateHijacked:
-		d.open.Add(-1)
 		d.mu.Lock()
 		delete(d.conns, c)
 		d.mu.Unlock()
@@ -87,56 +85,71 @@ func (d *Drainer) Start() {
 func (d *Drainer) Draining() bool { return d.draining.Load() }
 
 // Open is the number of open connections.
-func (d *Drainer) Open() int { return int(d.open.Load()) }
+func (d *Drainer) Open() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.conns)
+}
 
 // Wait waits until no connection is open, or until no data has moved for at
-// least quiet on every connection still open (or until ctx ends). Clients
-// that keep sending have closed their connections after their next answer
-// by then; what is left is idle in a pool, and Shutdown closes it without
-// cutting a request. A client whose last answer came just before the drain
-// began gets quiet to send its next request, which is answered (saying
-// close) instead of cut; however long that takes, a connection idle since
-// well before the drain does not make Wait wait.
+// least quiet on every connection still open, and at most limit (or until
+// ctx ends). Clients that keep sending have closed their connections after
+// their next answer by then; what is left is idle in a pool, and Shutdown
+// closes it without cutting a request. A client whose last answer came just
+// before the drain began gets quiet to send its next request, which is
+// answered (saying close) instead of cut; a connection idle since well
+// before the drain does not make Wait wait. limit keeps a connection on
+// which data keeps moving (a stream, an upload), or a kernel that does not
+// say, from taking the time Shutdown needs for the requests in flight.
 //
-// Where the kernel cannot say when a connection was last used (not TCP, or
-// not Linux), it counts as used when Start was called.
-func (d *Drainer) Wait(ctx context.Context, quiet time.Duration) {
+// Where the kernel cannot say when a connection was last used (not TCP, not
+// Linux, Multipath TCP), it counts as used when Start was called.
+func (d *Drainer) Wait(ctx context.Context, quiet, limit time.Duration) {
+	bound := time.NewTimer(limit)
+	defer bound.Stop()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	var next time.Time // when to ask the kernel again: not every tick
-	for d.open.Load() > 0 {
-		if now := time.Now(); !now.Before(next) {
-			idle := d.leastIdle(now)
-			if idle >= quiet {
-				return
-			}
-			next = now.Add(min(quiet-idle, 50*time.Millisecond))
+	for {
+		now := time.Now()
+		open, quietFor := d.quiet(now, quiet, !now.Before(next))
+		if open == 0 || quietFor >= quiet {
+			return
+		}
+		if !now.Before(next) {
+			next = now.Add(min(quiet-quietFor, 50*time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-bound.C:
 			return
 		case <-tick.C:
 		}
 	}
 }
 
-// leastIdle is how long the most recently used open connection has been
-// quiet: the time since data last went either way on it.
-func (d *Drainer) leastIdle(now time.Time) time.Duration {
+// quiet returns the number of open connections and, when ask is set, how
+// long the most recently used of them has been quiet: the time since data
+// last went either way on it. It stops at the first connection used within
+// quiet, which alone decides that Wait goes on waiting. Without ask it
+// reports 0.
+func (d *Drainer) quiet(now time.Time, quiet time.Duration, ask bool) (open int, least time.Duration) {
 	d.mu.Lock()
-	conns := make([]net.Conn, 0, len(d.conns))
-	for c := range d.conns {
-		conns = append(conns, c)
+	defer d.mu.Unlock()
+	if !ask || len(d.conns) == 0 {
+		return len(d.conns), 0
 	}
 	sinceStart := now.Sub(d.started)
-	d.mu.Unlock()
-	least := time.Duration(1<<63 - 1)
-	for _, c := range conns {
+	least = time.Duration(1<<63 - 1)
+	for c := range d.conns {
 		idle, ok := idleFor(c)
 		if !ok {
 			idle = sinceStart
 		}
-		least = min(least, idle)
+		if least = min(least, idle); least < quiet {
+			break
+		}
 	}
-	return least
+	return len(d.conns), least
 }

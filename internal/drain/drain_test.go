@@ -37,14 +37,18 @@ func serve(t *testing.T, network, addr string) *server {
 }
 
 // stop drains as cmd/api does and reports how long Wait took and how many
-// connections were open when it returned.
+// connections were open when it returned. Wait's own limit is 10 s here.
 func (s *server) stop(quiet time.Duration) (waited time.Duration, open int) {
+	return s.stopWithin(quiet, 10*time.Second)
+}
+
+func (s *server) stopWithin(quiet, limit time.Duration) (waited time.Duration, open int) {
+	begin := time.Now()
 	s.d.Start()
 	_ = s.ln.Close()
-	begin := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s.d.Wait(ctx, quiet)
+	s.d.Wait(ctx, quiet, limit)
 	waited, open = time.Since(begin), s.d.Open()
 	go func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -122,8 +126,9 @@ func TestWait_ClientAboutToSendIsAnsweredNotCut(t *testing.T) {
 				t.Fatal("the answer before the drain said close")
 			}
 			done := make(chan struct{})
+			var waited time.Duration
 			var open int
-			go func() { _, open = s.stop(tc.quiet); close(done) }()
+			go func() { waited, open = s.stop(tc.quiet); close(done) }()
 			time.Sleep(300 * time.Millisecond) // the client's think time
 			if tc.wantCut {
 				// Shutdown closes the idle connection at once; the client
@@ -145,8 +150,8 @@ func TestWait_ClientAboutToSendIsAnsweredNotCut(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || !resp.Close {
 				t.Errorf("answer %d, close %v: want 200 saying Connection: close", resp.StatusCode, resp.Close)
 			}
-			if open != 0 {
-				t.Errorf("Wait returned with %d connections open, want 0 (the client closed after its answer)", open)
+			if open != 0 || waited >= tc.quiet {
+				t.Errorf("Wait returned after %s with %d connections open, want 0 before %s (the client closed after its answer)", waited, open, tc.quiet)
 			}
 		})
 	}
@@ -208,7 +213,22 @@ func TestWait_ReturnsWhenEveryConnectionHasClosed(t *testing.T) {
 	}
 	_ = c.conn.Close()
 	waited, open := s.stop(time.Minute)
-	if open != 0 || waited >= time.Minute {
+	if open != 0 || waited >= time.Second {
 		t.Errorf("Wait took %s with %d open, want an immediate return with none", waited, open)
+	}
+}
+
+// TestWait_LimitBoundsTheWait: a connection in use when the drain begins
+// (here one answered a moment ago, as one carrying a stream would be) holds
+// Wait no longer than its limit, so Shutdown keeps its time for the
+// requests in flight.
+func TestWait_LimitBoundsTheWait(t *testing.T) {
+	t.Parallel()
+	s := serve(t, "tcp", "127.0.0.1:0")
+	c := dial(t, "tcp", s.ln.Addr().String())
+	c.mustGet(t)
+	waited, open := s.stopWithin(time.Minute, 300*time.Millisecond)
+	if open != 1 || waited < 300*time.Millisecond || waited >= 5*time.Second {
+		t.Errorf("Wait returned after %s with %d open, want the limit (300 ms) with the connection still open", waited, open)
 	}
 }

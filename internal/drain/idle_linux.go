@@ -12,7 +12,15 @@ import (
 // (TCP_INFO's tcpi_last_data_sent and tcpi_last_data_recv, in
 // milliseconds): since its last answer, or since a request arrived that is
 // still being served.
+//
+// A Multipath TCP connection is not asked: the kernel answers for its first
+// subflow only, and data may be moving on another.
 func idleFor(c net.Conn) (time.Duration, bool) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		if mp, err := tc.MultipathTCP(); err != nil || mp {
+			return 0, false
+		}
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return 0, false

@@ -85,7 +85,7 @@ func fakeWorker() int {
 	}
 	d.Start()
 	_ = w.Listener.Close()
-	d.Wait(context.Background(), time.Second)
+	d.Wait(context.Background(), time.Second, 2*time.Second)
 	_ = srv.Shutdown(context.Background())
 	return 0
 }
