@@ -24,7 +24,10 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/prodready/service/internal/tcpinfo"
 )
 
 // Drainer tracks a server's open connections and, once Start is called,
@@ -110,14 +113,13 @@ func (d *Drainer) Wait(ctx context.Context, quiet, limit time.Duration) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	var next time.Time // when to ask the kernel again: not every tick
-	for {
-		now := time.Now()
-		open, quietFor := d.quiet(now, quiet, !now.Before(next))
-		if open == 0 || quietFor >= quiet {
-			return
-		}
-		if !now.Before(next) {
-			next = now.Add(min(quiet-quietFor, 50*time.Millisecond))
+	for d.Open() > 0 {
+		if now := time.Now(); !now.Before(next) {
+			q := d.quietFor(now, quiet)
+			if q >= quiet {
+				return
+			}
+			next = now.Add(min(quiet-q, 50*time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
@@ -129,19 +131,15 @@ func (d *Drainer) Wait(ctx context.Context, quiet, limit time.Duration) {
 	}
 }
 
-// quiet returns the number of open connections and, when ask is set, how
-// long the most recently used of them has been quiet: the time since data
-// last went either way on it. It stops at the first connection used within
-// quiet, which alone decides that Wait goes on waiting. Without ask it
-// reports 0.
-func (d *Drainer) quiet(now time.Time, quiet time.Duration, ask bool) (open int, least time.Duration) {
+// quietFor is how long the most recently used open connection has been
+// quiet: the time since data last went either way on it. It stops at the
+// first connection used within quiet, which alone decides that Wait goes on
+// waiting.
+func (d *Drainer) quietFor(now time.Time, quiet time.Duration) time.Duration {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !ask || len(d.conns) == 0 {
-		return len(d.conns), 0
-	}
 	sinceStart := now.Sub(d.started)
-	least = time.Duration(1<<63 - 1)
+	least := time.Duration(1<<63 - 1)
 	for c := range d.conns {
 		idle, ok := idleFor(c)
 		if !ok {
@@ -151,5 +149,27 @@ func (d *Drainer) quiet(now time.Time, quiet time.Duration, ask bool) (open int,
 			break
 		}
 	}
-	return len(d.conns), least
+	return least
+}
+
+// idleFor asks the kernel how long ago data last went over c, either way:
+// since its last answer, or since a request arrived that is still being
+// served. A Multipath TCP connection is not asked: the kernel answers for
+// its first subflow only, and data may be moving on another.
+func idleFor(c net.Conn) (time.Duration, bool) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		if mp, err := tc.MultipathTCP(); err != nil || mp {
+			return 0, false
+		}
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	sent, recv, ok := tcpinfo.LastData(rc)
+	return min(sent, recv), ok
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prodready/service/internal/tcpinfo"
 )
 
 // The in-flight limit only sees requests the service has read. When
@@ -83,8 +85,8 @@ func (s *Shedder) sample(ctx context.Context) {
 	if !ok {
 		return
 	}
-	if d, ok := unreadFor(rc); ok {
-		s.observe(d, time.Now())
+	if _, unread, ok := tcpinfo.LastData(rc); ok { // read as a request arrives: how long it waited
+		s.observe(unread, time.Now())
 	}
 }
 
