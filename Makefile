@@ -125,6 +125,7 @@ BENCH_REDIS_DB ?= 10
 
 bench: build ## Load benchmark of the real program on loopback, A/B alternating (PAIRS=livez,get-memory,... ROUNDS=5 DURATION=2s); writes the table into docs/PERFORMANCE.md
 	$(GO) build -tags $(GO_TAGS) -o bin/bench ./scripts/bench
+	$(GO) build -tags $(GO_TAGS),benchlinked -o bin/bench-linked ./scripts/bench
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
 		psql -h 127.0.0.1 -U postgres -d postgres -qc 'DROP DATABASE IF EXISTS $(BENCH_DATABASE) WITH (FORCE)' -c 'CREATE DATABASE $(BENCH_DATABASE)' >/dev/null; \
 		redis-cli -h 127.0.0.1 -p 6379 -n $(BENCH_REDIS_DB) flushdb >/dev/null; \

@@ -129,6 +129,9 @@ func TestRequestID(t *testing.T) {
 		{"spaces are replaced", "has space", false},
 		{"newlines are replaced", "abc\nlevel=ERROR msg=forged", false},
 		{"quotes are replaced", `a"b`, false},
+		{"every allowed character is kept", "AZaz09._:-", true},
+		{"non-ASCII is replaced", "idé", false},
+		{"a NUL is replaced", "a\x00", false},
 		{"absent gets a fresh one", "", false},
 	}
 	for _, tt := range tests {

@@ -45,7 +45,10 @@ type options struct {
 	write    string        // file to put the table into
 	pgURL    string        // PostgreSQL for the PostgreSQL pairs ("" skips them)
 	redisURL string        // Redis for those pairs
-	dir      string        // scratch directory
+	// linkedBin is the bare engine built with -tags benchlinked: the same
+	// engine in a binary that links every package the service does.
+	linkedBin string
+	dir       string // scratch directory
 	// overloadCPU is the CPU quota, in cores, the overload pair gives the
 	// service, so that the generator can offer four times its capacity.
 	overloadCPU float64
@@ -59,6 +62,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var bare, bareRedis, only string
 	fs.StringVar(&bare, "serve-bare", "", "internal: serve the bare gin engine on this address")
 	fs.StringVar(&bareRedis, "bare-redis", "", "internal: the bare engine's cache is this Redis (default: in memory)")
+	var bareTimeouts string
+	fs.StringVar(&bareTimeouts, "bare-timeouts", "", "internal: the bare engine's http.Server read header, read, write and idle timeouts (default: read header 5s only)")
+	fs.StringVar(&o.linkedBin, "linked-bin", "bin/bench-linked", "the bare engine built with -tags benchlinked (make bench builds it), for the livez-deps, livez-server and livez-stack pairs")
 	fs.StringVar(&o.bin, "bin", "bin/api", "the service binary to measure")
 	fs.IntVar(&o.rounds, "rounds", 5, "A/B rounds per pair (the order alternates: AB, BA, AB, ...)")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "load time for each side of a round")
@@ -73,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if bare != "" {
-		return serveBare(bare, bareRedis)
+		return serveBare(bare, bareRedis, bareTimeouts)
 	}
 	if *list {
 		for _, p := range pairs(o) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -44,7 +45,7 @@ func pairs(o options) []pair {
 		noPG = "set BENCH_DATABASE_URL and BENCH_REDIS_URL (make bench does when PostgreSQL and Redis answer)"
 	}
 	return []pair{
-		{name: "livez", what: "GET /livez: bare gin engine (A) vs the full stack (B)", run: livezPair},
+		{name: "livez", what: "GET /livez: bare gin engine (A) vs the full stack (B), with two ceilings between them when bin/bench-linked is built: the bare engine in a binary linking the service's dependencies, then with the service's server timeouts too", run: livezPair},
 		{name: "get-memory", what: "cached GET /v1/notes/:id: bare gin + in-memory LRU (A) vs the full stack on SQLite with the in-memory cache (B)", run: getMemoryPair},
 		{name: "access-log", what: "cached GET /v1/notes/:id on SQLite: the full stack with log.level warn, so no access log (A), vs info (B): what the access log costs", run: accessLogPair},
 		{name: "get-redis", what: "cached GET /v1/notes/:id: bare gin + Redis (A) vs the full stack on PostgreSQL with Redis (B)", skip: noPG, run: getRedisPair},
@@ -56,19 +57,57 @@ func pairs(o options) []pair {
 	}
 }
 
+// livezPair measures GET /livez on the bare engine (A) and the full stack
+// (B), and, when o.linkedBin is there, on two ceilings between them, so the
+// gap is measured layer by layer in the same rounds: the same bare engine
+// in a binary that links every package the service imports (linked.go: the
+// dependencies' package initialisation, which the garbage collector marks on
+// every cycle), then that with the service's four http.Server timeouts
+// (more socket deadlines a request). What is left is the service's own code.
 func livezPair(ctx context.Context, o options) ([]row, error) {
+	get := loadgen.Get("/livez")
 	bare, err := startBare(ctx, o, "")
 	if err != nil {
 		return nil, err
 	}
 	defer bare.stop()
+	sides := []side{{"bare gin", bare.addr, get}}
+	if noLinked(o) == "" {
+		timeouts, err := serviceTimeouts(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		linked, err := startBareFrom(ctx, o.linkedBin, "", "")
+		if err != nil {
+			return nil, err
+		}
+		defer linked.stop()
+		withTimeouts, err := startBareFrom(ctx, o.linkedBin, "", timeouts)
+		if err != nil {
+			return nil, err
+		}
+		defer withTimeouts.stop()
+		sides = append(sides,
+			side{"bare gin, the service's dependencies linked", linked.addr, get},
+			side{"the same, the service's server timeouts (" + timeouts + ")", withTimeouts.addr, get})
+	} else {
+		fmt.Fprintf(o.log, "bench: livez: only bare gin and the full stack: %s\n", noLinked(o))
+	}
 	full, err := startService(ctx, o, "livez", nil)
 	if err != nil {
 		return nil, err
 	}
 	defer full.stop()
-	get := loadgen.Get("/livez")
-	return measure(ctx, o, "livez", side{"bare gin", bare.addr, get}, &side{"full stack", full.addr, get})
+	sides = append(sides, side{"full stack", full.addr, get})
+	return measureSides(ctx, o, "livez", sides)
+}
+
+// noLinked says why the livez pair cannot measure its middle ceilings ("" when it can).
+func noLinked(o options) string {
+	if _, err := os.Stat(o.linkedBin); err != nil {
+		return "build " + o.linkedBin + " with -tags benchlinked (make bench does)"
+	}
+	return ""
 }
 
 func getMemoryPair(ctx context.Context, o options) ([]row, error) {
@@ -236,46 +275,64 @@ func call(ctx context.Context, method, url string, body []byte, want int) ([]byt
 
 // measure runs o.rounds rounds of A then B (B then A on odd rounds).
 func measure(ctx context.Context, o options, name string, a side, b *side) ([]row, error) {
-	ra := row{pair: name, label: a.label}
-	var rb row
+	sides := []side{a}
 	if b != nil {
-		rb = row{pair: name, label: b.label}
+		sides = append(sides, *b)
 	}
-	// A short warm-up of each side: connections, caches, the JIT-free but
-	// allocation-hungry first requests.
-	loadFor(ctx, o, a, o.duration/3)
-	if b != nil {
-		loadFor(ctx, o, *b, o.duration/3)
+	return measureSides(ctx, o, name, sides)
+}
+
+// measureSides loads each side in turn, o.rounds times, the order reversed
+// every other round (A B C, C B A, ...) so a noisy neighbour hits all
+// alike; every side after the first gets its ratio to the first, per
+// round, and, when there are more than two, to the side before it in Notes.
+func measureSides(ctx context.Context, o options, name string, sides []side) ([]row, error) {
+	rows := make([]row, len(sides))
+	for i, s := range sides {
+		rows[i] = row{pair: name, label: s.label}
+		// A short warm-up of each side: connections, caches, the JIT-free
+		// but allocation-hungry first requests.
+		loadFor(ctx, o, s, o.duration/3)
 	}
+	prev := make([][]float64, len(sides)) // ratio to the side before, per round
 	for round := range o.rounds {
-		var resA, resB loadgen.Result
-		if b != nil && round%2 == 1 {
-			resB = loadFor(ctx, o, *b, o.duration)
-			resA = loadFor(ctx, o, a, o.duration)
-		} else {
-			resA = loadFor(ctx, o, a, o.duration)
-			if b != nil {
-				resB = loadFor(ctx, o, *b, o.duration)
+		res := make([]loadgen.Result, len(sides))
+		for k := range sides {
+			i := k
+			if round%2 == 1 {
+				i = len(sides) - 1 - k
 			}
+			res[i] = loadFor(ctx, o, sides[i], o.duration)
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		ra.add(resA)
-		if b != nil {
-			rb.add(resB)
-			rb.ratio = append(rb.ratio, resB.PerSecond()/resA.PerSecond())
-		}
-		fmt.Fprintf(o.log, "bench:   round %d: %s %.0f req/s", round+1, a.label, resA.PerSecond())
-		if b != nil {
-			fmt.Fprintf(o.log, ", %s %.0f req/s (B/A %.2f)", b.label, resB.PerSecond(), resB.PerSecond()/resA.PerSecond())
+		fmt.Fprintf(o.log, "bench:   round %d:", round+1)
+		for i := range sides {
+			rows[i].add(res[i])
+			fmt.Fprintf(o.log, " %s %.0f req/s", sides[i].label, res[i].PerSecond())
+			if i > 0 {
+				r := res[i].PerSecond() / res[0].PerSecond()
+				rows[i].ratio = append(rows[i].ratio, r)
+				prev[i] = append(prev[i], res[i].PerSecond()/res[i-1].PerSecond())
+				fmt.Fprintf(o.log, " (B/A %.2f)", r)
+			}
+			if i < len(sides)-1 {
+				fmt.Fprint(o.log, ",")
+			}
 		}
 		fmt.Fprintln(o.log)
 	}
-	if b == nil {
-		return []row{ra}, nil
+	if len(sides) > 2 {
+		for i := 1; i < len(sides); i++ {
+			note := fmt.Sprintf("%.2f of the row above (median of rounds)", median(prev[i]))
+			if rows[i].extra != "" {
+				note += "; " + rows[i].extra
+			}
+			rows[i].extra = note
+		}
 	}
-	return []row{ra, rb}, nil
+	return rows, nil
 }
 
 func loadFor(ctx context.Context, o options, s side, d time.Duration) loadgen.Result {

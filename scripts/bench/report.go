@@ -10,7 +10,7 @@ import (
 func render(rows []row, o options, took time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s.\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), machine())
-	fmt.Fprintf(&b, "%d rounds of %s per side, %d keep-alive clients, A and B alternating (AB, BA, ...); servers pinned to one core, load on the other; whole run %s.\n\n",
+	fmt.Fprintf(&b, "%d rounds of %s per side, %d keep-alive clients, A and B alternating (AB, BA, ...; with more sides A B C, C B A, and B/A is each side against the first); servers pinned to one core, load on the other; whole run %s.\n\n",
 		o.rounds, o.duration, o.clients, took.Round(time.Second))
 	b.WriteString("| Pair | Side | req/s (median) | p50 | p99 | B/A per round | B/A median | Notes |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")

@@ -96,7 +96,11 @@ func startSpec(ctx context.Context, o options, sp spec) (*server, error) {
 		"STATUS_TOKENS=bench-"+strconv.Itoa(sp.port),
 	)
 	cmd.Env = append(cmd.Env, sp.env...)
-	cmd.Stdout = io.Discard
+	// nil is the null device itself. io.Discard would not be: os/exec
+	// gives a writer that is not an *os.File a pipe and a goroutine in this
+	// process copying it, so the service's access log would be read on the
+	// load generator's core, and only while the full stack is measured.
+	cmd.Stdout = nil
 	if sp.logs {
 		f, err := os.Create(filepath.Join(dir, "stdout.log"))
 		if err != nil {
@@ -116,11 +120,17 @@ func startSpec(ctx context.Context, o options, sp spec) (*server, error) {
 
 // startBare runs this program with -serve-bare: the ceiling.
 func startBare(ctx context.Context, o options, redisURL string) (*server, error) {
-	port, err := servicetest.LoopbackPort()
+	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	self, err := os.Executable()
+	return startBareFrom(ctx, self, redisURL, "")
+}
+
+// startBareFrom runs bin, this program or bin/bench-linked, with
+// -serve-bare, and with -bare-timeouts when timeouts is not "".
+func startBareFrom(ctx context.Context, bin, redisURL, timeouts string) (*server, error) {
+	port, err := servicetest.LoopbackPort()
 	if err != nil {
 		return nil, err
 	}
@@ -128,9 +138,41 @@ func startBare(ctx context.Context, o options, redisURL string) (*server, error)
 	if redisURL != "" {
 		args = append(args, "-bare-redis", redisURL)
 	}
-	cmd := command(true, self, args...)
+	if timeouts != "" {
+		args = append(args, "-bare-timeouts", timeouts)
+	}
+	cmd := command(true, bin, args...)
 	cmd.Stderr = os.Stderr
 	return startAndWait(ctx, cmd, port, "")
+}
+
+// serverTimeoutKeys are the http.Server settings the service takes from its
+// configuration, in the order -bare-timeouts takes them.
+var serverTimeoutKeys = []string{"http.read_header_timeout", "http.read_timeout", "http.write_timeout", "http.idle_timeout"}
+
+// serviceTimeouts asks the service binary for the server timeouts it runs
+// with on the bench's configuration (`api config`), as -bare-timeouts takes
+// them: "5s,15s,30s,2m0s".
+func serviceTimeouts(ctx context.Context, o options) (string, error) {
+	cmd := exec.CommandContext(ctx, o.bin, "config") //nolint:gosec // our own binary
+	cmd.Env = append(os.Environ(), "APP_ENVIRONMENT=development")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s config: %w", o.bin, err)
+	}
+	values := make(map[string]string)
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) >= 2 {
+			values[f[0]] = f[1]
+		}
+	}
+	got := make([]string, len(serverTimeoutKeys))
+	for i, k := range serverTimeoutKeys {
+		if got[i] = values[k]; got[i] == "" {
+			return "", fmt.Errorf("%s config does not show %s", o.bin, k)
+		}
+	}
+	return strings.Join(got, ","), nil
 }
 
 func startAndWait(ctx context.Context, cmd *exec.Cmd, port int, logPath string) (*server, error) {
@@ -158,8 +200,10 @@ func startAndWait(ctx context.Context, cmd *exec.Cmd, port int, logPath string) 
 // serveBare is the ceiling the full stack is compared with: gin in release
 // mode with no middleware at all, the same /livez answer, and a read by id
 // that returns the bytes the cache holds (memory LRU or Redis, as the
-// service uses) with an ETag. PUT /_fill/:id loads the cache.
-func serveBare(addr, redisURL string) error {
+// service uses) with an ETag. PUT /_fill/:id loads the cache. Its
+// http.Server sets only ReadHeaderTimeout, unless timeouts gives the four
+// the service sets (read header, read, write, idle: "5s,15s,30s,2m0s").
+func serveBare(addr, redisURL, timeouts string) error {
 	var c cache.Cache = cache.NewMemory(100_000)
 	if redisURL != "" {
 		r, err := cache.NewRedis(context.Background(), redisURL, cache.RedisOptions{KeyPrefix: "bench-bare:", Timeout: time.Second})
@@ -197,6 +241,20 @@ func serveBare(addr, redisURL string) error {
 		g.Status(http.StatusNoContent)
 	})
 	srv := &http.Server{Addr: addr, Handler: e, ReadHeaderTimeout: 5 * time.Second}
+	if timeouts != "" {
+		var d [4]time.Duration
+		parts := strings.Split(timeouts, ",")
+		if len(parts) != len(d) {
+			return fmt.Errorf("-bare-timeouts %q: want four durations (read header, read, write, idle)", timeouts)
+		}
+		for i, p := range parts {
+			var err error
+			if d[i], err = time.ParseDuration(p); err != nil {
+				return fmt.Errorf("-bare-timeouts %q: %w", timeouts, err)
+			}
+		}
+		srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout = d[0], d[1], d[2], d[3]
+	}
 	go func() {
 		stop := make(chan os.Signal, 1)
 		signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
