@@ -26,10 +26,14 @@ TEST_P ?= 4
 # report races in encoding/json's type cache that are not there.
 TEST_GOFLAGS := -race -tags=$(GO_TAGS) -gcflags=all=-dwarf=false -ldflags=-w
 
-# Build tags of every build and test of the service (here and in .ko.yaml):
-# nomsgpack leaves gin's MessagePack codec out (the API speaks JSON only), so
-# the binary is smaller and a cold build compiles one big package less.
-GO_TAGS := nomsgpack
+# Build tags of every build and test of the service (here, in .ko.yaml and
+# .golangci.yml): nomsgpack leaves gin's MessagePack codec out (the API
+# speaks JSON only), so the binary is smaller and a cold build compiles one
+# big package less; grpcnotrace leaves golang.org/x/net/trace out of gRPC
+# (the New Relic agent's), whose templates, linked, would stop the linker
+# from dropping unused methods (docs/PERFORMANCE.md) and which registers
+# /debug/requests on http.DefaultServeMux.
+GO_TAGS := nomsgpack,grpcnotrace
 
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)

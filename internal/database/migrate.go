@@ -20,7 +20,8 @@ import (
 // one more set (for example notes.Migrations), passed to Migrate, Rollback,
 // Status and Pending. A set is one migration per <version>_<name> pair of
 // .tx.up.sql and .tx.down.sql files, anywhere in its file system. Every file
-// must run unchanged on SQLite and PostgreSQL. The ".tx" infix makes bun run
+// must run unchanged on SQLite and PostgreSQL. The files are bun's format
+// (sqlfiles.go reads them; bun's migrator records them). The ".tx" infix runs
 // each file in a transaction: both databases have transactional DDL, so a
 // failing migration leaves no half-created schema behind.
 //
@@ -174,8 +175,9 @@ func Pending(ctx context.Context, db *bun.DB, sets ...fs.FS) (int, error) {
 // migrations is the core set and sets as one list, in version order.
 func migrations(sets []fs.FS) (*migrate.Migrations, error) {
 	ms := migrate.NewMigrations()
+	seen := make(map[string]string)
 	for _, set := range append([]fs.FS{migrationFiles}, sets...) {
-		if err := ms.Discover(set); err != nil {
+		if err := addSQLFiles(ms, set, seen); err != nil {
 			return nil, fmt.Errorf("load embedded migrations: %w", err)
 		}
 	}
