@@ -191,6 +191,10 @@ func newMigrator(db *bun.DB, sets []fs.FS) (*migrate.Migrator, error) {
 	}
 	// By default bun records a migration as applied before running it, so a
 	// failed one would never be retried; record it only once it succeeded.
+	// The SQL files run through sqlfiles.go, not bun's own runner, so
+	// migrator options that act there would do nothing: the
+	// BeforeMigration and AfterMigration hooks and WithTemplateData. Run such
+	// work in sqlMigration instead.
 	return migrate.NewMigrator(db, ms, migrate.WithMarkAppliedOnSuccess(true)), nil
 }
 

@@ -22,7 +22,7 @@ import (
 // time, stops the Go linker from dropping any exported method of any type
 // the program puts in an interface: the binary was a third larger, and
 // package initialisation that only those methods reach (gin's validator
-// tables, 285 kB) stayed on the heap for every garbage collection to mark
+// tables, 285 kB live) stayed on the heap for every garbage collection to mark
 // (docs/PERFORMANCE.md). TestBinary_LinkerDropsUnusedMethods guards it.
 //
 // seen maps each version already added, from any set, to its file: a
@@ -56,11 +56,16 @@ func addSQLFiles(ms *migrate.Migrations, fsys fs.FS, seen map[string]string) err
 		} else if m.Comment != name {
 			return fmt.Errorf("migration file %s: version %s is also %s", file, version, seen[version])
 		}
+		// One up and one down file a version (a .tx.up.sql and an .up.sql
+		// would be two ways to run it).
+		fn, direction := &m.Down, "down"
 		if up {
-			m.Up = sqlMigration(fsys, file)
-		} else {
-			m.Down = sqlMigration(fsys, file)
+			fn, direction = &m.Up, "up"
 		}
+		if *fn != nil {
+			return fmt.Errorf("migration file %s: version %s has another %s file", file, version, direction)
+		}
+		*fn = sqlMigration(fsys, file)
 		return nil
 	})
 	if err != nil {
@@ -101,9 +106,14 @@ func sqlMigration(fsys fs.FS, file string) func(ctx context.Context, m *migrate.
 			return fmt.Errorf("%s: %w", file, err)
 		}
 		if inTx {
-			return m.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-				return execAll(ctx, tx, queries)
-			})
+			tx, err := m.DB().BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			if err := execAll(ctx, tx, queries); err != nil {
+				return errors.Join(err, tx.Rollback())
+			}
+			return tx.Commit()
 		}
 		conn, err := m.DB().Conn(ctx)
 		if err != nil {

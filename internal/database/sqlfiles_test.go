@@ -91,6 +91,15 @@ func TestMigrate_SQLFilesRunAsBunWouldRunThem(t *testing.T) {
 			wantMissing: []string{"things"},
 		},
 		{
+			name: "two up files of one version are refused",
+			files: map[string]string{
+				"30000000000006_both.tx.up.sql": "CREATE TABLE both_tx (x INTEGER);\n",
+				"30000000000006_both.up.sql":    "CREATE TABLE both_notx (x INTEGER);\n",
+			},
+			wantErr:     "version 30000000000006 has another up file",
+			wantMissing: []string{"both_tx", "both_notx"},
+		},
+		{
 			name: "a version used by another set is refused: the sets share one record",
 			files: map[string]string{
 				createNotes + ".tx.up.sql":   "CREATE TABLE twice (x INTEGER);\n",

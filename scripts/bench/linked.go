@@ -7,8 +7,8 @@ package main
 // dependency the service has: bun and SQLite, the New Relic agent (and its
 // gRPC and protobuf), go-mail, go-redis, the YAML parser. Their package
 // initialisation runs and stays on the heap, and the binary's globals are as
-// many, but its -serve-bare engine is the same bare gin: the livez-deps pair
-// measures what linking them costs a request (the garbage collector marks
+// many, but its -serve-bare engine is the same bare gin: the livez pair's
+// second side measures what linking them costs a request (the garbage collector marks
 // all of it on every cycle). TestLinkedImportsWhatTheServiceImports keeps
 // this list equal to cmd/api's imports outside the standard library.
 import (

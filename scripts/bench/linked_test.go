@@ -13,7 +13,7 @@ import (
 // TestLinkedImportsWhatTheServiceImports: bin/bench-linked is the ceiling
 // that links what the service links, so linked.go must import every package
 // outside the standard library that cmd/api imports, and nothing else; a
-// package added to the service and not here would make livez-deps measure
+// package added to the service and not here would make the livez pair's second side measure
 // less than the service carries.
 func TestLinkedImportsWhatTheServiceImports(t *testing.T) {
 	gobin, err := exec.LookPath("go")

@@ -64,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&bareRedis, "bare-redis", "", "internal: the bare engine's cache is this Redis (default: in memory)")
 	var bareTimeouts string
 	fs.StringVar(&bareTimeouts, "bare-timeouts", "", "internal: the bare engine's http.Server read header, read, write and idle timeouts (default: read header 5s only)")
-	fs.StringVar(&o.linkedBin, "linked-bin", "bin/bench-linked", "the bare engine built with -tags benchlinked (make bench builds it), for the livez-deps, livez-server and livez-stack pairs")
+	fs.StringVar(&o.linkedBin, "linked-bin", "bin/bench-linked", "the bare engine built with -tags benchlinked (make bench builds it), for the livez pair's two middle sides")
 	fs.StringVar(&o.bin, "bin", "bin/api", "the service binary to measure")
 	fs.IntVar(&o.rounds, "rounds", 5, "A/B rounds per pair (the order alternates: AB, BA, AB, ...)")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "load time for each side of a round")
