@@ -9,10 +9,12 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// hasTable reports whether the database has a table of that name.
+// hasTable reports whether the database has a table of that name: on
+// PostgreSQL in the test's own schema (servicetest.PostgresURL gives each
+// test one; the other tests' tables are in theirs).
 func hasTable(ctx context.Context, t *testing.T, db *bun.DB, name string) bool {
 	t.Helper()
-	q := "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+	q := "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
 	if db.Dialect().Name().String() == "sqlite" {
 		q = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
 	}
