@@ -9,20 +9,15 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// hasTable reports whether the database has a table of that name: on
-// PostgreSQL in the test's own schema (servicetest.PostgresURL gives each
-// test one; the other tests' tables are in theirs).
+// hasTable is tableExists (migrate.go), which looks through the search
+// path: on PostgreSQL only the test's own schema.
 func hasTable(ctx context.Context, t *testing.T, db *bun.DB, name string) bool {
 	t.Helper()
-	q := "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
-	if db.Dialect().Name().String() == "sqlite" {
-		q = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
-	}
-	var n int
-	if err := db.QueryRowContext(ctx, q, name).Scan(&n); err != nil {
+	ok, err := tableExists(ctx, db, name)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return n > 0
+	return ok
 }
 
 func sqlSet(files map[string]string) fstest.MapFS {

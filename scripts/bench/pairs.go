@@ -72,7 +72,9 @@ func livezPair(ctx context.Context, o options) ([]row, error) {
 	}
 	defer bare.stop()
 	sides := []side{{"bare gin", bare.addr, get}}
-	if noLinked(o) == "" {
+	if why := noLinked(o); why != "" {
+		fmt.Fprintf(o.log, "bench: livez: only bare gin and the full stack: %s\n", why)
+	} else {
 		timeouts, err := serviceTimeouts(ctx, o)
 		if err != nil {
 			return nil, err
@@ -90,8 +92,6 @@ func livezPair(ctx context.Context, o options) ([]row, error) {
 		sides = append(sides,
 			side{"bare gin, the service's dependencies linked", linked.addr, get},
 			side{"the same, the service's server timeouts (" + timeouts + ")", withTimeouts.addr, get})
-	} else {
-		fmt.Fprintf(o.log, "bench: livez: only bare gin and the full stack: %s\n", noLinked(o))
 	}
 	full, err := startService(ctx, o, "livez", nil)
 	if err != nil {
