@@ -145,3 +145,26 @@ func hammer(url string, d time.Duration, untilRefused bool) (answer, map[int]int
 	wg.Wait()
 	return refused, statuses
 }
+
+// However fast requests come, at most 128 a window are measured, each a
+// system call: under load, one in SampleEvery would be thousands a second
+// where a window's quantile needs a hundred or so.
+func TestOverload_SamplesAtMost128AWindow(t *testing.T) {
+	const window = 5 * time.Second // one sample per 39 ms at most
+	srv, s, release, _ := slowServer(t, shed.Options{MaxInFlight: 64, QueueSize: 64, QueueTimeout: time.Second,
+		MaxReadDelay: time.Second, DelayWindow: window, SampleEvery: 1})
+	close(release)
+	start := time.Now()
+	_, statuses := hammer(srv.URL+"/work", time.Second, false)
+	elapsed := time.Since(start)
+	served, sampled := statuses[http.StatusOK], s.Stats().Sampled
+	// One sample per window/128 of the time the requests took, and the first.
+	most := uint64(elapsed/(window/128)) + 1
+	t.Logf("%d requests in %s, %d sampled (at most %d)", served, elapsed.Round(time.Millisecond), sampled, most)
+	if sampled == 0 || sampled > most {
+		t.Errorf("%d of %d requests sampled in %s; want 1 to %d", sampled, served, elapsed, most)
+	}
+	if served <= int(most) {
+		t.Errorf("only %d requests in %s: the cap of %d was not reached, so nothing shows it", served, elapsed, most)
+	}
+}

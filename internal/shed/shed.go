@@ -79,6 +79,9 @@ type Stats struct {
 
 	MaxReadDelay time.Duration // the configured limit; 0 when off
 	ReadDelay    time.Duration // the 90th percentile wait unread in the last window
+	// Sampled counts the requests whose wait unread was measured (a
+	// TCP_INFO system call each): one in SampleEvery, at most 128 a window.
+	Sampled uint64
 	// AdmitPercent is the share of requests admitted now: 100 unless
 	// requests wait unread past MaxReadDelay.
 	AdmitPercent float64
@@ -101,6 +104,9 @@ type Shedder struct {
 	window     delayWindow   // this window's sampled waits (delay.go)
 	admit      atomic.Uint32 // the share admitted, of admitScale
 	readDelay  atomic.Int64  // nanoseconds, the last window's quantile
+	epoch      time.Time     // when New ran; nextSample counts from it
+	nextSample atomic.Int64  // nanoseconds from epoch before which no request is sampled
+	sampled    atomic.Uint64
 	backlogged atomic.Uint64
 	queued     atomic.Int64
 	admitted   atomic.Uint64
@@ -140,6 +146,7 @@ func New(o Options) *Shedder {
 		warnEvery:    o.WarnEvery,
 		maxReadDelay: max(o.MaxReadDelay, 0),
 		delayWindow:  o.DelayWindow,
+		epoch:        time.Now(),
 		sampleEvery:  uint32(min(o.SampleEvery, 1<<20)), //nolint:gosec // positive and bounded by the min
 	}
 	s.admit.Store(admitScale)
@@ -164,6 +171,7 @@ func (s *Shedder) Stats() Stats {
 		TimedOut:    s.timedOut.Load(),
 		Backlogged:  s.backlogged.Load(),
 		ReadDelay:   time.Duration(s.readDelay.Load()),
+		Sampled:     s.sampled.Load(),
 	}
 	if s.slots != nil {
 		st.MaxInFlight, st.InFlight = cap(s.slots), len(s.slots)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +35,7 @@ type row struct {
 	perSecond   []float64 // per round
 	p50, p99    []time.Duration
 	ratio       []float64 // B/A per round; only on B rows
+	goal        float64   // the goal for the median ratio; 0 for none
 	extra       string    // anything else worth saying (non-2xx answers, cut requests)
 }
 
@@ -99,7 +99,35 @@ func livezPair(ctx context.Context, o options) ([]row, error) {
 	}
 	defer full.stop()
 	sides = append(sides, side{"full stack", full.addr, get})
-	return measureSides(ctx, o, "livez", sides)
+	rows, err := measureSides(ctx, goalRounds(o), "livez", sides)
+	if err != nil {
+		return nil, err
+	}
+	rows[len(rows)-1].goal = livezGoal
+	return rows, nil
+}
+
+// The goals for the stack's own cost (docs/PERFORMANCE.md): the full
+// stack's throughput as a share of bare gin's on /livez, and of a bare gin
+// handler with the same cache on a cached read.
+const (
+	livezGoal       = 0.9
+	cachedReadGoal  = 0.8
+	goalRoundsLeast = 10
+)
+
+// goalRounds gives the pairs measured against a goal at least
+// goalRoundsLeast rounds in the same total time (shorter ones, at least
+// half a second), so that the interval of their median ratio is a 95% one
+// (five rounds allow none: medianInterval) and the verdict can be decided.
+func goalRounds(o options) options {
+	if o.rounds >= goalRoundsLeast {
+		return o
+	}
+	total := o.duration * time.Duration(o.rounds)
+	o.rounds = goalRoundsLeast
+	o.duration = max(total/goalRoundsLeast, 500*time.Millisecond)
+	return o
 }
 
 // noLinked says why the livez pair cannot measure its middle ceilings ("" when it can).
@@ -111,7 +139,12 @@ func noLinked(o options) string {
 }
 
 func getMemoryPair(ctx context.Context, o options) ([]row, error) {
-	return getPair(ctx, o, "get-memory", "", nil, "bare gin + memory LRU", "full stack, SQLite + memory cache")
+	rows, err := getPair(ctx, goalRounds(o), "get-memory", "", nil, "bare gin + memory LRU", "full stack, SQLite + memory cache")
+	if err != nil {
+		return nil, err
+	}
+	rows[len(rows)-1].goal = cachedReadGoal
+	return rows, nil
 }
 
 func accessLogPair(ctx context.Context, o options) ([]row, error) {
@@ -348,13 +381,4 @@ func (r *row) add(res loadgen.Result) {
 	if bad := res.Failed(); bad > 0 {
 		r.extra = fmt.Sprintf("%d of %d requests not 2xx (%v), %d cut", bad, res.Sent, res.Status, res.Cut)
 	}
-}
-
-func median[T float64 | time.Duration](xs []T) T {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

@@ -10,9 +10,13 @@ import (
 func render(rows []row, o options, took time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s.\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), machine())
-	fmt.Fprintf(&b, "%d rounds of %s per side, %d keep-alive clients, A and B alternating (AB, BA, ...; with more sides A B C, C B A, and B/A is each side against the first); servers pinned to one core, load on the other; whole run %s.\n\n",
-		o.rounds, o.duration, o.clients, took.Round(time.Second))
-	b.WriteString("| Pair | Side | req/s (median) | p50 | p99 | B/A per round | B/A median | Notes |\n")
+	rounds := fmt.Sprintf("%d rounds of %s per side", o.rounds, o.duration)
+	if g := goalRounds(o); g.rounds != o.rounds {
+		rounds += fmt.Sprintf(" (the pairs with a goal, %d of %s)", g.rounds, g.duration)
+	}
+	fmt.Fprintf(&b, "%s, %d keep-alive clients, A and B alternating (AB, BA, ...; with more sides A B C, C B A, and B/A is each side against the first); servers pinned to one core, load on the other; whole run %s. The interval after each median ratio is a confidence interval of the median that assumes only that rounds are independent (95%% or more from ten rounds; from five, the least to the greatest, 94%%).\n\n",
+		rounds, o.clients, took.Round(time.Second))
+	b.WriteString("| Pair | Side | req/s (median) | p50 | p99 | B/A per round | B/A median (interval) | Notes |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		rounds, med := "", ""
@@ -21,10 +25,15 @@ func render(rows []row, o options, took time.Duration) string {
 			for i, x := range r.ratio {
 				parts[i] = fmt.Sprintf("%.2f", x)
 			}
-			rounds, med = strings.Join(parts, ", "), fmt.Sprintf("**%.2f**", median(r.ratio))
+			lo, hi, _ := medianInterval(r.ratio)
+			rounds, med = strings.Join(parts, ", "), fmt.Sprintf("**%.2f** (%.2f to %.2f)", median(r.ratio), lo, hi)
+		}
+		extra := r.extra
+		if r.goal > 0 && len(r.ratio) > 0 {
+			extra = strings.TrimPrefix(extra+"; "+verdict(r.ratio, r.goal), "; ")
 		}
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s |\n", r.pair, r.label, median(r.perSecond),
-			ms(median(r.p50)), ms(median(r.p99)), rounds, med, r.extra)
+			ms(median(r.p50)), ms(median(r.p99)), rounds, med, extra)
 	}
 	return b.String()
 }
