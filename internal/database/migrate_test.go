@@ -277,6 +277,44 @@ func TestMigrate_ConcurrentPostgreSQL(t *testing.T) {
 	}
 }
 
+// A replica that starts while another migrates waits for it, however
+// long that takes against database.statement_timeout: the timeout is for
+// requests, and failing the start would only make the platform restart it.
+func TestMigrate_WaitsPastTheStatementTimeoutForAReplicaMigrating(t *testing.T) {
+	url := servicetest.PostgresURL(t)
+	other := mustOpen(t, Options{URL: url})
+	tx, err := other.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(t.Context(), "SELECT pg_advisory_xact_lock(?)", migrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	const held = 600 * time.Millisecond
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(held)
+		released <- time.Now()
+		_ = tx.Rollback()
+	}()
+	db := mustOpen(t, Options{URL: url, StatementTimeout: 100 * time.Millisecond})
+	names, err := Migrate(t.Context(), db, nil, resourceSet)
+	done := time.Now()
+	if err != nil {
+		t.Fatalf("Migrate while another replica held the lock for %s (statement timeout 100ms): %v; want it to wait", held, err)
+	}
+	if at := <-released; done.Before(at) {
+		t.Errorf("Migrate returned before the other replica released the lock")
+	}
+	if !slices.Equal(names, allMigrations(t)) {
+		t.Errorf("applied %v; want %v", names, allMigrations(t))
+	}
+	var setting string
+	if err := db.NewRaw("SHOW statement_timeout").Scan(t.Context(), &setting); err != nil || setting != "100ms" {
+		t.Errorf("after Migrate the pool's statement_timeout is %q (%v); want 100ms still (SET LOCAL ends with the lock's transaction)", setting, err)
+	}
+}
+
 // Every function reports a lowercase, contextual error when the database is gone.
 func TestMigrate_ClosedDatabase(t *testing.T) {
 	db := mustOpen(t, Options{SQLitePath: filepath.Join(t.TempDir(), "notes.db")})

@@ -10,12 +10,12 @@ import (
 func render(rows []row, o options, took time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s.\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), machine())
-	rounds := fmt.Sprintf("%d rounds of %s per side", o.rounds, o.duration)
+	howLong := fmt.Sprintf("%d rounds of %s per side", o.rounds, o.duration)
 	if g := goalRounds(o); g.rounds != o.rounds {
-		rounds += fmt.Sprintf(" (the pairs with a goal, %d of %s)", g.rounds, g.duration)
+		howLong += fmt.Sprintf(" (the pairs with a goal, %d of %s)", g.rounds, g.duration)
 	}
 	fmt.Fprintf(&b, "%s, %d keep-alive clients, A and B alternating (AB, BA, ...; with more sides A B C, C B A, and B/A is each side against the first); servers pinned to one core, load on the other; whole run %s. The interval after each median ratio is a confidence interval of the median that assumes only that rounds are independent (95%% or more from ten rounds; from five, the least to the greatest, 94%%).\n\n",
-		rounds, o.clients, took.Round(time.Second))
+		howLong, o.clients, took.Round(time.Second))
 	b.WriteString("| Pair | Side | req/s (median) | p50 | p99 | B/A per round | B/A median (interval) | Notes |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
