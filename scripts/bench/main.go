@@ -6,7 +6,7 @@
 // It prints a Markdown table and, with -write, puts it with the machine and
 // the date into docs/PERFORMANCE.md between the bench markers.
 //
-//	bin/bench                      # every pair, 5 rounds of 2 s each side
+//	bin/bench                      # every pair, 5 rounds of 2 s each side (livez and get-memory, 10 of 1 s)
 //	bin/bench -only livez -rounds 5
 //	bin/bench -write docs/PERFORMANCE.md
 //
@@ -66,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&bareTimeouts, "bare-timeouts", "", "internal: the bare engine's http.Server read header, read, write and idle timeouts (default: read header 5s only)")
 	fs.StringVar(&o.linkedBin, "linked-bin", "bin/bench-linked", "the bare engine built with -tags benchlinked (make bench builds it), for the livez pair's two middle sides")
 	fs.StringVar(&o.bin, "bin", "bin/api", "the service binary to measure")
-	fs.IntVar(&o.rounds, "rounds", 5, "A/B rounds per pair (the order alternates: AB, BA, AB, ...)")
+	fs.IntVar(&o.rounds, "rounds", 5, "A/B rounds per pair (the order alternates: AB, BA, AB, ...); the pairs with a goal (livez, get-memory) get at least 10 in the same time")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "load time for each side of a round")
 	fs.IntVar(&o.clients, "clients", 50, "concurrent keep-alive connections")
 	fs.StringVar(&only, "only", "", "comma-separated pair names to run (default all; -list names them)")
