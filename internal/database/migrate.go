@@ -236,10 +236,13 @@ func lock(ctx context.Context, db *bun.DB) (unlock func() error, err error) {
 	}
 	// Waiting for a replica that is migrating is not a slow query: the
 	// pool's statement_timeout (database.statement_timeout, meant for
-	// requests) would fail this replica's start whenever the other's
-	// migrations take longer than it. ctx still bounds the wait.
-	if _, err := tx.ExecContext(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
-		return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), tx.Rollback())
+	// requests), or a lock_timeout in the URL, would fail this replica's
+	// start whenever the other's migrations take longer. ctx still bounds
+	// the wait; SET LOCAL ends with the transaction.
+	for _, q := range []string{"SET LOCAL statement_timeout = 0", "SET LOCAL lock_timeout = 0"} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), tx.Rollback())
+		}
 	}
 	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", migrationLockKey); err != nil {
 		return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), tx.Rollback())

@@ -290,18 +290,27 @@ func TestMigrate_WaitsPastTheStatementTimeoutForAReplicaMigrating(t *testing.T) 
 	if _, err := tx.ExecContext(t.Context(), "SELECT pg_advisory_xact_lock(?)", migrationLockKey); err != nil {
 		t.Fatal(err)
 	}
-	const held = 600 * time.Millisecond
+	// The lock is released only once a waiter is seen and three statement
+	// timeouts more have passed, so Migrate has surely waited past one.
+	const timeout = 300 * time.Millisecond
 	released := make(chan time.Time, 1)
 	go func() {
-		time.Sleep(held)
+		defer func() { _ = tx.Rollback() }()
+		for range 200 {
+			var waiting int
+			if err := other.NewRaw("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").Scan(context.Background(), &waiting); err == nil && waiting > 0 {
+				break
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		time.Sleep(3 * timeout)
 		released <- time.Now()
-		_ = tx.Rollback()
 	}()
-	db := mustOpen(t, Options{URL: url, StatementTimeout: 100 * time.Millisecond})
+	db := mustOpen(t, Options{URL: url, StatementTimeout: timeout})
 	names, err := Migrate(t.Context(), db, nil, resourceSet)
 	done := time.Now()
 	if err != nil {
-		t.Fatalf("Migrate while another replica held the lock for %s (statement timeout 100ms): %v; want it to wait", held, err)
+		t.Fatalf("Migrate while another replica held the lock (statement timeout %s): %v; want it to wait", timeout, err)
 	}
 	if at := <-released; done.Before(at) {
 		t.Errorf("Migrate returned before the other replica released the lock")
@@ -310,8 +319,8 @@ func TestMigrate_WaitsPastTheStatementTimeoutForAReplicaMigrating(t *testing.T) 
 		t.Errorf("applied %v; want %v", names, allMigrations(t))
 	}
 	var setting string
-	if err := db.NewRaw("SHOW statement_timeout").Scan(t.Context(), &setting); err != nil || setting != "100ms" {
-		t.Errorf("after Migrate the pool's statement_timeout is %q (%v); want 100ms still (SET LOCAL ends with the lock's transaction)", setting, err)
+	if err := db.NewRaw("SHOW statement_timeout").Scan(t.Context(), &setting); err != nil || setting != "300ms" {
+		t.Errorf("after Migrate the pool's statement_timeout is %q (%v); want 300ms still (SET LOCAL ends with the lock's transaction)", setting, err)
 	}
 }
 

@@ -87,14 +87,14 @@ func (s *Shedder) sample(ctx context.Context) {
 	if s.maxReadDelay <= 0 || (s.sampleEvery > 1 && rand.Uint32N(s.sampleEvery) != 0) { //nolint:gosec // sampling needs no cryptographic randomness
 		return
 	}
+	rc, ok := ctx.Value(connKey{}).(syscall.RawConn)
+	if !ok {
+		return // not TCP: it must not take a TCP request's turn below
+	}
 	now := time.Now()
 	at, next := int64(now.Sub(s.epoch)), s.nextSample.Load() // monotonic: a clock step stops no sampling
 	if at < next || !s.nextSample.CompareAndSwap(next, at+int64(s.delayWindow/windowSamples)) {
 		return // too soon after the last sample, or another request took this one
-	}
-	rc, ok := ctx.Value(connKey{}).(syscall.RawConn)
-	if !ok {
-		return
 	}
 	if _, unread, ok := tcpinfo.LastData(rc); ok { // read as a request arrives: how long it waited
 		s.sampled.Add(1)

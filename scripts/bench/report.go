@@ -14,7 +14,7 @@ func render(rows []row, o options, took time.Duration) string {
 	if g := goalRounds(o); g.rounds != o.rounds {
 		howLong += fmt.Sprintf(" (the pairs with a goal, %d of %s)", g.rounds, g.duration)
 	}
-	fmt.Fprintf(&b, "%s, %d keep-alive clients, A and B alternating (AB, BA, ...; with more sides A B C, C B A, and B/A is each side against the first); servers pinned to one core, load on the other; whole run %s. The interval after each median ratio is a confidence interval of the median that assumes only that rounds are independent (95%% or more from ten rounds; from five, the least to the greatest, 94%%).\n\n",
+	fmt.Fprintf(&b, "%s, %d keep-alive clients, A and B alternating (AB, BA, ...; with more sides A B C, C B A, and B/A is each side against the first); servers pinned to one core, load on the other; whole run %s. The interval after each median ratio is a confidence interval of the median that assumes only that rounds are independent (its level grows with the rounds: 94%% from five, the least to the greatest; 98%% from ten; 96%% from twenty).\n\n",
 		howLong, o.clients, took.Round(time.Second))
 	b.WriteString("| Pair | Side | req/s (median) | p50 | p99 | B/A per round | B/A median (interval) | Notes |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")

@@ -7,13 +7,20 @@ import (
 	"time"
 )
 
+// median is the middle value, or the mean of the two middle values of an
+// even count (not the upper one: with the goal pairs' ten rounds that
+// would lean every headline ratio up).
 func median[T float64 | time.Duration](xs []T) T {
-	if len(xs) == 0 {
+	n := len(xs)
+	if n == 0 {
 		return 0
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	return s[len(s)/2]
+	if n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[n/2]
 }
 
 // medianInterval is a confidence interval for the median of the rounds'
@@ -52,11 +59,14 @@ func binomTail(n, m int) float64 {
 
 // verdict says whether the rounds show a ratio at or above goal on this
 // machine: met when the whole interval is at or above it, not met when it
-// is all below, undecided otherwise (more rounds narrow the interval).
+// is all below, undecided otherwise (more rounds narrow the interval), and
+// undecided too when the rounds are too few for a 95% interval.
 func verdict(ratios []float64, goal float64) string {
 	lo, hi, level := medianInterval(ratios)
 	ci := fmt.Sprintf("%.0f%% interval of the median %.2f to %.2f", 100*level, lo, hi)
 	switch {
+	case level < 0.95:
+		return fmt.Sprintf("goal %.1f: undecided (%s; at least six rounds are needed for a 95%% one)", goal, ci)
 	case lo >= goal:
 		return fmt.Sprintf("goal %.1f: met (%s)", goal, ci)
 	case hi < goal:
