@@ -737,11 +737,7 @@ func TestImageIsBuiltByKoReproducibly(t *testing.T) {
 	}
 	// The image is built with the tags make build and make test use, so the
 	// image runs the code the tests ran.
-	tags := regexp.MustCompile(`(?m)^GO_TAGS := (\S+)$`).FindSubmatch(makefile)
-	if tags == nil {
-		t.Fatal("the Makefile sets no GO_TAGS")
-	}
-	if want := "-tags=" + string(tags[1]); !slices.Contains(ko.Builds[0].Flags, want) {
+	if want := "-tags=" + servicetest.MakefileGoTags(t, makefile); !slices.Contains(ko.Builds[0].Flags, want) {
 		t.Errorf(".ko.yaml flags %q lack %s, the Makefile's GO_TAGS", ko.Builds[0].Flags, want)
 	}
 	if !strings.Contains(string(makefile), "main.commitTime=$(COMMIT_TIME)") {

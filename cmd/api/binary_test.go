@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -31,15 +30,12 @@ func TestBinary_LinkerDropsUnusedMethods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tags := regexp.MustCompile(`(?m)^GO_TAGS := (\S+)$`).FindSubmatch(makefile)
-	if tags == nil {
-		t.Fatal("the Makefile sets no GO_TAGS")
-	}
+	tags := servicetest.MakefileGoTags(t, makefile)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	// Built the way this test binary was (servicetest.GoFlags), so every
 	// package comes from the build cache and only the link runs.
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", string(tags[1]), "-ldflags=-dumpdep",
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", tags, "-ldflags=-dumpdep",
 		"-o", filepath.Join(t.TempDir(), "api"), ".")
 	cmd.Env = append(os.Environ(), "GOFLAGS="+servicetest.GoFlags())
 	stderr, err := cmd.StderrPipe()

@@ -2,9 +2,24 @@ package servicetest
 
 import (
 	"os"
+	"regexp"
 	"runtime/debug"
 	"strings"
+	"testing"
 )
+
+// MakefileGoTags returns the GO_TAGS line of makefile (the Makefile's
+// contents): the build tags of every build and test of the service, which
+// the image (.ko.yaml) and the linker check (cmd/api) must use too. It
+// fails t when there is none.
+func MakefileGoTags(t testing.TB, makefile []byte) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^GO_TAGS := (\S+)$`).FindSubmatch(makefile)
+	if m == nil {
+		t.Fatal("the Makefile sets no GO_TAGS")
+	}
+	return string(m[1])
+}
 
 // GoFlags is the GOFLAGS for a go command a test (or make checklist) runs:
 // the N-1 test's build of the previous release, the NEW_SERVICE guide's
