@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -105,6 +106,13 @@ func TestUnavailable(t *testing.T) {
 		{"SQLite busy: another writer holds the lock", sqliteBusy(t, file), true},
 		{"a pooled PostgreSQL connection closed under the query", pgConnClosed(t), true},
 		{"a closed network connection", fmt.Errorf("read: %w", net.ErrClosed), true},
+		{"the network cut under a PostgreSQL query (a failover, a reset)", pgCutMidQuery(t), true},
+		{"the server closed the connection mid-reply (pgx: unexpected EOF)", fmt.Errorf("list notes: %w", io.ErrUnexpectedEOF), true},
+		{"SQLite's disk full", sqliteFull(t), true},
+		{"PostgreSQL's disk full (53100)", fmt.Errorf("create note: %w", &pgconn.PgError{Code: "53100"}), true},
+		{"PostgreSQL out of memory (53200)", &pgconn.PgError{Code: "53200"}, true},
+		{"a PostgreSQL I/O error (58030)", &pgconn.PgError{Code: "58030"}, true},
+		{"a PostgreSQL constraint violation: the request's (23505)", &pgconn.PgError{Code: "23505"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +121,56 @@ func TestUnavailable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pgCutMidQuery is what a query gets when the connection under it is cut
+// while PostgreSQL works on it: through a proxy that drops every connection,
+// as a failover or a reset between the two would.
+func pgCutMidQuery(t *testing.T) error {
+	u, err := url.Parse(servicetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := servicetest.NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	db := mustOpen(t, Options{URL: u.String(), StatementTimeout: 10 * time.Second})
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.ExecContext(t.Context(), "SELECT pg_sleep(5)")
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the query is on the wire
+	p.Cut()
+	err = <-done
+	if err == nil {
+		t.Fatal("a query survived its connection being cut")
+	}
+	return fmt.Errorf("list notes: %w", err)
+}
+
+// sqliteFull is SQLite's answer when its file cannot grow: a database
+// capped at a few pages stands in for a full disk.
+func sqliteFull(t *testing.T) error {
+	db := mustOpen(t, Options{SQLitePath: filepath.Join(t.TempDir(), "full.db")})
+	ctx := t.Context()
+	conn, err := db.Conn(ctx) // the page cap is the connection's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "CREATE TABLE big (x blob)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA max_page_count = 8"); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if _, err := conn.ExecContext(ctx, "INSERT INTO big VALUES (zeroblob(4096))"); err != nil {
+			return fmt.Errorf("create note: %w", err)
+		}
+	}
+	t.Fatal("100 pages went into a database capped at 8")
+	return nil
 }
 
 // pgConnectRefused is what pgx returns when nothing listens at the address.

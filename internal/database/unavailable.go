@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"net"
 	"strings"
 
@@ -12,20 +13,22 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// transientPgCodes are PostgreSQL errors that pass on their own.
+// transientPgCodes are PostgreSQL errors that pass on their own. Whole
+// classes count too (Unavailable): 08 connection exception, 53
+// insufficient resources (disk full, out of memory, too many connections)
+// and 58 system error (an I/O error on the server).
 var transientPgCodes = map[string]bool{
 	"57014": true, // query_canceled: statement_timeout fired
 	"57P01": true, // admin_shutdown
 	"57P02": true, // crash_shutdown
 	"57P03": true, // cannot_connect_now: starting up
-	"53300": true, // too_many_connections
 	"40001": true, // serialization_failure: retry
 	"40P01": true, // deadlock_detected: retry
 }
 
 // Unavailable reports whether err means the database could not do the work
 // in time or at all (unreachable, partitioned, overloaded, shutting down,
-// locked), rather than that the request or the code was wrong. Such an error
+// locked, out of disk), rather than that the request or the code was wrong. Such an error
 // is the dependency's, and passes: callers answer 503 with Retry-After, and
 // the next request may well succeed.
 //
@@ -45,17 +48,27 @@ func Unavailable(err error) bool {
 		return true
 	}
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
-		return strings.HasPrefix(pe.Code, "08") || transientPgCodes[pe.Code] // class 08: connection exception
+		switch pe.Code[:min(2, len(pe.Code))] {
+		case "08", "53", "58":
+			return true
+		}
+		return transientPgCodes[pe.Code]
 	}
 	if se, ok := errors.AsType[*sqlite.Error](err); ok {
 		switch se.Code() & 0xff { // primary result code; extended codes add high bits
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+			// The disk is full, or its I/O failed: the operator's to fix (the
+			// disk check on /status says so), not a bug in the request.
+			sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR:
 			return true
 		}
 		return false
 	}
-	// A pooled connection the server or the network closed mid-query.
-	if errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "conn closed") {
+	// A pooled connection the server or the network closed mid-query: a
+	// failover, a restart, a killed backend or a reset between them. pgx
+	// reports the cut as an unexpected EOF of the reply it was reading.
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed") || strings.HasSuffix(err.Error(), "unexpected EOF") {
 		return true
 	}
 	return false

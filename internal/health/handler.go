@@ -83,7 +83,8 @@ func NewHandler(runner *Runner, o HandlerOptions) *Handler {
 func (h *Handler) SetDraining() { h.draining.Store(true) }
 
 // Status serves GET and HEAD /status: 401 without a valid token, 429 for
-// an address that sent too many wrong ones, 503 when no token is
+// an address that sent too many wrong ones (a right token is still
+// served: an outsider cannot lock the monitor out), 503 when no token is
 // configured, else 200 for pass and warn and 500 for fail.
 func (h *Handler) Status() gin.HandlerFunc {
 	return func(c *gin.Context) {
@@ -93,15 +94,21 @@ func (h *Handler) Status() gin.HandlerFunc {
 				Output: "the status route is disabled: no status token is configured (status.tokens)"})
 			return
 		}
-		ip := c.ClientIP()
-		if wait, blocked := h.guard.blocked(ip); blocked {
-			secs := int(math.Ceil(wait.Seconds()))
-			c.Header("Retry-After", strconv.Itoa(secs))
-			h.write(c, http.StatusTooManyRequests, Body{Status: Fail,
-				Output: fmt.Sprintf("too many wrong tokens from this address: retry after %d s", secs)})
-			return
-		}
+		// A right token is served even from a blocked address: behind an
+		// ingress every client may share one address, and an outsider's
+		// wrong guesses must not lock the real monitor out. Tokens are at
+		// least 16 characters (config.MinTokenLen), so that a blocked
+		// address still learns when a guess is right does not make
+		// guessing feasible; the guard limits the wrong ones.
 		if !h.authorized(c.Request) {
+			ip := c.ClientIP()
+			if wait, blocked := h.guard.blocked(ip); blocked {
+				secs := int(math.Ceil(wait.Seconds()))
+				c.Header("Retry-After", strconv.Itoa(secs))
+				h.write(c, http.StatusTooManyRequests, Body{Status: Fail,
+					Output: fmt.Sprintf("too many wrong tokens from this address: retry after %d s", secs)})
+				return
+			}
 			h.guard.fail(ip)
 			c.Header("WWW-Authenticate", `Bearer realm="status"`)
 			h.write(c, http.StatusUnauthorized, Body{Status: Fail,

@@ -25,8 +25,11 @@ const maxBlockLogs = 10
 
 // tokenGuard slows down guessing of the status token: a client address
 // that presents limit wrong (or missing) tokens within window is answered
-// 429 until that window ends, whatever it sends, a right token included (a
-// guesser must not learn that a guess was right). Other addresses are not
+// 429 for every further wrong token until that window ends. A right token
+// is still served (Handler.Status): behind a proxy many clients share an
+// address, and an outsider must not be able to lock the monitor out; with
+// tokens of 16 characters or more, learning that a guess was right is no
+// shortcut. Other addresses are not
 // affected. IPv6 addresses are counted by their /64, which one host
 // usually holds whole.
 type tokenGuard struct {

@@ -384,18 +384,22 @@ func guessTokens(ctx context.Context, s *stack, n int) (string, error) {
 		}
 		codes = append(codes, resp.StatusCode)
 	}
+	blocked, err := ask("guess-more")
+	if err != nil {
+		return "", err
+	}
 	right, err := ask(s.token)
 	if err != nil {
 		return "", err
 	}
 	last := codes[len(codes)-1]
-	if codes[0] != http.StatusUnauthorized || last != http.StatusTooManyRequests || right.StatusCode != http.StatusTooManyRequests ||
-		right.Header.Get("Retry-After") == "" || right.Header.Get("Content-Type") != "application/health+json" {
-		return "", fmt.Errorf("guessing from 127.0.0.2: codes %v, then the right token %d (Retry-After %q, %s); want 401s, then 429 with Retry-After as health+json",
-			codes, right.StatusCode, right.Header.Get("Retry-After"), right.Header.Get("Content-Type"))
+	if codes[0] != http.StatusUnauthorized || last != http.StatusTooManyRequests || blocked.StatusCode != http.StatusTooManyRequests ||
+		blocked.Header.Get("Retry-After") == "" || blocked.Header.Get("Content-Type") != "application/health+json" || right.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("guessing from 127.0.0.2: codes %v, then a wrong token %d (Retry-After %q, %s), the right one %d; want 401s, then 429 with Retry-After as health+json, and 200 for the right token",
+			codes, blocked.StatusCode, blocked.Header.Get("Retry-After"), blocked.Header.Get("Content-Type"), right.StatusCode)
 	}
-	return fmt.Sprintf("%d guesses from 127.0.0.2: 401 ... then 429, and the right token from there 429 (Retry-After %ss)",
-		n, right.Header.Get("Retry-After")), nil
+	return fmt.Sprintf("%d guesses from 127.0.0.2: 401 ... then 429 (Retry-After %ss); the right token from there still 200, so guesses cannot lock the monitor out",
+		n, blocked.Header.Get("Retry-After")), nil
 }
 
 func rowDependencyChecks(ctx context.Context, e *env) (string, error) {
