@@ -278,7 +278,10 @@ func (s *service) listen(ctx context.Context) error {
 		WriteTimeout:      hc.WriteTimeout,
 		IdleTimeout:       hc.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		// OPTIONS * goes to the router too (a 404 problem with a request ID),
+		// not to net/http's built-in empty 200.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	if s.isWorker { // the master's socket
 		s.ln = s.worker.Listener

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -469,28 +470,36 @@ func TestMain_SIGTERMCutsNoKeepAliveRequest(t *testing.T) {
 }
 
 // TestServe_OverloadShedsTheExcessQuickly fills the service past
-// http.max_in_flight with slow uploads: the next requests wait in the queue
-// and are served once slots free up; past the queue a request gets 503
-// problem+json with Retry-After at once (while the queued ones still wait,
-// well before the 20s queue timeout), and the probes and /status still
-// answer, /status saying that it sheds.
+// http.max_in_flight with writes that wait for a lock the test holds on the
+// SQLite file: the next requests wait in the queue and are served once
+// slots free up; past the queue a request gets 503 problem+json with
+// Retry-After at once (while the queued ones still wait, well before the
+// 20s queue timeout), and the probes and /status still answer, /status
+// saying that it sheds.
 func TestServe_OverloadShedsTheExcessQuickly(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "notes.db")
 	a := startApp(t, map[string]string{
 		"APP_HTTP_MAX_IN_FLIGHT": "2", "APP_HTTP_QUEUE_SIZE": "2", "APP_HTTP_QUEUE_TIMEOUT": "20s",
-		"APP_STATUS_CACHE_TTL": "0s",
+		"APP_STATUS_CACHE_TTL": "0s", "APP_DATABASE_SQLITE_PATH": file,
+		"APP_DATABASE_BUSY_TIMEOUT": "60s", "APP_DATABASE_REQUEST_TIMEOUT": "60s",
 	})
-	body := `{"title":"slow upload","body":"arrives in two parts"}`
-	slow := func() net.Conn {
-		conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = conn.Close() })
-		head := fmt.Sprintf("POST /v1/notes HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
-		if _, err := io.WriteString(conn, head+body[:10]); err != nil {
-			t.Fatal(err)
-		}
-		return conn
+	lock, err := sql.Open("sqlite", "file:"+file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	tx, err := lock.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(t.Context(), "DELETE FROM notes WHERE id = 'none'"); err != nil { // takes the write lock
+		t.Fatal(err)
+	}
+	codes := make(chan int, 4)
+	write := func() {
+		resp, _ := a.do(t, "POST", "/v1/notes", `{"title":"waits for the lock","body":"b"}`)
+		codes <- resp.StatusCode
 	}
 	shedding := func(want string) map[string]any {
 		t.Helper()
@@ -508,13 +517,12 @@ func TestServe_OverloadShedsTheExcessQuickly(t *testing.T) {
 		t.Fatalf("/status never said %q", want)
 		return nil
 	}
-	var conns []net.Conn
 	for range 2 {
-		conns = append(conns, slow())
+		go write()
 	}
 	shedding("2 of 2 in flight, 0 of 2 queued")
 	for range 2 {
-		conns = append(conns, slow())
+		go write()
 	}
 	shedding("2 of 2 in flight, 2 of 2 queued")
 
@@ -535,21 +543,55 @@ func TestServe_OverloadShedsTheExcessQuickly(t *testing.T) {
 	}
 	waitFor(t, a.logs, `"msg":"shedding load: requests refused with 503"`)
 
-	// The uploads finish: the two running, then the two that waited.
-	for _, conn := range conns {
-		if _, err := io.WriteString(conn, body[10:]); err != nil {
-			t.Fatal(err)
+	// The lock goes: the two running writes finish, then the two that waited.
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if code := <-codes; code != http.StatusCreated {
+			t.Errorf("write %d: %d, want 201", i, code)
 		}
 	}
-	for i, conn := range conns {
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+}
+
+// TestServe_SlowBodiesHoldNoSlot is the slow-sender attack: with one
+// request in flight allowed and no queue, clients that send their bodies a
+// byte at a time hold only their own connections, so another client is
+// still served; a body still arriving at http.read_timeout gets 408
+// problem+json with Connection: close.
+func TestServe_SlowBodiesHoldNoSlot(t *testing.T) {
+	a := startApp(t, map[string]string{
+		"APP_HTTP_MAX_IN_FLIGHT": "1", "APP_HTTP_QUEUE_SIZE": "0", "APP_HTTP_READ_TIMEOUT": "2s",
+	})
+	var conns []net.Conn
+	for range 8 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
 		if err != nil {
-			t.Fatalf("upload %d: %v", i, err)
+			t.Fatal(err)
 		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Errorf("upload %d (queued: %v): %d, want 201", i, i >= 2, resp.StatusCode)
+		t.Cleanup(func() { _ = conn.Close() })
+		if _, err := io.WriteString(conn, "POST /v1/notes HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+			t.Fatal(err)
 		}
+		conns = append(conns, conn)
+	}
+	time.Sleep(200 * time.Millisecond) // the slow bodies are being read
+	for i := range 5 {
+		if resp, m := a.do(t, "GET", "/v1/notes", ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d beside 8 slow senders: %d %v, want 200", i, resp.StatusCode, m)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conns[0]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&p)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !isProblem(resp) || !resp.Close ||
+		p["type"] != "/problems/request-timeout" || p["request_id"] == nil {
+		t.Errorf("a body still arriving at the read timeout: %d close=%v %v, want 408 /problems/request-timeout with Connection: close",
+			resp.StatusCode, resp.Close, p)
 	}
 }
 

@@ -56,6 +56,7 @@ const (
 	TypeUnavailable          = TypePrefix + "unavailable"
 	TypeOverloaded           = TypePrefix + "overloaded"
 	TypeClientClosedRequest  = TypePrefix + "client-closed-request"
+	TypeRequestTimeout       = TypePrefix + "request-timeout"
 )
 
 // StatusClientClosedRequest is nginx's 499: the client hung up before the
@@ -99,6 +100,8 @@ var Types = []TypeInfo{
 		"A dependency (the database) did not answer in time. Retry after the seconds in the Retry-After header. A write answered this way may or may not have been applied: GET before repeating a create, and send updates with If-Match."},
 	{TypeOverloaded, "Service overloaded", http.StatusServiceUnavailable,
 		"The server is at capacity and refused the request before doing anything: retry after the seconds in Retry-After, with backoff."},
+	{TypeRequestTimeout, "Request timeout", http.StatusRequestTimeout,
+		"The body did not arrive within the server's read timeout. Send it at once, on a new connection."},
 	{TypeClientClosedRequest, "Client closed request", StatusClientClosedRequest,
 		"The client went away before the answer was ready; no client reads this one. The access log records it at info."},
 }
@@ -187,6 +190,12 @@ func Unavailable(detail string) Problem { return New(TypeUnavailable, detail) }
 // info and never alerted on, since nothing failed on the server.
 func ClientClosed() Problem {
 	return New(TypeClientClosedRequest, "the client closed the connection before the response was ready")
+}
+
+// RequestTimeout is for a request whose body did not arrive within the
+// server's read timeout: the client is still there, it was too slow.
+func RequestTimeout() Problem {
+	return New(TypeRequestTimeout, "the request body did not arrive within the read timeout")
 }
 
 // Overloaded is for a request refused by load shedding; nothing was done,

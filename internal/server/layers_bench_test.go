@@ -43,7 +43,7 @@ func BenchmarkLayers(b *testing.B) {
 		{"accessLog", accessLog(logger, newStatusLogGate(time.Minute))},
 		{"recovery", recovery(logger, NoAlerts{})},
 		{"reportErrors", reportErrors(NoAlerts{})},
-		{"bodyLimit", bodyLimit(DefaultMaxBodyBytes)},
+		{"requestInput", requestInput(DefaultMaxBodyBytes)},
 	}
 	gin.SetMode(gin.ReleaseMode)
 	for n := 0; n <= len(layers); n++ {

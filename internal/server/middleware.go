@@ -1,15 +1,20 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"net/url"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -266,21 +271,61 @@ const summarizedKey = "server.summarized"
 // drown the lines of the requests it served.
 func Summarized(c *gin.Context) { c.Set(summarizedKey, true) }
 
-// bodyLimit caps request bodies at limit bytes. A declared Content-Length
-// over the limit gets 413 at once, without reading anything. Otherwise the
-// body is wrapped in http.MaxBytesReader, so reading past the limit (a
-// chunked body, or a body longer than declared) fails with
-// *http.MaxBytesError, which the handlers turn into 413.
-func bodyLimit(limit int64) gin.HandlerFunc {
+// requestInput checks what every handler would otherwise each have to: a
+// query string that does not parse (net/http and gin drop its bad or
+// surplus parameters silently, so a wrong value would reach the handler as
+// if absent) is 400; a compressed body, which the service does not decode,
+// is 415; a body over limit is 413.
+//
+// It reads the whole body (at most limit bytes) before admission control
+// and the handler, as a buffering proxy would: a client that sends its
+// body slowly then holds only its own connection, never one of the
+// http.max_in_flight slots the other clients need. A body still arriving
+// at http.read_timeout is 408 with Connection: close; a client gone
+// mid-body is 499.
+func requestInput(limit int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if c.Request.ContentLength > limit {
+		r := c.Request
+		if r.URL.RawQuery != "" {
+			if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+				problem.Write(c, problem.BadRequest("the query string is malformed: "+err.Error()))
+				return
+			}
+		}
+		if r.ContentLength > limit {
 			problem.Write(c, problem.PayloadTooLarge(limit))
 			return
 		}
-		// A request without a body (most GETs) has http.NoBody: nothing to cap.
-		if c.Request.Body != nil && c.Request.Body != http.NoBody {
-			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+		// A request without a body (most GETs) has http.NoBody: nothing to read.
+		if r.Body == nil || r.Body == http.NoBody {
+			c.Next()
+			return
 		}
+		if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+			problem.Write(c, problem.UnsupportedMediaType("Content-Encoding "+strconv.Quote(enc)+" is not accepted: send the body uncompressed"))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, r.Body, limit))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			var netErr net.Error
+			switch {
+			case errors.As(err, &tooLarge):
+				problem.Write(c, problem.PayloadTooLarge(tooLarge.Limit))
+			case errors.As(err, &netErr) && netErr.Timeout():
+				// Checked before the context: net/http cancels it when the
+				// read deadline fires, though the client is still there.
+				c.Header("Connection", "close")
+				problem.Write(c, problem.RequestTimeout())
+			case r.Context().Err() != nil: // the client went away mid-body
+				problem.Write(c, problem.ClientClosed())
+			default: // a malformed chunked body, say
+				// Not err's text: a reader below may name internal addresses.
+				problem.Write(c, problem.BadRequest("the request body could not be read (a malformed chunked encoding, or a broken connection)"))
+			}
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		c.Next()
 	}
 }

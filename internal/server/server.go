@@ -77,7 +77,8 @@ const DefaultMaxBodyBytes = 1 << 20
 //  4. recovery: turns a panic below into a 500 and reports it.
 //  5. reportErrors: inside recovery, so a panic is reported once, as a
 //     panic; reports other server errors.
-//  6. bodyLimit: every body is capped before anyone reads it.
+//  6. requestInput: a malformed query is 400, and every body is capped
+//     and read whole before admission, so a slow sender holds no slot.
 //  7. Options.Admit, in order: may answer early (503, 429) instead of the
 //     handler.
 //  8. the route's handler.
@@ -122,7 +123,7 @@ func New(o Options) *gin.Engine {
 		accessLog(o.Logger, newStatusLogGate(o.StatusLogInterval)),
 		recovery(o.Logger, o.Alerts),
 		reportErrors(o.Alerts),
-		bodyLimit(o.MaxBodyBytes),
+		requestInput(o.MaxBodyBytes),
 	)
 	e.Use(o.Admit...)
 	e.NoRoute(func(c *gin.Context) {

@@ -289,7 +289,7 @@ func TestBodyOverLimitIs413(t *testing.T) {
 		}
 	})
 
-	t.Run("chunked body is cut off while decoding", func(t *testing.T) {
+	t.Run("chunked body is cut off while it is read", func(t *testing.T) {
 		store := &widgets{}
 		e, _ := newServer(t, store, nil)
 		var sawLength atomic.Int64
@@ -340,6 +340,52 @@ func TestBodyOverLimitIs413(t *testing.T) {
 			t.Errorf("status = %d, want 201 for exactly %d bytes: %s", w.Code, len(ok), w.Body)
 		}
 	})
+}
+
+// TestRequestInputIsCheckedBeforeTheHandler: what net/http and gin would
+// let through silently gets a 4xx problem before any handler runs: a query
+// string that does not parse (an invalid escape, or more parameters than
+// Go parses, which would drop a bad value past the cap), and a compressed
+// body the service does not decode.
+func TestRequestInputIsCheckedBeforeTheHandler(t *testing.T) {
+	many := strings.Repeat("a=1&", 10_000) + "limit=abc"
+	tests := []struct {
+		name, method, target, encoding string
+		status                         int
+		typ                            string
+	}{
+		{"an invalid escape in the query", http.MethodGet, "/v1/widgets?%zz=1", "", http.StatusBadRequest, problem.TypeBadRequest},
+		{"more parameters than Go parses", http.MethodGet, "/v1/widgets?" + many, "", http.StatusBadRequest, problem.TypeBadRequest},
+		{"a gzip body", http.MethodPost, "/v1/widgets", "gzip", http.StatusUnsupportedMediaType, problem.TypeUnsupportedMediaType},
+		{"a sane query", http.MethodGet, "/v1/widgets?a=1&b=%20", "", http.StatusOK, ""},
+		{"identity encoding", http.MethodPost, "/v1/widgets", "identity", http.StatusCreated, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &widgets{}
+			e, _ := newServer(t, store, nil)
+			var body io.Reader
+			if tt.method == http.MethodPost {
+				body = strings.NewReader(`{"title":"x","body":"y"}`)
+			}
+			req := httptest.NewRequest(tt.method, tt.target, body)
+			req.Header.Set("Content-Type", "application/json")
+			if tt.encoding != "" {
+				req.Header.Set("Content-Encoding", tt.encoding)
+			}
+			w := serve(e, req)
+			if tt.typ == "" {
+				if w.Code != tt.status {
+					t.Errorf("status = %d, want %d: %s", w.Code, tt.status, w.Body)
+				}
+				return
+			}
+			wantProblem(t, w, tt.status, tt.typ)
+			if store.calls.Load() != 0 {
+				t.Error("the handler ran for input refused before it")
+			}
+		})
+	}
 }
 
 func TestAccessLog(t *testing.T) {
