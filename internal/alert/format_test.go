@@ -369,3 +369,35 @@ func TestMailText_SaysWhatFailed(t *testing.T) {
 		})
 	}
 }
+
+// TestMailText_AClientCannotBlankItOut is the attack on the alert mail of
+// one's own request: short cookie values that are words of the mail
+// (panic, debug, github.com) stay in it; a credential of real length is
+// still scrubbed wherever the request echoes it, and the configured
+// secrets everywhere, the stack included.
+func TestMailText_AClientCannotBlankItOut(t *testing.T) {
+	const token = "s3cr3t-session-0123456789"
+	r := &Reporter{cfg: config.Email{SubjectPrefix: "[api]"}, info: Info{Environment: "production"},
+		secrets: secretList([]string{"configured-smtp-password"})}
+	rep := Report{
+		Kind: KindPanic, Value: "debug: a deliberate panic echoing " + token,
+		Method: "GET", Route: "/debug/panic", Path: "/debug/panic",
+		Headers: http.Header{"Cookie": {"a=debug; b=deliberate; c=panic; d=github.com; e=.go:; s=" + token}},
+		Stack:   []byte("goroutine 1 [running]:\ngithub.com/prodready/service/internal/server.addFailRoutes.func1()\n\t/src/internal/server/debug.go:30 +0x25 configured-smtp-password\n"),
+	}
+	m := r.compose(job{report: rep, count: 1})
+	for _, want := range []string{"Kind:        panic", "Route:       /debug/panic", "debug: a deliberate panic echoing [redacted]",
+		"github.com/prodready/service/internal/server.addFailRoutes.func1()", "debug.go:30"} {
+		if !strings.Contains(m.body, want) {
+			t.Errorf("body without %q:\n%s", want, m.body)
+		}
+	}
+	if !strings.HasPrefix(m.subject, "[api] [production] panic: debug: a deliberate panic echoing [redacted]") {
+		t.Errorf("subject %q", m.subject)
+	}
+	for _, leak := range []string{token, "configured-smtp-password"} {
+		if strings.Contains(m.body+m.subject, leak) {
+			t.Errorf("%q in the mail:\n%s", leak, m.body)
+		}
+	}
+}

@@ -14,13 +14,19 @@ type message struct {
 
 // compose writes the mail for j as plain text: what happened, where, the
 // request, its headers (redacted), the log records of the request and the
-// full stack. Every field goes through the same scrubber, so a secret that
-// reached an error text or a header is replaced wherever it appears.
+// full stack. The configured secrets (SMTP password, status tokens, the
+// database's) are scrubbed from every part. The values of the request's
+// own credential headers and parameters are scrubbed from the parts that
+// echo the request (error text, path, headers, logs), but not from the
+// stack or the fields the server fills in (kind, type, route, method,
+// status): the client chooses those values, and must not be able to blank
+// out the mail that reports it.
 func (r *Reporter) compose(j job) message {
 	rep := j.report
 	headerLines, headerSecrets := redactHeaders(rep.Headers)
 	query, querySecrets := redactQuery(rep.Query)
-	scrub := newScrubber(secretList(append(append(r.secrets, headerSecrets...), querySecrets...))).Replace
+	fixed := newScrubber(r.secrets).Replace
+	scrub := newScrubber(secretList(append(append(r.secrets, requestSecrets(headerSecrets)...), requestSecrets(querySecrets)...))).Replace
 
 	text := scrub(errorText(rep, j))
 	subject := subjectLine(r.cfg.SubjectPrefix, r.info.Environment, rep.Kind, text, j.count)
@@ -30,6 +36,12 @@ func (r *Reporter) compose(j job) message {
 	field := func(name, value string) {
 		if value != "" {
 			p("  %-12s %s\n", name+":", oneLine(scrub(value)))
+		}
+	}
+	// A field the server fills in, not the client.
+	fixedField := func(name, value string) {
+		if value != "" {
+			p("  %-12s %s\n", name+":", oneLine(fixed(value)))
 		}
 	}
 
@@ -50,26 +62,26 @@ func (r *Reporter) compose(j job) message {
 	}
 
 	p("%s\n\n", text)
-	field("Kind", rep.Kind)
-	field("Type", rep.typ)
+	fixedField("Kind", rep.Kind)
+	fixedField("Type", rep.typ)
 	if j.count > 1 {
-		field("Occurrences", fmt.Sprintf("%d since %s (mailed at 1, 2, 4, 8, ... within an hour)", j.count, utc(j.since)))
+		fixedField("Occurrences", fmt.Sprintf("%d since %s (mailed at 1, 2, 4, 8, ... within an hour)", j.count, utc(j.since)))
 	} else {
-		field("Occurrences", "1 (first in this hour; repeats are mailed at 2, 4, 8, ...)")
+		fixedField("Occurrences", "1 (first in this hour; repeats are mailed at 2, 4, 8, ...)")
 	}
 	r.writeTail(&b, j, field, scrub)
 
 	if rep.Method != "" || rep.RequestID != "" {
 		p("\nRequest\n")
-		field("Method", rep.Method)
-		field("Route", rep.Route)
+		fixedField("Method", rep.Method)
+		fixedField("Route", rep.Route)
 		path := rep.Path
 		if query != "" {
 			path += "?" + query
 		}
 		field("Path", path)
 		if rep.Status != 0 {
-			field("Status", fmt.Sprint(rep.Status))
+			fixedField("Status", fmt.Sprint(rep.Status))
 		}
 		field("Request ID", rep.RequestID)
 		field("Client IP", rep.ClientIP)
@@ -98,7 +110,9 @@ func (r *Reporter) compose(j job) message {
 	}
 	p("\nStack trace\n")
 	if len(rep.Stack) > 0 {
-		p("%s\n", strings.TrimRight(scrub(string(rep.Stack)), "\n"))
+		// Go's traces print no string contents, only function names, files
+		// and argument words: nothing of the request to scrub.
+		p("%s\n", strings.TrimRight(fixed(string(rep.Stack)), "\n"))
 	} else {
 		p("  (none: a returned error carries no stack trace in Go; the route and the error chain above locate it)\n")
 	}

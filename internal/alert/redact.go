@@ -26,6 +26,24 @@ var mailSecretWords = []string{"cookie", "session", "pwd"}
 // values ("1", "on") would blank out unrelated words, and are not secrets.
 const minSecretLen = 4
 
+// minRequestSecretLen is the shortest value from a request's credential
+// headers or parameters scrubbed from the rest of the mail. The client
+// chooses those values: at four characters, an outsider could send
+// Cookie: a=panic; b=github.com and blank out the words of the very mail
+// that reports their request. Real credentials are longer.
+const minRequestSecretLen = 12
+
+// requestSecrets keeps the request's values long enough to scrub.
+func requestSecrets(values []string) []string {
+	var out []string
+	for _, v := range values {
+		if len(v) >= minRequestSecretLen {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // secretName reports whether a header or parameter name looks like it holds
 // a credential (case-insensitive, anywhere in the name): Authorization,
 // Proxy-Authorization, Cookie, X-Api-Key, ?access_token=, ?X-Amz-Signature=.

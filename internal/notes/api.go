@@ -23,6 +23,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -360,6 +361,9 @@ func readInput(c *gin.Context) (Input, bool) {
 	if err == nil {
 		err = decodeOne(bytes.NewReader(body), &in)
 	}
+	if err == nil {
+		err = exactKeys(body, "title", "body")
+	}
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		switch {
@@ -412,6 +416,49 @@ func decodeOne(r io.Reader, v any) error {
 	}
 }
 
+// exactKeys checks the keys of the JSON object in body (already decoded,
+// so well-formed) against names, Input's field names: encoding/json
+// matches keys case-insensitively and lets a repeated key win, so
+// {"Title":..} and {"title":"a","title":"b"} would otherwise be taken, and
+// a proxy or firewall that reads the first of two keys would see another
+// value than the one stored.
+func exactKeys(body []byte, names ...string) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil // not an object: the decoder has said so already
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := t.(string)
+		lower := strings.ToLower(key)
+		switch {
+		case seen[lower]:
+			return keyError(fmt.Sprintf("field %q appears more than once; send each field once", key))
+		case !slices.Contains(names, key):
+			for _, n := range names {
+				if strings.EqualFold(n, key) {
+					return keyError(fmt.Sprintf("unknown field %q: field names are case-sensitive; did you mean %q?", key, n))
+				}
+			}
+		}
+		seen[lower] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// keyError is exactKeys' answer, shown to the client as it is.
+type keyError string
+
+func (e keyError) Error() string { return string(e) }
+
 // trailingDataError reports data after the JSON value, which ends at offset.
 type trailingDataError struct{ offset int64 }
 
@@ -446,6 +493,8 @@ func decodeErrorDetail(err error) string {
 	switch {
 	case errors.As(err, &trailing):
 		return trailing.Error()
+	case errors.As(err, new(keyError)):
+		return err.Error()
 	case errors.Is(err, io.EOF):
 		return "request body is empty; send a JSON object"
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -303,6 +303,26 @@ func TestAPICreate(t *testing.T) {
 			check: apiDetailHas(`unknown field "colour"`),
 		},
 		{
+			// encoding/json would take "Title" for title, and invalid UTF-8
+			// in it would slip past the exact-name check of badEncoding.
+			name: "400 for a field name in another case", method: "POST", target: "/v1/notes",
+			body:   "{\"Title\":\"bad\xff\",\"body\":\"b\"}",
+			status: http.StatusBadRequest, problem: problem.TypeBadRequest,
+			check: apiDetailHas(`unknown field "Title": field names are case-sensitive; did you mean "title"?`),
+		},
+		{
+			name: "400 for a repeated field (which would win)", method: "POST", target: "/v1/notes",
+			body:   `{"title":"a","body":"","title":"b"}`,
+			status: http.StatusBadRequest, problem: problem.TypeBadRequest,
+			check: apiDetailHas(`field "title" appears more than once`),
+		},
+		{
+			name: "400 for a field repeated in another case", method: "POST", target: "/v1/notes",
+			body:   `{"title":"a","TITLE":"b","body":""}`,
+			status: http.StatusBadRequest, problem: problem.TypeBadRequest,
+			check: apiDetailHas(`field "TITLE" appears more than once`),
+		},
+		{
 			name: "400 for a field of the wrong type, without Go type names", method: "POST", target: "/v1/notes",
 			body:   `{"title":42}`,
 			status: http.StatusBadRequest, problem: problem.TypeBadRequest,
