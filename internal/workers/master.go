@@ -261,7 +261,17 @@ func (m *master) handle(ev event) error {
 		m.log.Warn("worker exited unexpectedly", "worker_id", p.id, "pid", p.cmd.Process.Pid,
 			"status", exitStatus(ev.err), "uptime", up.Round(time.Millisecond).String())
 		if err := m.crashed(time.Now()); err != nil {
-			return err
+			// Workers that still serve keep the instance useful (a worker
+			// that cannot start while the database is down, say, beside one
+			// that serves cached reads): stopping would take them down too,
+			// and a restarted instance could not start either. Only when
+			// none is left serving is it a crash loop the platform must see.
+			n := m.readyWorkers()
+			if n == 0 {
+				return err
+			}
+			m.log.Warn("workers keep dying, but others still serve: not stopping; restarting with backoff",
+				"error", err.Error(), "ready_workers", n)
 		}
 		if m.pending[p.id] {
 			m.abortReload(fmt.Sprintf("new worker %d exited before it was ready", p.id))
@@ -280,6 +290,17 @@ func (m *master) handle(ev event) error {
 		time.AfterFunc(delay, func() { m.send(event{kind: evRestart, slot: slot, gen: gen}) })
 	}
 	return nil
+}
+
+// readyWorkers counts the serving generation's workers that are ready.
+func (m *master) readyWorkers() int {
+	n := 0
+	for _, p := range m.procs {
+		if p.ready && !p.retiring && p.gen == m.serving {
+			n++
+		}
+	}
+	return n
 }
 
 // crashed records a worker death and reports a crash loop.

@@ -62,6 +62,9 @@ func fakeWorker() int {
 		fmt.Fprintln(os.Stderr, "not a worker:", ok, err)
 		return 3
 	}
+	if behaviour == "only-the-first-starts" && w.ID != 1 {
+		return 1 // as a worker that cannot open the database during an outage
+	}
 	var d drain.Drainer
 	srv := &http.Server{
 		Handler: d.Handler(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
@@ -328,6 +331,31 @@ func TestMaster_CrashLoopStopsWithAnError(t *testing.T) {
 		c.done <- err // for the cleanup
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no crash loop detected; log:\n%s", c.logs)
+	}
+}
+
+// TestMaster_ACrashLoopBesideAServingWorkerKeepsIt: when one worker
+// serves and its sibling's replacements keep failing to start (a database
+// outage at their start, say), the master keeps restarting them with
+// backoff past the crash-loop limit and never stops the one that serves.
+func TestMaster_ACrashLoopBesideAServingWorkerKeepsIt(t *testing.T) {
+	c := startCluster(t, workers.Options{Workers: 2, CrashLimit: 3, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Command: func() *exec.Cmd { return workerCmd("only-the-first-starts") }})
+	c.waitLog(t, "worker exited unexpectedly", 6)
+	recs := c.waitLog(t, "workers keep dying, but others still serve: not stopping; restarting with backoff", 1)
+	if recs[0]["level"] != "WARN" || recs[0]["ready_workers"] != float64(1) {
+		t.Errorf("record %v, want a warn with 1 ready worker", recs[0])
+	}
+	select {
+	case err := <-c.done:
+		c.done <- err
+		t.Fatalf("the master stopped (%v) with a worker still serving; log:\n%s", err, c.logs)
+	default:
+	}
+	for range 5 {
+		if id, _, _, err := c.answer(); err != nil || id != 1 {
+			t.Fatalf("answer from worker %d (%v), want worker 1 still serving", id, err)
+		}
 	}
 }
 
