@@ -424,14 +424,16 @@ func decodeOne(r io.Reader, v any) error {
 // value than the one stored.
 func exactKeys(body []byte, names ...string) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil // not an object: the decoder has said so already
+	// body has been decoded already, so the errors below cannot happen.
+	t, err := dec.Token()
+	if err != nil || t != json.Delim('{') {
+		return err
 	}
 	seen := map[string]bool{}
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return nil
+			return err
 		}
 		key, _ := t.(string)
 		lower := strings.ToLower(key)
@@ -448,7 +450,7 @@ func exactKeys(body []byte, names ...string) error {
 		seen[lower] = true
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {
-			return nil
+			return err
 		}
 	}
 	return nil
