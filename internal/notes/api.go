@@ -347,7 +347,7 @@ func noneMatch(h string, version int64) bool {
 }
 
 // readInput reads a JSON Input from the body and validates it. On failure it
-// writes the problem (415, 413 or 400) and returns false.
+// writes the problem (415 or 400) and returns false.
 func readInput(c *gin.Context) (Input, bool) {
 	var in Input
 	if detail := checkJSONContentType(c.GetHeader("Content-Type")); detail != "" {
@@ -355,8 +355,10 @@ func readInput(c *gin.Context) (Input, bool) {
 		return in, false
 	}
 
-	// The whole body is read first (the body limit bounds it) so its raw
-	// text can be checked after decoding; see badEncoding.
+	// The server read the whole body before the handler, within its limit
+	// (its 413, 408 and 499 are written there: server.requestInput), so
+	// this read is from memory; its raw text is checked after decoding,
+	// see badEncoding.
 	body, err := io.ReadAll(c.Request.Body)
 	if err == nil {
 		err = decodeOne(bytes.NewReader(body), &in)
@@ -365,15 +367,7 @@ func readInput(c *gin.Context) (Input, bool) {
 		err = exactKeys(body, "title", "body")
 	}
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooLarge):
-			problem.Write(c, problem.PayloadTooLarge(tooLarge.Limit))
-		case c.Request.Context().Err() != nil: // the client went away mid-body
-			problem.Write(c, problem.ClientClosed())
-		default:
-			problem.Write(c, problem.BadRequest(decodeErrorDetail(err)))
-		}
+		problem.Write(c, problem.BadRequest(decodeErrorDetail(err)))
 		return in, false
 	}
 
@@ -394,10 +388,6 @@ func readInput(c *gin.Context) (Input, bool) {
 // decodeOne decodes exactly one JSON value from r into v, refusing unknown
 // fields and anything after the value: `{...} {...}` or `{...}}` is a client
 // bug that silently ignoring the rest would hide.
-//
-// A body over the server's limit fails here with *http.MaxBytesError: the
-// body-limit middleware wraps every body in http.MaxBytesReader, which is how
-// a chunked body, with no Content-Length to check up front, is stopped.
 func decodeOne(r io.Reader, v any) error {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
@@ -409,8 +399,6 @@ func decodeOne(r io.Reader, v any) error {
 	switch err := dec.Decode(&extra); {
 	case errors.Is(err, io.EOF):
 		return nil
-	case errors.As(err, new(*http.MaxBytesError)):
-		return err
 	default:
 		return trailingDataError{offset: end}
 	}
@@ -514,7 +502,7 @@ func decodeErrorDetail(err error) string {
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return "unknown field " + name + "; a note has only title and body"
 	}
-	// Anything else is a failure to read the body (client went away, bad
-	// chunked encoding); its text is not the client's business.
+	// Anything else is unexpected (the server read the body already); its
+	// text is not the client's business.
 	return "the request body could not be read as JSON"
 }
