@@ -261,6 +261,28 @@ func TestServe_NotesOnEmbeddedDefaults(t *testing.T) {
 		})
 	}
 
+	// What net/http refuses itself, before any handler: the same shape, and
+	// never a 5xx (server.Refusals; every case in TestRefusals_*).
+	for _, raw := range []string{"GET /livez HTTP/9.9\r\nHost: x\r\n\r\n", "GET /livez HTTP/1.1\r\n\r\n"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(conn, raw)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		var p map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&p)
+		conn.Close()
+		id := resp.Header.Get("X-Request-ID")
+		if resp.StatusCode != 400 || !isProblem(resp) || p["request_id"] != id ||
+			!strings.Contains(a.logs.String(), `"request_id":"`+id+`"`) {
+			t.Errorf("%q: %d %q %v, want a 400 problem whose request ID is in the log", raw, resp.StatusCode, resp.Header.Get("Content-Type"), p)
+		}
+	}
+
 	resp, live := a.do(t, "GET", "/livez", "")
 	if resp.StatusCode != 200 || live["status"] != "ok" {
 		t.Errorf("livez: %d %v", resp.StatusCode, live)

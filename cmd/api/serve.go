@@ -320,7 +320,9 @@ func failRoutes(cfg config.Config) bool {
 func (s *service) serveUntilDone(ctx context.Context) error {
 	hc := s.cfg.HTTP
 	served := make(chan error, 1)
-	go func() { served <- s.http.Serve(s.ln) }()
+	// net/http's own refusals (a request it cannot parse) as problems too.
+	ln := server.Refusals(s.ln, server.RefusalOptions{Logger: s.logger, MaxHeaderBytes: s.http.MaxHeaderBytes})
+	go func() { served <- s.http.Serve(ln) }()
 	retire, stopRetire := s.retireSignal()
 	defer stopRetire()
 	if s.isWorker {

@@ -57,6 +57,8 @@ const (
 	TypeOverloaded           = TypePrefix + "overloaded"
 	TypeClientClosedRequest  = TypePrefix + "client-closed-request"
 	TypeRequestTimeout       = TypePrefix + "request-timeout"
+	TypeHeadersTooLarge      = TypePrefix + "headers-too-large"
+	TypeExpectationFailed    = TypePrefix + "expectation-failed"
 )
 
 // StatusClientClosedRequest is nginx's 499: the client hung up before the
@@ -102,6 +104,10 @@ var Types = []TypeInfo{
 		"The server is at capacity and refused the request before doing anything: retry after the seconds in Retry-After, with backoff."},
 	{TypeRequestTimeout, "Request timeout", http.StatusRequestTimeout,
 		"The body did not arrive within the server's read timeout. Send it at once, on a new connection."},
+	{TypeHeadersTooLarge, "Request headers too large", http.StatusRequestHeaderFieldsTooLarge,
+		"The request line and headers together are over the server's limit, given in \"detail\". Send fewer or shorter headers (a cookie that grew, say)."},
+	{TypeExpectationFailed, "Expectation failed", http.StatusExpectationFailed,
+		"The request's Expect header asked for something other than 100-continue, the only expectation the server meets. Send it without Expect."},
 	{TypeClientClosedRequest, "Client closed request", StatusClientClosedRequest,
 		"The client went away before the answer was ready; no client reads this one. The access log records it at info."},
 }
@@ -230,6 +236,10 @@ func Write(c *gin.Context, p Problem) {
 
 	c.Data(p.Status, ContentType, p.marshal())
 }
+
+// JSON is the problem's body as Write sends it, for an answer written
+// outside gin (server.Refusals).
+func (p Problem) JSON() []byte { return p.marshal() }
 
 // marshal is json.Marshal(p), byte for byte (TestMarshalIsJSONMarshal),
 // written directly for a problem without field errors: every refused,

@@ -66,6 +66,9 @@ func (s *Shedder) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	if s.maxReadDelay <= 0 {
 		return ctx
 	}
+	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = w.NetConn() // server.Refusals' wrapper
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return ctx
