@@ -118,6 +118,8 @@ type Stats struct {
 	// LastError is the last SMTP error, one line, secrets scrubbed.
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// LastSentAt is when a mail last went out (alerts or `api email-test`).
+	LastSentAt time.Time `json:"last_sent_at,omitzero"`
 }
 
 // Reporter sends alert mails. Its methods are safe for concurrent use; a nil
@@ -147,6 +149,7 @@ type Reporter struct {
 	errMu       sync.Mutex
 	lastError   string
 	lastErrorAt time.Time
+	lastSentAt  time.Time
 	lastDropLog time.Time
 }
 
@@ -365,6 +368,7 @@ func (r *Reporter) Stats() Stats {
 		Suppressed:  r.suppressed.Load(),
 		LastError:   r.lastError,
 		LastErrorAt: r.lastErrorAt,
+		LastSentAt:  r.lastSentAt,
 	}
 }
 
@@ -464,6 +468,9 @@ func (r *Reporter) send(ctx context.Context, m message) error {
 		r.sendMu.Unlock()
 	}
 	if err == nil {
+		r.errMu.Lock()
+		r.lastSentAt = r.now()
+		r.errMu.Unlock()
 		return nil
 	}
 	line := r.sanitize(err)

@@ -80,23 +80,30 @@ func smtpHello(ctx context.Context, addr, host string, tlsConf *tls.Config) erro
 // StatusChecks show the reporter's counters on /status, so an operator
 // sees that alerts go out and what the budget held back without reading
 // the log: alerts:sent (observedValue: mails sent since start) and
-// alerts:suppressed (mails the budget held back since start). Both pass:
-// they are figures, not dependencies; the relay's health is
-// smtp:responseTime.
+// alerts:suppressed (mails the budget held back since start). They are
+// figures, and pass, but for one case: alerts:sent warns while the last
+// mail tried failed. smtp:responseTime only greets the relay, so a relay
+// that answers but refuses every mail (a wrong password, a recipient it
+// rejects) would otherwise show nowhere on /status but the failed count.
 func (r *Reporter) StatusChecks() []health.Check {
-	figure := func(name string, read func(Stats) (uint64, string)) health.Check {
+	figure := func(name string, read func(Stats) (uint64, health.Status, string)) health.Check {
 		return health.Check{Name: name, ComponentType: "component", Run: func(context.Context) health.Result {
-			n, out := read(r.Stats())
-			return health.Result{Status: health.Pass, ObservedValue: n, ObservedUnit: "mails", Output: out}
+			n, status, out := read(r.Stats())
+			return health.Result{Status: status, ObservedValue: n, ObservedUnit: "mails", Output: out}
 		}}
 	}
 	return []health.Check{
-		figure("alerts:sent", func(s Stats) (uint64, string) {
-			return s.Sent, fmt.Sprintf("%d sent (%d of them digests), %d failed, %d dropped, %d queued",
+		figure("alerts:sent", func(s Stats) (uint64, health.Status, string) {
+			out := fmt.Sprintf("%d sent (%d of them digests), %d failed, %d dropped, %d queued",
 				s.Sent, s.Digests, s.Failed, s.Dropped, s.Queued)
+			if !s.LastErrorAt.IsZero() && s.LastErrorAt.After(s.LastSentAt) {
+				return s.Sent, health.Warn, out + "; the last mail tried failed at " +
+					s.LastErrorAt.UTC().Format(time.RFC3339) + ": " + s.LastError
+			}
+			return s.Sent, health.Pass, out
 		}),
-		figure("alerts:suppressed", func(s Stats) (uint64, string) {
-			return s.Suppressed, fmt.Sprintf("%d held back by the budget (%d not yet listed in a mail), %d repeats throttled",
+		figure("alerts:suppressed", func(s Stats) (uint64, health.Status, string) {
+			return s.Suppressed, health.Pass, fmt.Sprintf("%d held back by the budget (%d not yet listed in a mail), %d repeats throttled",
 				s.Suppressed, s.Held, s.Throttled)
 		}),
 	}

@@ -735,3 +735,63 @@ func TestReportTransition(t *testing.T) {
 		t.Errorf("the second failure's mail does not count the occurrences:\n%s", body)
 	}
 }
+
+// TestAlertsSent_WarnsWhileTheRelayRefusesEveryMail: a relay that answers
+// its greeting (so smtp:responseTime passes) but refuses the password
+// makes alerts:sent warn on /status, with the relay's error and never the
+// password; the warning clears with the next mail that goes out.
+func TestAlertsSent_WarnsWhileTheRelayRefusesEveryMail(t *testing.T) {
+	certFile, keyFile, pool := testCert(t)
+	trust := mail.WithTLSConfig(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	users := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(users, []byte("alerts@example.com:"+testPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mp := servicetest.Mailpit(t, "--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile, "--smtp-require-starttls",
+		"--smtp-auth-file", users)
+	proxy := servicetest.NewProxy(t, net.JoinHostPort(mp.SMTPHost(), strconv.Itoa(mp.SMTPPort())))
+	host, portStr, _ := net.SplitHostPort(proxy.Addr())
+	port, _ := strconv.Atoi(portStr)
+	sentCheck := func(r *Reporter) health.CheckResult {
+		return health.NewRunner(nil, 0, 2*time.Second, r.StatusChecks()...).Run(context.Background()).Checks["alerts:sent"][0]
+	}
+	reporter := func(password string) (*Reporter, *servicetest.LogBuffer) {
+		cfg := mailConfig(host, port)
+		cfg.TLSPolicy, cfg.Username, cfg.Password = "mandatory", "alerts@example.com", password
+		return newTestReporter(t, cfg, nil, trust)
+	}
+
+	wrong, logs := reporter("wrong-password-0123456789")
+	if c := sentCheck(wrong); c.Status != health.Pass {
+		t.Fatalf("before any mail: %+v, want pass", c)
+	}
+	wrong.Report(context.Background(), panicReport()) // an alert, as a failing request sends one
+	closeNow(t, wrong)
+	c := sentCheck(wrong)
+	if c.Status != health.Warn || !strings.Contains(c.Output, "0 sent (0 of them digests), 1 failed") ||
+		!strings.Contains(c.Output, "the last mail tried failed") || !strings.Contains(c.Output, "535") {
+		t.Errorf("every mail refused: %+v, want warn with the relay's 535", c)
+	}
+	if strings.Contains(c.Output+logs.String(), "wrong-password-0123456789") {
+		t.Error("the password is on /status or in the log")
+	}
+
+	right, _ := reporter(testPassword)
+	proxy.Cut()
+	if err := right.SendTest(context.Background()); err == nil {
+		t.Fatal("sent through a cut relay")
+	}
+	if c := sentCheck(right); c.Status != health.Warn {
+		t.Errorf("relay cut: %+v, want warn", c)
+	}
+	proxy.Restore()
+	if err := right.SendTest(context.Background()); err != nil {
+		t.Fatalf("relay back: %v", err)
+	}
+	if c := sentCheck(right); c.Status != health.Pass {
+		t.Errorf("a mail went out again: %+v, want pass", c)
+	}
+	if n := len(mp.Messages(t)); n != 1 {
+		t.Errorf("Mailpit has %d mails, want the 1 sent with the right password", n)
+	}
+}

@@ -26,7 +26,8 @@ func (l *Logging) SyslogCheck(timeout time.Duration, log *slog.Logger) (health.C
 		return health.Check{}, false
 	}
 	target := SyslogTarget{Network: st.Network, Address: st.Address, TLS: l.SyslogTLS(),
-		Dropped: func() uint64 { return l.SyslogStats().Dropped }}
+		Dropped:       func() uint64 { return l.SyslogStats().Dropped },
+		WriteTimeouts: func() uint64 { return l.SyslogStats().WriteTimeouts }}
 	if st.Network == "udp" {
 		target.Connected = func() bool { return l.SyslogStats().Connected }
 	}
@@ -41,12 +42,16 @@ type SyslogTarget struct {
 	TLS              *tls.Config   // tcp+tls: the handshake is part of the check
 	Dropped          func() uint64 // nil: drops are not watched
 	Connected        func() bool   // udp: the sink's own view; nil: not consulted
+	// WriteTimeouts counts the sink's writes that timed out on an open
+	// connection; nil: not watched.
+	WriteTimeouts func() uint64
 }
 
 // SyslogCheck fails when target cannot be reached, saying where and why,
-// and warns when Dropped has grown since the last check.
+// or when it can but writes to it timed out since the last check, and warns
+// when Dropped has grown since the last check.
 func SyslogCheck(target SyslogTarget, timeout time.Duration, log *slog.Logger) health.Check {
-	var lastDropped atomic.Uint64 // a timed-out run may overlap the next one
+	var lastDropped, lastTimeouts atomic.Uint64 // a timed-out run may overlap the next one
 	where := target.Network + " " + target.Address
 	unreachable := func(ctx context.Context, err error) health.Result {
 		health.LogFailure(ctx, log, "health: syslog check failed", "network", target.Network, "address", target.Address, "error", err)
@@ -64,6 +69,19 @@ func SyslogCheck(target SyslogTarget, timeout time.Duration, log *slog.Logger) h
 			start := time.Now()
 			if err := dialSyslog(ctx, target); err != nil {
 				return unreachable(ctx, err)
+			}
+			// It takes connections; is it reading them? A hung or stopped
+			// daemon still does, and is seen once the kernel's buffers towards
+			// it are full and the sink's writes time out.
+			if target.WriteTimeouts != nil {
+				if n, prev := target.WriteTimeouts(), lastTimeouts.Load(); n > prev {
+					lastTimeouts.Store(n)
+					health.LogFailure(ctx, log, "health: syslog daemon takes no records", "network", target.Network,
+						"address", target.Address, "write_timeouts", n-prev)
+					return droppedSince(&lastDropped, target.Dropped, health.Result{Status: health.Fail, Output: fmt.Sprintf(
+						"the syslog daemon at %s accepts connections but reads nothing: writes to it timed out (log.syslog.write_timeout) %d times since the last check; records queue, then are dropped and counted",
+						where, n-prev)})
+				}
 			}
 			return droppedSince(&lastDropped, target.Dropped, health.Result{Status: health.Pass, ObservedValue: health.Milliseconds(time.Since(start)), ObservedUnit: "ms"})
 		}}
@@ -111,14 +129,19 @@ func dialSyslog(ctx context.Context, target SyslogTarget) error {
 	return nil
 }
 
-// droppedSince turns res into a warning when the sink dropped records since the last check.
+// droppedSince turns res into a warning when the sink dropped records since
+// the last check; a failure stays one, saying so too.
 func droppedSince(last *atomic.Uint64, dropped func() uint64, res health.Result) health.Result {
 	if dropped == nil {
 		return res
 	}
 	if d, prev := dropped(), last.Load(); d > prev {
-		res.Status, res.Output = health.Warn, fmt.Sprintf("%d records dropped since the last check", d-prev)
 		last.Store(d)
+		if res.Status == health.Fail {
+			res.Output += fmt.Sprintf(" (%d dropped since the last check)", d-prev)
+			return res
+		}
+		res.Status, res.Output = health.Warn, fmt.Sprintf("%d records dropped since the last check", d-prev)
 	}
 	return res
 }

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -932,3 +933,94 @@ func waitUntil(cond func() bool) bool {
 
 // discard is a logger for the checks under test.
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestLogging_SyslogCheck_HungDaemon: a daemon that takes connections but
+// reads nothing (hung, or stopped with SIGSTOP) passes a dial, so the check
+// also asks the sink: once the kernel's buffers towards the daemon are full
+// and writes time out (log.syslog.write_timeout), it fails, naming the
+// address; when the daemon reads again, it stops failing.
+func TestLogging_SyslogCheck_HungDaemon(t *testing.T) {
+	// A small receive buffer, so that the kernel's share fills sooner.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resume := make(chan struct{})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				<-resume // hung until then
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close() })
+	cfg := syslogConfig("tcp", ln.Addr().String())
+	cfg.Syslog.WriteTimeout = 200 * time.Millisecond
+	cfg.Syslog.QueueSize = 64
+	l, err := Setup(Options{Config: cfg, Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = l.Close(ctx)
+	})
+	c, ok := l.SyslogCheck(time.Second, discard())
+	if !ok {
+		t.Fatal("no check for an enabled syslog sink")
+	}
+	check := func() health.CheckResult {
+		return health.NewRunner(nil, 0, 2*time.Second, c).Run(context.Background()).Checks["syslog:connection"][0]
+	}
+	if r := check(); r.Status != health.Pass {
+		t.Fatalf("daemon reading nothing yet, nothing logged: %+v, want pass", r)
+	}
+	line := strings.Repeat("x", 4000)
+	deadline := time.Now().Add(30 * time.Second)
+	var r health.CheckResult
+	for r = check(); r.Status != health.Fail && time.Now().Before(deadline); r = check() {
+		for range 500 { // until the kernel's buffers are full
+			l.Logger.Info(line)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r.Status != health.Fail || !strings.Contains(r.Output, "tcp "+ln.Addr().String()) ||
+		!strings.Contains(r.Output, "accepts connections but reads nothing") {
+		t.Fatalf("daemon hung: %+v (sink %+v), want fail naming it", r, l.SyslogStats())
+	}
+	t.Logf("failing after %s: %s", time.Since(deadline.Add(-30*time.Second)).Round(time.Millisecond), r.Output)
+	// Each new connection takes a buffer's worth, then times out: the sink
+	// redials with a growing backoff, not at once (a log line each time).
+	before := l.SyslogStats().Reconnects
+	for range 80 {
+		for range 500 {
+			l.Logger.Info(line)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n := l.SyslogStats().Reconnects - before
+	t.Logf("%d reconnects in 4 s", n)
+	if n > 6 {
+		t.Errorf("%d reconnects in 4 s to a hung daemon with a 200 ms write timeout, want a backoff", n)
+	}
+	close(resume)
+	resumed := time.Now()
+	l.Logger.Info("after the daemon resumed")
+	for r = check(); r.Status == health.Fail && time.Now().Before(deadline); r = check() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r.Status == health.Fail {
+		t.Errorf("daemon reading again: %+v, want it to stop failing", r)
+	}
+	t.Logf("%s after it resumed: %s %s", time.Since(resumed).Round(time.Millisecond), r.Status, r.Output)
+}

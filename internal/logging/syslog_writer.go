@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -47,6 +48,11 @@ type SyslogStats struct {
 	Reconnects uint64 `json:"reconnects"`
 	Network    string `json:"network"`
 	Address    string `json:"address"`
+	// WriteTimeouts counts writes that found the connection open but the
+	// daemon not reading within log.syslog.write_timeout: a daemon that is
+	// hung or stopped (it still takes connections) shows here once the
+	// kernel's buffers towards it are full.
+	WriteTimeouts uint64 `json:"write_timeouts"`
 }
 
 // SyslogTLS is the TLS configuration the syslog sink dials with (nil unless
@@ -66,15 +72,16 @@ func (l *Logging) SyslogStats() SyslogStats {
 		return SyslogStats{}
 	}
 	return SyslogStats{
-		Enabled:    true,
-		Connected:  w.connected.Load(),
-		Queued:     len(w.queue),
-		Sent:       w.sent.Load(),
-		Dropped:    w.dropped.Load(),
-		Errors:     w.errors.Load(),
-		Reconnects: w.reconnects.Load(),
-		Network:    w.network,
-		Address:    w.address,
+		Enabled:       true,
+		Connected:     w.connected.Load(),
+		Queued:        len(w.queue),
+		Sent:          w.sent.Load(),
+		Dropped:       w.dropped.Load(),
+		Errors:        w.errors.Load(),
+		Reconnects:    w.reconnects.Load(),
+		Network:       w.network,
+		Address:       w.address,
+		WriteTimeouts: w.timeouts.Load(),
 	}
 }
 
@@ -99,10 +106,17 @@ type syslogWriter struct {
 	connected atomic.Bool
 
 	// Only run (and start, before run) touch these.
-	wait      time.Duration // backoff before the next dial; 0 after a good write
-	downSince time.Time     // zero while connected
+	// wait is the backoff before the next dial, 0 after a good write; but
+	// after a write timed out, only once a connection has lasted ten write
+	// timeouts: a daemon that takes connections but reads nothing (each new
+	// one holds a kernel buffer's worth, then times out) is redialled ever
+	// more slowly, not every second.
+	wait        time.Duration
+	timedOut    bool
+	downSince   time.Time // zero while connected
+	connectedAt time.Time
 
-	sent, dropped, errors, reconnects atomic.Uint64
+	sent, dropped, errors, reconnects, timeouts atomic.Uint64
 }
 
 func newSyslogWriter(c config.LogSyslog, hostname string) (*syslogWriter, error) {
@@ -217,6 +231,10 @@ func (w *syslogWriter) run() {
 		}
 		if err := w.write(msg); err != nil {
 			w.errors.Add(1)
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				w.timeouts.Add(1)
+				w.timedOut = true
+			}
 			w.lost(err)
 			if retried {
 				w.dropped.Add(1)
@@ -228,7 +246,9 @@ func (w *syslogWriter) run() {
 		}
 		w.sent.Add(1)
 		msg, retried = nil, false
-		w.wait = 0
+		if w.wait > 0 && (!w.timedOut || time.Since(w.connectedAt) >= 10*w.timeout) {
+			w.wait, w.timedOut = 0, false
+		}
 	}
 }
 
@@ -252,6 +272,7 @@ func (w *syslogWriter) connect() bool {
 			continue
 		}
 		w.setConn(conn)
+		w.connectedAt = time.Now()
 		w.reconnects.Add(1)
 		w.logger.Info("syslog reconnected", "network", w.network, "address", w.address,
 			"down_for", time.Since(w.downSince).Round(time.Millisecond).String(), "dropped_total", w.dropped.Load())
