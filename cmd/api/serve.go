@@ -265,6 +265,7 @@ func (s *service) listen(ctx context.Context) error {
 			Logger: s.logger, MaxBodyBytes: hc.MaxBodyBytes, Version: version,
 			StatusLogInterval: s.cfg.Status.RepeatLogInterval,
 			FailRoutes:        failRoutes(s.cfg),
+			FailRoutesGuard:   s.failRoutesGuard(),
 			Health:            s.health, Alerts: alertHooks{s.alerts, s.agent}, Routes: s.routes,
 			// APM transactions for everything but the probes, which are polled
 			// every few seconds and would drown the real traffic.
@@ -304,6 +305,17 @@ func (s *service) listen(ctx context.Context) error {
 		s.logger.Log(ctx, level, "routes that fail on purpose are served: GET /debug/panic, GET /debug/error (debug.fail_route)")
 	}
 	return nil
+}
+
+// failRoutesGuard is nil in development, where anyone at the keyboard may
+// make the service fail; elsewhere (staging with debug.fail_route) a fail
+// route needs a status token, checked and rate-limited as on /status, so an
+// outsider cannot mail stack traces and spend the alert budget.
+func (s *service) failRoutesGuard() func(*gin.Context) (bool, int) {
+	if s.cfg.Environment == config.Development {
+		return nil
+	}
+	return s.health.Admit
 }
 
 // failRoutes says whether GET /debug/panic and /debug/error are served:

@@ -100,16 +100,13 @@ func (h *Handler) Status() gin.HandlerFunc {
 		// least 16 characters (config.MinTokenLen), so that a blocked
 		// address still learns when a guess is right does not make
 		// guessing feasible; the guard limits the wrong ones.
-		if !h.authorized(c.Request) {
-			ip := c.ClientIP()
-			if wait, blocked := h.guard.blocked(ip); blocked {
-				secs := int(math.Ceil(wait.Seconds()))
-				c.Header("Retry-After", strconv.Itoa(secs))
+		if ok, blockedFor := h.Admit(c); !ok {
+			if blockedFor > 0 {
+				c.Header("Retry-After", strconv.Itoa(blockedFor))
 				h.write(c, http.StatusTooManyRequests, Body{Status: Fail,
-					Output: fmt.Sprintf("too many wrong tokens from this address: retry after %d s", secs)})
+					Output: fmt.Sprintf("too many wrong tokens from this address: retry after %d s", blockedFor)})
 				return
 			}
-			h.guard.fail(ip)
 			c.Header("WWW-Authenticate", `Bearer realm="status"`)
 			h.write(c, http.StatusUnauthorized, Body{Status: Fail,
 				Output: "a valid token is required: send Authorization: Bearer <token>"})
@@ -123,6 +120,23 @@ func (h *Handler) Status() gin.HandlerFunc {
 		c.Header("Cache-Control", fmt.Sprintf("private, max-age=%d", h.maxAge))
 		h.write(c, code, Body{Status: rep.Status, Checks: rep.Checks})
 	}
+}
+
+// Admit reports whether the request carries one of the status tokens. A
+// wrong or missing one counts against the client's address; once the
+// address is blocked, blockedFor is the seconds left (0 while it is not).
+// Other routes only the operators may call use it too (the routes that fail
+// on purpose, in staging), sharing the one limit on guesses.
+func (h *Handler) Admit(c *gin.Context) (ok bool, blockedFor int) {
+	if len(h.tokens) > 0 && h.authorized(c.Request) {
+		return true, 0
+	}
+	ip := c.ClientIP()
+	if wait, blocked := h.guard.blocked(ip); blocked {
+		return false, int(math.Ceil(wait.Seconds()))
+	}
+	h.guard.fail(ip)
+	return false, 0
 }
 
 // MethodNotAllowed answers other methods on /status, still as health+json.

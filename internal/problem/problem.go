@@ -59,6 +59,8 @@ const (
 	TypeRequestTimeout       = TypePrefix + "request-timeout"
 	TypeHeadersTooLarge      = TypePrefix + "headers-too-large"
 	TypeExpectationFailed    = TypePrefix + "expectation-failed"
+	TypeUnauthorized         = TypePrefix + "unauthorized"
+	TypeTooManyRequests      = TypePrefix + "too-many-requests"
 )
 
 // StatusClientClosedRequest is nginx's 499: the client hung up before the
@@ -108,6 +110,10 @@ var Types = []TypeInfo{
 		"The request line and headers together are over the server's limit, given in \"detail\". Send fewer or shorter headers (a cookie that grew, say)."},
 	{TypeExpectationFailed, "Expectation failed", http.StatusExpectationFailed,
 		"The request's Expect header asked for something other than 100-continue, the only expectation the server meets. Send it without Expect."},
+	{TypeUnauthorized, "Unauthorized", http.StatusUnauthorized,
+		"This route is for the operators: send Authorization: Bearer <a status token> (status.tokens)."},
+	{TypeTooManyRequests, "Too many requests", http.StatusTooManyRequests,
+		"This address sent too many wrong tokens: wait the seconds in Retry-After. A right token is still served."},
 	{TypeClientClosedRequest, "Client closed request", StatusClientClosedRequest,
 		"The client went away before the answer was ready; no client reads this one. The access log records it at info."},
 }
@@ -203,6 +209,13 @@ func ClientClosed() Problem {
 func RequestTimeout() Problem {
 	return New(TypeRequestTimeout, "the request body did not arrive within the read timeout")
 }
+
+// Unauthorized is the 401 of a route for the operators asked without a
+// right token.
+func Unauthorized(detail string) Problem { return New(TypeUnauthorized, detail) }
+
+// TooManyRequests is the 429 of an address blocked for its wrong tokens.
+func TooManyRequests(detail string) Problem { return New(TypeTooManyRequests, detail) }
 
 // Overloaded is for a request refused by load shedding; nothing was done,
 // so it is safe to retry. The caller sets Retry-After.

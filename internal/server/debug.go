@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -23,7 +24,7 @@ const (
 // as a 5xx (without a stack, as every returned error in Go).
 var errDeliberate = errors.New("debug: a deliberate failure (GET " + debugErrorPath + ")")
 
-func addFailRoutes(e *gin.Engine) {
+func addFailRoutes(e *gin.Engine, guard func(*gin.Context) (bool, int)) {
 	// A panic in a handler: recovery answers 500, logs the stack and
 	// reports it (a "panic" mail with the stack trace).
 	panicky := func(*gin.Context) {
@@ -36,8 +37,33 @@ func addFailRoutes(e *gin.Engine) {
 		_ = c.Error(errDeliberate)
 		problem.Write(c, problem.Internal())
 	}
+	chain := []gin.HandlerFunc{}
+	if guard != nil {
+		chain = append(chain, operatorsOnly(guard))
+	}
 	for path, h := range map[string]gin.HandlerFunc{debugPanicPath: panicky, debugErrorPath: failing} {
-		e.GET(path, h)
-		e.HEAD(path, h)
+		e.GET(path, append(chain, h)...)
+		e.HEAD(path, append(chain, h)...)
+	}
+}
+
+// operatorsOnly lets a request reach a fail route only when guard admits it
+// (a status token, outside development). A refusal is a 401 problem with the
+// scheme to use, or a 429 with Retry-After once the address has sent too
+// many wrong tokens; neither is reported, so a stranger's attempts cost no
+// alert.
+func operatorsOnly(guard func(*gin.Context) (bool, int)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ok, blockedFor := guard(c)
+		switch {
+		case ok:
+			c.Next()
+		case blockedFor > 0:
+			c.Header("Retry-After", strconv.Itoa(blockedFor))
+			problem.Write(c, problem.TooManyRequests("too many wrong tokens from this address: retry after "+strconv.Itoa(blockedFor)+" s"))
+		default:
+			c.Header("WWW-Authenticate", `Bearer realm="status"`)
+			problem.Write(c, problem.Unauthorized("outside development, the routes that fail on purpose need a status token: send Authorization: Bearer <token> (status.tokens)"))
+		}
 	}
 }

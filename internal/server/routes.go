@@ -31,7 +31,7 @@ func addRoutes(e *gin.Engine, o Options) {
 		}
 	}
 	if o.FailRoutes {
-		addFailRoutes(e)
+		addFailRoutes(e, o.FailRoutesGuard)
 	}
 	for _, register := range o.Routes {
 		register(e)

@@ -51,6 +51,13 @@ type Options struct {
 	// FailRoutes mounts GET /debug/panic and GET /debug/error, which fail
 	// on purpose (debug.go). Never in production.
 	FailRoutes bool
+	// FailRoutesGuard, when set, must admit a request before a fail route
+	// runs: outside development only the operators may make the service
+	// fail (and mail a stack trace), or anyone could spend the alert budget
+	// and hide a real failure. It says whether the request may pass and, if
+	// not, for how many seconds its address is blocked (0: not blocked).
+	// The service passes the status route's token check (health.Handler.Admit).
+	FailRoutesGuard func(*gin.Context) (ok bool, blockedFor int)
 }
 
 // ProbePaths are the routes operators and platforms use to ask how the

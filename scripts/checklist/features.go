@@ -220,9 +220,19 @@ func rowStackTraceEmail(ctx context.Context, e *env) (string, error) {
 	}
 	// GET /debug/panic panics on purpose (debug.fail_route, on in this
 	// stack; refused in production): the service answers a 500 problem and
-	// mails the stack trace, with the request, to the list.
+	// mails the stack trace, with the request, to the list. Outside
+	// development it needs a status token: a stranger gets a 401 problem and
+	// no mail, so cannot spend the alert budget.
+	anon := "checklist-mail-anon-" + randomHex(4)
+	r, err := s.do(ctx, http.MethodGet, "/debug/panic", "", map[string]string{"X-Request-ID": anon}, "")
+	if err != nil {
+		return "", err
+	}
+	if r.code != http.StatusUnauthorized || !strings.HasPrefix(r.ctype, "application/problem+json") || !strings.Contains(string(r.body), "/problems/unauthorized") {
+		return "", fmt.Errorf("GET /debug/panic without a token: %d %s %q, want a 401 /problems/unauthorized", r.code, r.ctype, truncate(string(r.body), 100))
+	}
 	id := "checklist-mail-" + randomHex(4)
-	r, err := s.do(ctx, http.MethodGet, "/debug/panic", "", map[string]string{"X-Request-ID": id}, "")
+	r, err = s.do(ctx, http.MethodGet, "/debug/panic", s.token, map[string]string{"X-Request-ID": id}, "")
 	if err != nil {
 		return "", err
 	}
@@ -242,7 +252,11 @@ func rowStackTraceEmail(ctx context.Context, e *env) (string, error) {
 			return "", fmt.Errorf("the mail %q carries a secret", m.Subject)
 		}
 	}
-	return fmt.Sprintf("GET /debug/panic 500 problem+json; Mailpit received %q for oncall@example.com naming request %s, with the stack trace and no secret", m.Subject, id), nil
+	// Mails leave in order: the anonymous request's would be there by now.
+	if _, _, err := s.mailpit.waitMail(ctx, 0, func(_, text string) bool { return strings.Contains(text, anon) }); err == nil {
+		return "", fmt.Errorf("a mail names request %s, refused for want of a token", anon)
+	}
+	return fmt.Sprintf("GET /debug/panic without a token 401 problem+json and no mail; with the status token 500 problem+json, and Mailpit received %q for oncall@example.com naming request %s, with the stack trace and no secret", m.Subject, id), nil
 }
 
 func rowLogLevels(ctx context.Context, e *env) (string, error) {
