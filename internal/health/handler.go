@@ -139,6 +139,13 @@ func (h *Handler) Admit(c *gin.Context) (ok bool, blockedFor int) {
 	return false, 0
 }
 
+// Refuse answers a request to /status that the server refused before the
+// route ran (a malformed query string, a body over the limit), still as
+// health+json with the reason as output, so a monitor always parses it.
+func (h *Handler) Refuse(c *gin.Context, code int, output string) {
+	h.write(c, code, Body{Status: Fail, Output: output})
+}
+
 // MethodNotAllowed answers other methods on /status, still as health+json.
 func (h *Handler) MethodNotAllowed() gin.HandlerFunc {
 	return func(c *gin.Context) {

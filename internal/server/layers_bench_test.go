@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/prodready/service/internal/logging"
+	"github.com/prodready/service/internal/problem"
 )
 
 // discardWriter is an http.ResponseWriter that keeps nothing but its header
@@ -43,7 +44,7 @@ func BenchmarkLayers(b *testing.B) {
 		{"accessLog", accessLog(logger, newStatusLogGate(time.Minute))},
 		{"recovery", recovery(logger, NoAlerts{})},
 		{"reportErrors", reportErrors(NoAlerts{})},
-		{"requestInput", requestInput(DefaultMaxBodyBytes)},
+		{"requestInput", requestInput(DefaultMaxBodyBytes, problem.Write)},
 	}
 	gin.SetMode(gin.ReleaseMode)
 	for n := 0; n <= len(layers); n++ {

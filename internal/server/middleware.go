@@ -283,17 +283,17 @@ func Summarized(c *gin.Context) { c.Set(summarizedKey, true) }
 // http.max_in_flight slots the other clients need. A body still arriving
 // at http.read_timeout is 408 with Connection: close; a client gone
 // mid-body is 499.
-func requestInput(limit int64) gin.HandlerFunc {
+func requestInput(limit int64, refuse func(*gin.Context, problem.Problem)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
 		if r.URL.RawQuery != "" {
 			if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-				problem.Write(c, problem.BadRequest("the query string is malformed: "+err.Error()))
+				refuse(c, problem.BadRequest("the query string is malformed: "+err.Error()))
 				return
 			}
 		}
 		if r.ContentLength > limit {
-			problem.Write(c, problem.PayloadTooLarge(limit))
+			refuse(c, problem.PayloadTooLarge(limit))
 			return
 		}
 		// A request without a body (most GETs) has http.NoBody: nothing to read.
@@ -302,7 +302,7 @@ func requestInput(limit int64) gin.HandlerFunc {
 			return
 		}
 		if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
-			problem.Write(c, problem.UnsupportedMediaType("Content-Encoding "+strconv.Quote(enc)+" is not accepted: send the body uncompressed"))
+			refuse(c, problem.UnsupportedMediaType("Content-Encoding "+strconv.Quote(enc)+" is not accepted: send the body uncompressed"))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, r.Body, limit))
@@ -311,17 +311,17 @@ func requestInput(limit int64) gin.HandlerFunc {
 			var netErr net.Error
 			switch {
 			case errors.As(err, &tooLarge):
-				problem.Write(c, problem.PayloadTooLarge(tooLarge.Limit))
+				refuse(c, problem.PayloadTooLarge(tooLarge.Limit))
 			case errors.As(err, &netErr) && netErr.Timeout():
 				// Checked before the context: net/http cancels it when the
 				// read deadline fires, though the client is still there.
 				c.Header("Connection", "close")
-				problem.Write(c, problem.RequestTimeout())
+				refuse(c, problem.RequestTimeout())
 			case r.Context().Err() != nil: // the client went away mid-body
-				problem.Write(c, problem.ClientClosed())
+				refuse(c, problem.ClientClosed())
 			default: // a malformed chunked body, say
 				// Not err's text: a reader below may name internal addresses.
-				problem.Write(c, problem.BadRequest("the request body could not be read (a malformed chunked encoding, or a broken connection)"))
+				refuse(c, problem.BadRequest("the request body could not be read (a malformed chunked encoding, or a broken connection)"))
 			}
 			return
 		}

@@ -23,12 +23,9 @@ func addRoutes(e *gin.Engine, o Options) {
 		e.GET(readyzPath, o.Health.Readyz())
 		e.HEAD(readyzPath, o.Health.Readyz())
 		// The status route answers application/health+json for every method,
-		// 405 included, so a monitor always gets a parsable body.
+		// 405 included (New's NoMethod), so a monitor always gets a parsable body.
 		e.GET(statusPath, o.Health.Status())
 		e.HEAD(statusPath, o.Health.Status())
-		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-			e.Handle(m, statusPath, o.Health.MethodNotAllowed())
-		}
 	}
 	if o.FailRoutes {
 		addFailRoutes(e, o.FailRoutesGuard)

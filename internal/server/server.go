@@ -123,6 +123,20 @@ func New(o Options) *gin.Engine {
 	// SetTrustedProxies(nil) cannot fail.
 	_ = e.SetTrustedProxies(nil)
 
+	// What the middleware refuses on /status is written as the status
+	// route's own health+json (a monitor always gets a body it parses);
+	// everywhere else as a problem.
+	refuse := problem.Write
+	if o.Health != nil {
+		refuse = func(c *gin.Context, p problem.Problem) {
+			if c.Request.URL.Path == statusPath { // any method: its 405 is health+json too
+				o.Health.Refuse(c, p.Status, p.Detail)
+				return
+			}
+			problem.Write(c, p)
+		}
+	}
+
 	// The order is documented above New; keep the two in step.
 	e.Use(requestID())
 	e.Use(o.Observe...)
@@ -130,13 +144,24 @@ func New(o Options) *gin.Engine {
 		accessLog(o.Logger, newStatusLogGate(o.StatusLogInterval)),
 		recovery(o.Logger, o.Alerts),
 		reportErrors(o.Alerts),
-		requestInput(o.MaxBodyBytes),
+		requestInput(o.MaxBodyBytes, refuse),
 	)
 	e.Use(o.Admit...)
 	e.NoRoute(func(c *gin.Context) {
 		problem.Write(c, problem.NotFound("no route matches "+c.Request.Method+" "+c.Request.URL.EscapedPath()))
 	})
+	// Every other method on /status (POST, TRACE, PROPFIND, any token at
+	// all) answers the status route's own 405, still health+json, so a
+	// monitor always gets a body it parses.
+	var statusMethodNotAllowed gin.HandlerFunc
+	if o.Health != nil {
+		statusMethodNotAllowed = o.Health.MethodNotAllowed()
+	}
 	e.NoMethod(func(c *gin.Context) {
+		if statusMethodNotAllowed != nil && c.Request.URL.Path == statusPath {
+			statusMethodNotAllowed(c)
+			return
+		}
 		// gin has already set the Allow header.
 		problem.Write(c, problem.MethodNotAllowed(c.Request.Method))
 	})
