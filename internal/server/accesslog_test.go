@@ -40,6 +40,10 @@ func accessLogEngine(t *testing.T, level string) (*gin.Engine, *servicetest.LogB
 	e.GET(readyzPath, answer)
 	e.GET(statusPath, answer)
 	e.GET("/v1/widgets/:id", answer)
+	// Another method on /status has no route template: NoMethod answers, as
+	// in New.
+	e.HandleMethodNotAllowed = true
+	e.NoMethod(func(c *gin.Context) { c.String(http.StatusMethodNotAllowed, "use GET") })
 	// As load shedding refuses: a 503 counted and summarised elsewhere.
 	e.GET("/v1/refused", func(c *gin.Context) {
 		Summarized(c)
@@ -111,6 +115,29 @@ func TestAccessLog(t *testing.T) {
 				t.Errorf("a secret reached the log: %s", line)
 			}
 		})
+	}
+}
+
+// TestAccessLog_WrongMethodOnStatusIsGated: a monitor polling /status with
+// the wrong method gets 405 on every poll, and the log has one line for it
+// (the status route's gate), not one a poll.
+func TestAccessLog_WrongMethodOnStatusIsGated(t *testing.T) {
+	e, logs := accessLogEngine(t, "info")
+	for range 5 {
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/status", nil))
+		if w.Code != http.StatusMethodNotAllowed {
+			t.Fatalf("POST /status: %d, want 405", w.Code)
+		}
+	}
+	var lines []map[string]any
+	for _, r := range logs.Take(t) {
+		if r["msg"] == "request" {
+			lines = append(lines, r)
+		}
+	}
+	if len(lines) != 1 || lines[0]["route"] != statusPath || lines[0]["status"] != float64(405) {
+		t.Errorf("access records %v, want one for the 405 on route /status", lines)
 	}
 }
 

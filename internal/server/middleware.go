@@ -199,6 +199,9 @@ func recovery(logger *slog.Logger, alerts Alerts) gin.HandlerFunc {
 func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		route := c.FullPath()
+		if route == "" && c.Request.URL.Path == statusPath {
+			route = statusPath // another method's 405 (NoMethod): gated like the rest
+		}
 		if route == livezPath || route == readyzPath {
 			c.Next()
 			return

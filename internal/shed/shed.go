@@ -182,6 +182,18 @@ func (s *Shedder) Stats() Stats {
 	return st
 }
 
+// exemptRoute says whether the request is for a probe or the status route,
+// whatever its method: another method on /status has no route template
+// (gin answers it through NoMethod, a 405 of the route's own), but it must
+// not wait for a slot or be shed either.
+func (s *Shedder) exemptRoute(c *gin.Context) bool {
+	route := c.FullPath()
+	if route == "" {
+		route = c.Request.URL.Path
+	}
+	return s.exempt[route]
+}
+
 // Middleware admits the request, makes it wait for a slot, or answers 503.
 // Place it after the request ID (the 503 carries it), as server.Options.Admit
 // does: refused requests are counted and summarised in one warning every
@@ -195,7 +207,7 @@ func (s *Shedder) Middleware() gin.HandlerFunc {
 			return
 		}
 		s.sample(c.Request.Context()) // probes too: they wait in the same sockets
-		if s.exempt[c.FullPath()] {
+		if s.exemptRoute(c) {
 			c.Next()
 			return
 		}

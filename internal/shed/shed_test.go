@@ -42,6 +42,10 @@ func slowServer(t *testing.T, o shed.Options) (*httptest.Server, *shed.Shedder, 
 		c.String(http.StatusOK, "done")
 	})
 	e.GET("/livez", func(c *gin.Context) { c.String(http.StatusOK, "alive") })
+	// Another method on an exempt path has no route template: gin answers
+	// it through NoMethod, as the service does for /status.
+	e.HandleMethodNotAllowed = true
+	e.NoMethod(func(c *gin.Context) { c.String(http.StatusMethodNotAllowed, "use GET") })
 	srv := httptest.NewUnstartedServer(e)
 	srv.Config.ConnContext = s.ConnContext
 	srv.Start()
@@ -120,9 +124,18 @@ func TestOverload_QueuedAreServedExcessRefusedAtOnce(t *testing.T) {
 			t.Errorf("refusal took %s, want it well before the queue timeout %s", a.took, queueTimeout)
 		}
 	}
-	// Exempt routes still answer while the instance is full.
+	// Exempt routes still answer while the instance is full, whatever the
+	// method; an unknown path is shed like any other request.
 	if a := get(srv.URL + "/livez"); a.status != http.StatusOK {
 		t.Errorf("/livez during overload: %d %v, want 200", a.status, a.err)
+	}
+	if resp, err := http.Post(srv.URL+"/livez", "text/plain", nil); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /livez during overload: %v %v, want its 405, not shed", resp, err)
+	} else {
+		_ = resp.Body.Close()
+	}
+	if a := get(srv.URL + "/nowhere"); a.status != http.StatusServiceUnavailable {
+		t.Errorf("an unknown path during overload: %d %v, want 503", a.status, a.err)
 	}
 
 	close(release)
@@ -134,7 +147,7 @@ func TestOverload_QueuedAreServedExcessRefusedAtOnce(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	want := shed.Stats{MaxInFlight: 2, QueueSize: 2, Admitted: 4, WaitedTotal: 2, Shed: 3, QueueFull: 3, AdmitPercent: 100}
+	want := shed.Stats{MaxInFlight: 2, QueueSize: 2, Admitted: 4, WaitedTotal: 2, Shed: 4, QueueFull: 4, AdmitPercent: 100}
 	if st != want {
 		t.Errorf("stats %+v, want %+v", st, want)
 	}
