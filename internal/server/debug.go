@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/problem"
 )
 
@@ -37,13 +38,13 @@ func addFailRoutes(e *gin.Engine, guard func(*gin.Context) (bool, int)) {
 		_ = c.Error(errDeliberate)
 		problem.Write(c, problem.Internal())
 	}
-	chain := []gin.HandlerFunc{}
+	g := e.Group("")
 	if guard != nil {
-		chain = append(chain, operatorsOnly(guard))
+		g.Use(operatorsOnly(guard))
 	}
 	for path, h := range map[string]gin.HandlerFunc{debugPanicPath: panicky, debugErrorPath: failing} {
-		e.GET(path, append(chain, h)...)
-		e.HEAD(path, append(chain, h)...)
+		g.GET(path, h)
+		g.HEAD(path, h)
 	}
 }
 
@@ -62,7 +63,7 @@ func operatorsOnly(guard func(*gin.Context) (bool, int)) gin.HandlerFunc {
 			c.Header("Retry-After", strconv.Itoa(blockedFor))
 			problem.Write(c, problem.TooManyRequests("too many wrong tokens from this address: retry after "+strconv.Itoa(blockedFor)+" s"))
 		default:
-			c.Header("WWW-Authenticate", `Bearer realm="status"`)
+			c.Header("WWW-Authenticate", health.Challenge)
 			problem.Write(c, problem.Unauthorized("outside development, the routes that fail on purpose need a status token: send Authorization: Bearer <token> (status.tokens)"))
 		}
 	}
