@@ -145,9 +145,10 @@ bench-instructions: build ## Instructions per request (valgrind's callgrind), fu
 bench-go: ## Run the Go benchmarks (BENCH=regexp, BENCHTIME=3s): the in-process figures in docs/PERFORMANCE.md
 	$(GO) test -tags $(GO_TAGS) -run '^$$' -bench "$${BENCH:-.}" -benchtime $${BENCHTIME:-3s} -benchmem ./...
 
-fuzz: ## Fuzz the configuration loader and the HTTP API, FUZZTIME each (default 30s); the seeds run in make test
-	$(GO) test -tags $(GO_TAGS) -run '^$$' -fuzz FuzzLoad -fuzztime $${FUZZTIME:-30s} ./internal/config/
-	$(GO) test -tags $(GO_TAGS) -run '^$$' -fuzz FuzzHTTP -fuzztime $${FUZZTIME:-30s} ./cmd/api/
+fuzz: ## Fuzz the configuration loader and the HTTP API (on SQLite, then on PostgreSQL and Redis from TEST_DATABASE_URL and TEST_REDIS_URL), FUZZTIME each (default 30s); the seeds run in make test
+	$(GO) test -tags $(GO_TAGS) -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $${FUZZTIME:-30s} ./internal/config/
+	$(GO) test -tags $(GO_TAGS) -run '^$$' -fuzz '^FuzzHTTP$$' -fuzztime $${FUZZTIME:-30s} ./cmd/api/
+	$(GO) test -tags $(GO_TAGS) -run '^$$' -fuzz '^FuzzHTTPPostgreSQL$$' -fuzztime $${FUZZTIME:-30s} ./cmd/api/
 
 LITESTREAM_VERSION := v0.5.18
 LITESTREAM := $(TOOLS)/litestream-$(LITESTREAM_VERSION)

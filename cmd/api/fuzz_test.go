@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/prodready/service/internal/resource"
 	"github.com/prodready/service/internal/resources"
 	"github.com/prodready/service/internal/server"
+	"github.com/prodready/service/internal/servicetest"
 )
 
 const fuzzToken = "fuzz-status-token-0123456789"
@@ -44,6 +46,21 @@ var fuzzMethods = []string{
 // content types, path traversal, control characters), run with every
 // `go test`; `make fuzz` explores beyond them.
 func FuzzHTTP(f *testing.F) {
+	fuzzHTTP(f, fuzzEngine(f, "", ""))
+}
+
+// FuzzHTTPPostgreSQL is FuzzHTTP against the production stack: PostgreSQL
+// (TEST_DATABASE_URL, a schema of its own) and Redis (TEST_REDIS_URL) behind
+// the cache's breaker, as serve wires them. What one database accepts and
+// the other refuses (NUL bytes, invalid UTF-8, out-of-range numbers, id and
+// cursor types) is where a 5xx would hide. `make fuzz` runs it when both
+// answer.
+func FuzzHTTPPostgreSQL(f *testing.F) {
+	fuzzHTTP(f, fuzzEngine(f, servicetest.PostgresURL(f), servicetest.URL(f, "TEST_REDIS_URL", "Redis")))
+}
+
+// fuzzHTTP seeds f with the hostile corpus and checks every answer of h.
+func fuzzHTTP(f *testing.F, h http.Handler) {
 	note := `{"title":"t","body":"b"}`
 	for _, s := range []struct {
 		method            byte
@@ -91,10 +108,13 @@ func FuzzHTTP(f *testing.F) {
 		{7, "v1/notes", "", "", "", "", ""},
 		{0, "%2e%2e/%2e%2e/", "", "", "", "", ""},
 		{0, "debug/panic", "", "", "", "", ""},
+		// Found by FuzzHTTP (testdata/fuzz/FuzzHTTP): refusals on /status are health+json.
+		{8, "status", "", "0", "0", "", "0"},
+		{0, "status", "%", "0", "0", "0", ""},
+		{4, "status", "%", "0", "0", "0", ""},
 	} {
 		f.Add(s.method, s.path, s.query, s.header, s.value, s.contentType, []byte(s.body))
 	}
-	h := fuzzEngine(f)
 	f.Fuzz(func(t *testing.T, method byte, path, query, header, value, contentType string, body []byte) {
 		target := "/" + strings.TrimPrefix(path, "/")
 		if query != "" {
@@ -148,14 +168,16 @@ func FuzzHTTP(f *testing.F) {
 	})
 }
 
-// fuzzEngine is the engine serve builds in development (SQLite in a
-// temporary directory, the in-memory cache, a status token), minus the
-// listener and the routes that fail on purpose.
-func fuzzEngine(tb testing.TB) http.Handler {
+// fuzzEngine is the engine serve builds in development, minus the listener
+// and the routes that fail on purpose: SQLite in a temporary directory and
+// the in-memory cache, or, given their URLs, PostgreSQL and Redis behind the
+// breaker; a status token either way.
+func fuzzEngine(tb testing.TB, databaseURL, redisURL string) http.Handler {
 	tb.Helper()
 	cfg := config.Default()
 	cfg.Environment = config.Development
 	cfg.Database.SQLitePath = filepath.Join(tb.TempDir(), "notes.db")
+	cfg.Database.URL = databaseURL
 	cfg.Status.Tokens = []string{fuzzToken}
 	cfg.Status.CacheTTL = time.Minute
 	cfg.Log.Stdout.Enabled = false
@@ -173,7 +195,15 @@ func fuzzEngine(tb testing.TB) http.Handler {
 	if _, err := database.Migrate(ctx, db, logger, resourceMigrations()...); err != nil {
 		tb.Fatal(err)
 	}
-	c := cache.NewMemory(cfg.Cache.MemoryMaxEntries)
+	var c cache.Cache = cache.NewMemory(cfg.Cache.MemoryMaxEntries)
+	if redisURL != "" {
+		r, err := cache.NewRedis(ctx, redisURL, cache.RedisOptions{KeyPrefix: fmt.Sprintf("fuzz-%d:", time.Now().UnixNano()), Timeout: time.Second})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { r.Close() })
+		c = cache.NewBreaker(r, cache.BreakerOptions{Threshold: cfg.Cache.FailureThreshold, Cooldown: cfg.Cache.Cooldown, Fallback: c})
+	}
 	rep, err := newAlertReporter(cfg, logger) // e-mail off: a reporter that does nothing
 	if err != nil {
 		tb.Fatal(err)
