@@ -39,7 +39,9 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# --verify: in a repository with no commit yet, plain rev-parse prints "HEAD"
+# before it fails, and the stamp would be two words that break the link.
+COMMIT     ?= $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
 # The commit's time, not the clock's: a rebuild of a commit is the same binary.
 COMMIT_TIME ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)

@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,22 +55,42 @@ func TestNewServiceGuide(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
+	run(ctx, t, dir, "step 0", "git", "init", "-q") // a repository with no commit yet, as step 0 leaves it
 	for i, step := range steps {
 		run(ctx, t, dir, fmt.Sprintf("step %d", i+1), "sh", "-e", "-c", step)
 	}
 
-	// The module is renamed everywhere, and notes is gone.
+	// The module and the repository are renamed everywhere (the image, the
+	// signer the admission policy accepts, links), and notes and this guide
+	// are gone.
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
+			if d != nil && d.Name() == ".git" {
+				return filepath.SkipDir
+			}
 			return err
 		}
-		if b, _ := os.ReadFile(path); bytes.Contains(b, []byte("github.com/prodready/service")) {
-			t.Errorf("%s still names the old module", path)
+		b, _ := os.ReadFile(path)
+		if bytes.Contains(b, []byte("prodready/service")) {
+			t.Errorf("%s still names the template's module or repository", path)
+		}
+		if filepath.Base(path) == "README.md" && bytes.Contains(b, []byte("NEW_SERVICE.md")) {
+			t.Errorf("%s still links to the guide, which the copy no longer has", path)
 		}
 		return nil
 	})
-	if _, err := os.Stat(filepath.Join(dir, "internal", "notes")); !os.IsNotExist(err) {
-		t.Errorf("internal/notes is still there: %v", err)
+	for _, gone := range []string{"internal/notes", "docs/NEW_SERVICE.md", "docs/newservice_test.go"} {
+		if _, err := os.Stat(filepath.Join(dir, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s is still there: %v", gone, err)
+		}
+	}
+	for file, want := range map[string]string{
+		"deploy/kubernetes/overlays/production/kustomization.yaml": "newName: ghcr.io/yourorg/yourservice",
+		"deploy/kubernetes/cluster/signed-images.yaml":             `subject: "https://github.com/yourorg/yourservice/.github/workflows/cd.yml@refs/heads/main"`,
+	} {
+		if b, _ := os.ReadFile(filepath.Join(dir, file)); !bytes.Contains(b, []byte(want)) {
+			t.Errorf("%s does not have %s", file, want)
+		}
 	}
 
 	// Built and tested, not vetted: go vet analyses every dependency for its
@@ -87,6 +109,30 @@ func TestNewServiceGuide(t *testing.T) {
 	run(ctx, t, dir, "migrate up", "env", "APP_ENVIRONMENT=development", db, "bin/api", "migrate", "up")
 	if st := run(ctx, t, dir, "migrate status", "env", "APP_ENVIRONMENT=development", db, "bin/api", "migrate", "status"); !regexp.MustCompile(`(?m)20270101000001_create_widgets.*applied`).MatchString(st) {
 		t.Errorf("migrate status does not list the widgets migration as applied:\n%s", st)
+	}
+
+	// The new service serves its resource: an empty list of widgets.
+	port := servicetest.FreePort(t)
+	srv := exec.CommandContext(ctx, "bin/api", "serve")
+	srv.Dir = dir
+	srv.Env = append(os.Environ(), "APP_ENVIRONMENT=development", db, "APP_HTTP_HOST=127.0.0.1", fmt.Sprintf("APP_HTTP_PORT=%d", port), "APP_NEWRELIC_ENABLED=false", "APP_LOG_STDOUT_ENABLED=false")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d/v1/widgets", port)
+	var status int
+	var body []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			status = resp.StatusCode
+			body, _ = io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			break
+		}
+	}
+	if status != http.StatusOK || strings.TrimSpace(string(body)) != `{"items":[]}` {
+		t.Errorf("GET /v1/widgets of the new service: %d %q, want 200 {\"items\":[]}", status, body)
 	}
 }
 
