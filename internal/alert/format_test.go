@@ -109,6 +109,8 @@ func TestRedactQuery(t *testing.T) {
 		{"access_token=a1&api_key=b2&password=c3&X-Amz-Signature=d4&flag", "access_token=[redacted]&api_key=[redacted]&password=[redacted]&X-Amz-Signature=[redacted]&flag"},
 		{"%74oken=escaped-name", "%74oken=[redacted]"}, // %74 is "t"
 		{"Session=upper", "Session=[redacted]"},
+		{"x=1;token=s3cr3t-value", "x=1;token=[redacted]"}, // ; splits parameters for some parsers
+		{"a=1;&;password=p;b", "a=1;&;password=[redacted];b"},
 	}
 	for _, tt := range tests {
 		got, _ := redactQuery(tt.raw)

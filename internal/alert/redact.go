@@ -91,30 +91,41 @@ func redactHeaders(h http.Header) (lines, secrets []string) {
 }
 
 // redactQuery replaces the values of secret-looking parameters in a raw
-// query, keeping the order and the other parameters as sent, and returns
-// the replaced values.
+// query, keeping the order, the separators and the other parameters as
+// sent, and returns the replaced values. Parameters are split on ; as well
+// as &, as older frameworks and some proxies split them (logging.RedactURI
+// does the same).
 func redactQuery(raw string) (string, []string) {
 	if raw == "" {
 		return "", nil
 	}
 	var secrets []string
-	parts := strings.Split(raw, "&")
-	for i, p := range parts {
+	var b strings.Builder
+	for raw != "" {
+		p, rest := raw, ""
+		if i := strings.IndexAny(raw, "&;"); i >= 0 {
+			p, rest = raw[:i], raw[i:]
+		}
 		k, v, _ := strings.Cut(p, "=")
 		name, err := url.QueryUnescape(k)
 		if err != nil {
 			name = k
 		}
-		if !secretName(name) {
-			continue
+		if secretName(name) {
+			p = k + "=" + redacted
+			if val, err := url.QueryUnescape(v); err == nil {
+				secrets = append(secrets, val)
+			}
+			secrets = append(secrets, v)
 		}
-		parts[i] = k + "=" + redacted
-		if val, err := url.QueryUnescape(v); err == nil {
-			secrets = append(secrets, val)
+		b.WriteString(p)
+		if rest == "" {
+			break
 		}
-		secrets = append(secrets, v)
+		b.WriteByte(rest[0])
+		raw = rest[1:]
 	}
-	return strings.Join(parts, "&"), secrets
+	return b.String(), secrets
 }
 
 // secretList keeps the values long enough to scrub, adds their URL-escaped

@@ -31,36 +31,91 @@ func LooksSecret(name string) bool {
 const maxURILen = 2048
 
 // RedactURI returns u's path and query for a log line, with the value of
-// every query parameter whose name LooksSecret replaced by [redacted] and the
-// rest kept as sent (order, encoding). It is cut to 2 KiB, ending in "...".
+// every name=value pair whose name LooksSecret replaced by [redacted] and the
+// rest kept as sent (order, encoding). A pair is what any parser of the URI
+// might read as one, not only net/url: a query parameter between & or ;
+// (older frameworks and some proxies split on both, so ?x=1;token=... is a
+// token to them), and a path parameter after a ; in a path segment
+// (/status;token=...). Bytes outside printable ASCII in the query are
+// percent-encoded (writeASCII). It is cut to 2 KiB, ending in "...".
 func RedactURI(u *url.URL) string {
-	if u.RawQuery == "" { // most requests: the path alone, nothing to build
-		if p := u.EscapedPath(); len(p) <= maxURILen {
-			return p
-		}
+	p := u.EscapedPath()
+	if u.RawQuery == "" && len(p) <= maxURILen && strings.IndexByte(p, ';') < 0 {
+		return p // most requests: the path alone, nothing to build
 	}
 	var b strings.Builder
-	b.WriteString(u.EscapedPath())
+	// The path: only what follows a ; in a segment is a parameter.
+	for i, seg := range strings.Split(p, "/") {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		first, params, ok := strings.Cut(seg, ";")
+		b.WriteString(first)
+		if ok {
+			b.WriteByte(';')
+			redactPairs(&b, params, ";")
+		}
+	}
 	if u.RawQuery != "" {
 		b.WriteByte('?')
-		for i, part := range strings.Split(u.RawQuery, "&") {
-			if i > 0 {
-				b.WriteByte('&')
-			}
-			rawName, _, hasValue := strings.Cut(part, "=")
-			name, err := url.QueryUnescape(rawName)
-			if err != nil {
-				name = rawName
-			}
-			if hasValue && LooksSecret(name) {
-				part = rawName + "=" + Redacted
-			}
-			b.WriteString(part)
-		}
+		redactPairs(&b, u.RawQuery, "&;")
 	}
 	s := b.String()
 	if len(s) > maxURILen {
 		s = s[:maxURILen-3] + "..."
 	}
 	return s
+}
+
+// writeASCII writes s with every byte outside printable ASCII
+// percent-encoded. net/http passes such bytes in a query as they were sent
+// (a conforming client encodes them), and raw they would reach the log as
+// C1 controls (U+009B is an 8-bit CSI, which some terminals obey), bidi
+// overrides (U+202E) and the like, which JSON leaves as they are; encoded,
+// the line shows what was sent, unambiguously, to any viewer.
+func writeASCII(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			b.WriteString(s[:i])
+			for ; i < len(s); i++ {
+				if c := s[i]; c <= ' ' || c >= 0x7f {
+					b.WriteByte('%')
+					b.WriteByte(upperHex[c>>4])
+					b.WriteByte(upperHex[c&0xF])
+				} else {
+					b.WriteByte(c)
+				}
+			}
+			return
+		}
+	}
+	b.WriteString(s)
+}
+
+const upperHex = "0123456789ABCDEF"
+
+// redactPairs writes s, name=value pairs separated by any byte of seps,
+// with the value of each pair whose name LooksSecret replaced; the
+// separators are kept as sent.
+func redactPairs(b *strings.Builder, s, seps string) {
+	for s != "" {
+		part, rest := s, ""
+		if i := strings.IndexAny(s, seps); i >= 0 {
+			part, rest = s[:i], s[i:]
+		}
+		rawName, _, hasValue := strings.Cut(part, "=")
+		name, err := url.QueryUnescape(rawName)
+		if err != nil {
+			name = rawName
+		}
+		if hasValue && LooksSecret(name) {
+			part = rawName + "=" + Redacted
+		}
+		writeASCII(b, part)
+		if rest == "" {
+			return
+		}
+		b.WriteByte(rest[0])
+		s = rest[1:]
+	}
 }
