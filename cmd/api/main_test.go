@@ -535,9 +535,13 @@ func TestMain_ExitCodes(t *testing.T) {
 		wantCode int
 		wantOut  []string
 	}{
-		{"three config mistakes", "config --config " + bad, nil, 2, []string{
+		{"three config mistakes", "config --config " + bad, []string{"APP_ENVIRONMENT=development"}, 2, []string{
 			"api: invalid configuration: 3 problems", "KEY", "log.level",
 			"log.level (" + bad + ":2)", "http.read_timeout (" + bad + ":4)", "http.prot (" + bad + ":5): unknown key"}},
+		{"three mistakes and what production lacks, at once", "serve --config " + bad, []string{"APP_ENVIRONMENT="}, 2, []string{
+			"api: invalid configuration: 6 problems", "log.level (" + bad + ":2)", "http.read_timeout (" + bad + ":4)", "http.prot (" + bad + ":5): unknown key",
+			"database.url (default): production needs a PostgreSQL database", "status.tokens (default): production needs a status token",
+			"newrelic.license_key (default): production needs application monitoring"}},
 		{"production without a database", "serve", []string{"APP_ENVIRONMENT=production"}, 2, []string{"production needs a PostgreSQL database"}},
 		{"config shows the defaults, then what production lacks", "config", []string{"APP_ENVIRONMENT=", "DATABASE_URL=postgres://u:topsecret@db/x"}, 2, []string{
 			"environment                     production", "[redacted]", "status.tokens (default): production needs a status token",

@@ -87,7 +87,7 @@ func load(path string, getenv func(string) string, readFile func(string) ([]byte
 		}
 	}
 	errs = append(errs, l.applyEnv(fields, getenv, readFile)...)
-	errs = append(errs, l.validate(fields, len(errs) > 0)...)
+	errs = append(errs, l.validate(fields, errs)...)
 	if len(errs) > 0 {
 		return l, errs
 	}

@@ -188,14 +188,50 @@ func TestLoad_Rejects(t *testing.T) {
 	}
 }
 
-// TestLoad_ProductionRulesWaitForTheRest: under the production default, a
-// file with three mistakes reports those three, not the missing secrets too.
-func TestLoad_ProductionRulesWaitForTheRest(t *testing.T) {
-	bad := "log:\n  level: verbose\nhttp:\n  read_timeout: soon\n  prot: 1\n"
-	_, err := config.Load("bad.yaml", env(), files(map[string]string{"bad.yaml": bad}))
-	var errs config.Errors
-	if !errors.As(err, &errs) || len(errs) != 3 {
-		t.Fatalf("want exactly the file's 3 problems, got: %v", err)
+// TestLoad_ProductionRulesReportedWithTheRest: what production and staging
+// need is reported with every other problem, at once, so an operator fixes
+// them in one go; it waits only when it cannot be judged (the file is
+// unreadable, or environment itself is wrong), and a key wrong on its own
+// is not reported twice.
+func TestLoad_ProductionRulesReportedWithTheRest(t *testing.T) {
+	const needs = "needs"
+	tests := []struct {
+		name string
+		file string // bad.yaml; "-" for none at all
+		env  []string
+		want []string // each a substring of one problem, in order
+	}{
+		{"three mistakes under the production default", "log:\n  level: verbose\nhttp:\n  read_timeout: soon\n  prot: 1\n", nil,
+			[]string{"http.read_timeout (bad.yaml:4)", "http.prot (bad.yaml:5)", "log.level (bad.yaml:2)",
+				"database.url (default): production " + needs, "status.tokens (default): production " + needs, "newrelic.license_key (default): production " + needs}},
+		{"staging with one bad variable", "", []string{"APP_ENVIRONMENT", "staging", "APP_LOG_FORMAT", "xml"},
+			[]string{"log.format (env APP_LOG_FORMAT)", "database.url (default): staging " + needs, "status.tokens (default): staging " + needs, "newrelic.license_key (default): staging " + needs}},
+		{"a wrong database URL is reported once", "", []string{"DATABASE_URL", "mysql://db/notes", "STATUS_TOKENS", "a-status-token-0123456789", "APP_NEWRELIC_ENABLED", "false"},
+			[]string{"database.url (env DATABASE_URL)"}},
+		{"environment itself wrong: what it needs is unknown", "environment: prod\nlog:\n  level: verbose\n", nil,
+			[]string{"environment (bad.yaml:1)", "log.level (bad.yaml:3)"}},
+		{"the file unreadable: its values are unknown", "-", nil, []string{"bad.yaml: cannot read the config file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := map[string]string{"bad.yaml": tt.file}
+			if tt.file == "-" {
+				fs = nil
+			}
+			_, err := config.Load("bad.yaml", env(tt.env...), files(fs))
+			var errs config.Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("want problems, got %v", err)
+			}
+			if len(errs) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n%v", len(errs), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if got := errs[i].String(); !strings.Contains(got, w) {
+					t.Errorf("problem %d = %q, want it to contain %q", i+1, got, w)
+				}
+			}
+		})
 	}
 }
 

@@ -108,7 +108,7 @@ var rules = []rule{
 	{"log.syslog.address", nil, func(c *Config) []string {
 		return when(c.Log.Syslog.Enabled && strings.TrimSpace(c.Log.Syslog.Address) == "", "syslog is enabled but no address is set")
 	}},
-	{"status.tokens", nil, func(c *Config) []string {
+	{"status.tokens", []string{"status.tokens"}, func(c *Config) []string {
 		short := false
 		for _, tok := range c.Status.Tokens {
 			short = short || len(tok) < MinTokenLen
@@ -127,14 +127,15 @@ var lastRules = []rule{
 
 // productionRules: production needs real infrastructure and its secrets,
 // and so does staging, which must be identical to production to prove
-// anything. They run last and only when everything else is valid, so the
-// operator sees one clear line for each missing piece.
+// anything. They run last, with one clear line for each missing piece,
+// reported together with every other problem (validate says when they
+// cannot be judged).
 var productionRules = []rule{
-	{"database.url", nil, func(c *Config) []string {
+	{"database.url", []string{"database.url"}, func(c *Config) []string {
 		return when(!isPostgres(c.Database.URL), "%s needs a PostgreSQL database: set DATABASE_URL (or %s_FILE), or set %s=development to use the embedded SQLite file",
 			c.Environment, EnvName("database.url"), EnvName("environment"))
 	}},
-	{"status.tokens", nil, func(c *Config) []string {
+	{"status.tokens", []string{"status.tokens"}, func(c *Config) []string {
 		return when(len(c.Status.Tokens) == 0, "%s needs a status token for monitors: set STATUS_TOKENS (or %s_FILE)", c.Environment, EnvName("status.tokens"))
 	}},
 }
@@ -161,12 +162,20 @@ func isAddress(s string) bool {
 }
 
 // validate checks ranges, enums and text, then the rules that span keys,
-// the service's and each section's own. earlier says Load already found
-// problems (a bad file line, a bad variable): the production rules then
-// stay quiet.
-func (l *Loaded) validate(fields []Field, earlier bool) Errors {
+// the service's and each section's own, then what production and staging
+// need. earlier are the problems Load already found (a bad file line, a bad
+// variable): a key among them is not judged again, and the production rules
+// stay quiet only when they cannot be judged: the file could not be read or
+// parsed as a whole (its environment and secrets are unknown), or
+// environment itself is wrong.
+func (l *Loaded) validate(fields []Field, earlier Errors) Errors {
 	c := &l.Config
 	p := &problems{sources: l.Sources, reported: map[string]bool{}}
+	wholeFile := false
+	for _, e := range earlier {
+		p.reported[e.Key] = true
+		wholeFile = wholeFile || e.Key == ""
+	}
 	for _, f := range fields {
 		if msg := f.checkRange(c); msg != "" {
 			p.add(f.Key, msg)
@@ -184,11 +193,13 @@ func (l *Loaded) validate(fields []Field, earlier bool) Errors {
 	for _, r := range lastRules {
 		p.apply(r, c)
 	}
-	if !earlier && len(p.errs) == 0 && (c.Environment == Production || c.Environment == Staging) {
+	if !wholeFile && !p.reported["environment"] && (c.Environment == Production || c.Environment == Staging) {
 		for _, r := range productionRules {
 			p.apply(r, c)
 		}
-		p.errs = append(p.errs, l.requireMonitoring()...)
+		if !p.reported["newrelic.license_key"] && !p.reported["newrelic.enabled"] {
+			p.errs = append(p.errs, l.requireMonitoring()...)
+		}
 	}
 	return p.errs
 }
