@@ -99,10 +99,22 @@ func (s *Shedder) sample(ctx context.Context) {
 	if at < next || !s.nextSample.CompareAndSwap(next, at+int64(s.delayWindow/windowSamples)) {
 		return // too soon after the last sample, or another request took this one
 	}
-	if _, unread, ok := tcpinfo.LastData(rc); ok { // read as a request arrives: how long it waited
-		s.sampled.Add(1)
-		s.observe(unread, now)
+	sent, unread, ok := tcpinfo.LastData(rc) // read as a request arrives: how long it waited
+	if !ok {
+		return
 	}
+	// Bytes that arrived before this connection's last answer went out
+	// were sent ahead of it (pipelined, or a burst in one write): they
+	// waited behind their own connection's earlier requests, which net/http
+	// serves one at a time, not for a CPU. Counted, a client pipelining a
+	// burst of cheap requests would look like a backlog and get everyone
+	// else refused.
+	if unread > sent {
+		s.pipelined.Add(1)
+		return
+	}
+	s.sampled.Add(1)
+	s.observe(unread, now)
 }
 
 // delayWindow collects a window's sampled waits and judges them when the
@@ -127,6 +139,12 @@ func (s *Shedder) observe(d time.Duration, now time.Time) {
 	if now.Before(w.end) {
 		return
 	}
+	// Windows that ended with no sample at all: traffic too light for one
+	// request in sampleEvery to come, which is no backlog.
+	idle := uint32(0)
+	if !w.end.IsZero() {
+		idle = uint32(min(now.Sub(w.end)/s.delayWindow, 16))
+	}
 	w.end = now.Add(s.delayWindow)
 	w.sorted = append(w.sorted[:0], w.waits...)
 	w.waits = w.waits[:0]
@@ -139,8 +157,12 @@ func (s *Shedder) observe(d time.Duration, now time.Time) {
 			a = max(a*3/4, admitFloor)
 		}
 	} else {
+		// Each window under the limit, the idle ones too, admits 1/16 more:
+		// after a burst, a lightly used service is back to admitting every
+		// request within 16 windows of time, not 16 sampled windows (at a
+		// few requests a second, minutes).
 		w.saturated = 0
-		a = min(a+admitScale/16, admitScale)
+		a = min(a+(1+idle)*admitScale/16, admitScale)
 	}
 	s.admit.Store(a)
 }

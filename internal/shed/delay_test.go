@@ -1,7 +1,11 @@
 package shed_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -166,5 +170,56 @@ func TestOverload_SamplesAtMost128AWindow(t *testing.T) {
 	}
 	if served <= int(most) {
 		t.Errorf("only %d requests in %s: the cap of %d was not reached, so nothing shows it", served, elapsed, most)
+	}
+}
+
+// A client that pipelines a burst (thousands of cheap requests in one
+// write) makes its own requests wait behind each other in its connection,
+// which net/http serves one at a time: they are not a backlog of the
+// service, so nothing is refused for them, and a request of another client
+// after the burst is served.
+func TestOverload_PipelinedBurstIsNotABacklog(t *testing.T) {
+	srv, s, release, _ := slowServer(t, shed.Options{MaxInFlight: 64, QueueSize: 64, QueueTimeout: time.Second,
+		MaxReadDelay: 10 * time.Millisecond, SampleEvery: 1})
+	close(release)
+	const conns, each = 2, 20000
+	var wg sync.WaitGroup
+	statuses := make([]map[int]int, conns)
+	for i := range conns {
+		statuses[i] = map[int]int{}
+		wg.Go(func() {
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			go func() { _, _ = c.Write(bytes.Repeat([]byte("GET /work HTTP/1.1\r\nHost: x\r\n\r\n"), each)) }()
+			r := bufio.NewReader(c)
+			for range each {
+				resp, err := http.ReadResponse(r, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				statuses[i][resp.StatusCode]++
+			}
+		})
+	}
+	wg.Wait()
+	st := s.Stats()
+	t.Logf("statuses %v; stats %+v", statuses, st)
+	for i, m := range statuses {
+		if m[http.StatusOK] != each {
+			t.Errorf("connection %d: %v, want %d answers 200", i, m, each)
+		}
+	}
+	if st.Backlogged != 0 || st.AdmitPercent != 100 || st.Pipelined == 0 {
+		t.Errorf("stats %+v: want the pipelined requests left out of the measure (Pipelined > 0), none refused, admitting 100%%", st)
+	}
+	if a := get(srv.URL + "/work"); a.status != http.StatusOK {
+		t.Errorf("another client after the burst: %d %v, want 200", a.status, a.err)
 	}
 }

@@ -82,6 +82,10 @@ type Stats struct {
 	// Sampled counts the requests whose wait unread was measured (a
 	// TCP_INFO system call each): one in SampleEvery, at most 128 a window.
 	Sampled uint64
+	// Pipelined counts the sampled requests left out because their bytes
+	// arrived before their connection's previous answer went out: they
+	// waited behind their own connection, not for a CPU.
+	Pipelined uint64
 	// AdmitPercent is the share of requests admitted now: 100 unless
 	// requests wait unread past MaxReadDelay.
 	AdmitPercent float64
@@ -107,6 +111,7 @@ type Shedder struct {
 	epoch      time.Time     // when New ran; nextSample counts from it
 	nextSample atomic.Int64  // nanoseconds from epoch before which no request is sampled
 	sampled    atomic.Uint64
+	pipelined  atomic.Uint64
 	backlogged atomic.Uint64
 	queued     atomic.Int64
 	admitted   atomic.Uint64
@@ -172,6 +177,7 @@ func (s *Shedder) Stats() Stats {
 		Backlogged:  s.backlogged.Load(),
 		ReadDelay:   time.Duration(s.readDelay.Load()),
 		Sampled:     s.sampled.Load(),
+		Pipelined:   s.pipelined.Load(),
 	}
 	if s.slots != nil {
 		st.MaxInFlight, st.InFlight = cap(s.slots), len(s.slots)
@@ -213,8 +219,7 @@ func (s *Shedder) Middleware() gin.HandlerFunc {
 		}
 		if s.shedForBacklog() {
 			s.backlogged.Add(1)
-			s.refuse(c, "requests wait "+time.Duration(s.readDelay.Load()).Round(time.Millisecond).String()+
-				" unread: the service cannot keep up")
+			s.refuse(c, s.backlogDetail())
 			return
 		}
 		select {
@@ -228,6 +233,18 @@ func (s *Shedder) Middleware() gin.HandlerFunc {
 		defer func() { <-s.slots }() // also when a later handler panics
 		c.Next()
 	}
+}
+
+// backlogDetail is a backlog refusal's detail: the wait measured in the
+// last window, or, once it is under the limit again, that admission is
+// still coming back (a share more each window).
+func (s *Shedder) backlogDetail() string {
+	d := time.Duration(s.readDelay.Load())
+	pct := fmt.Sprintf("%.0f%%", 100*float64(s.admit.Load())/admitScale)
+	if d > s.maxReadDelay {
+		return "requests wait " + d.Round(time.Millisecond).String() + " unread: the service cannot keep up (admitting " + pct + ")"
+	}
+	return "recovering from a backlog of unread requests: admitting " + pct + ", more each " + s.delayWindow.String()
 }
 
 // wait queues the request for a slot; it reports whether one was obtained.
