@@ -210,10 +210,16 @@ func (s *service) openCache(ctx context.Context) error {
 	// After cache.failure_threshold failures in a row Redis is skipped for
 	// cache.cooldown: a dead or frozen Redis then costs requests nothing.
 	// Meanwhile an in-process LRU stands in, as if no Redis were configured,
-	// so the outage does not turn every read into a database read.
+	// so the outage does not turn every read into a database read; not in
+	// a worker, where it would be one cache per worker, and an update made
+	// through one worker would leave the others serving the old note (as
+	// without Redis, workers then read the database).
+	var fallback cache.Cache
+	if !s.isWorker {
+		fallback = cache.NewMemory(cc.MemoryMaxEntries)
+	}
 	s.cache = cache.NewBreaker(r, cache.BreakerOptions{
-		Threshold: cc.FailureThreshold, Cooldown: cc.Cooldown, Logger: s.logger,
-		Fallback: cache.NewMemory(cc.MemoryMaxEntries),
+		Threshold: cc.FailureThreshold, Cooldown: cc.Cooldown, Logger: s.logger, Fallback: fallback,
 	})
 	return nil
 }

@@ -667,3 +667,27 @@ func TestServe_RequestsWaitingUnreadAreShed(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkers_NoStaleReadsDuringARedisOutage: with Redis failing, each
+// worker's breaker skips it; a worker has no in-process stand-in (one per
+// worker would keep serving a note another worker changed), so reads go to
+// the database and every worker sees an update at once.
+func TestWorkers_NoStaleReadsDuringARedisOutage(t *testing.T) {
+	rd := servicetest.StartRedis(t)
+	master := startProc(t, "serve --workers 2", procEnv(t.TempDir(), "APP_CACHE_REDIS_URL="+rd.URL(),
+		"APP_CACHE_FAILURE_THRESHOLD=2", "APP_CACHE_COOLDOWN=1m"), nil)
+	addr := master.listening(t)
+	master.waitLog(t, "worker ready", 2)
+	path := createNote(t, addr)
+	rd.Kill()
+	a := &app{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	// Until both workers' breakers are open (the shared socket spreads
+	// connections unevenly).
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(master.logs.String(), "cache failing; skipping it") < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the workers' breakers did not both open:\n%s", master.logs.String())
+		}
+		a.do(t, "GET", path, "")
+	}
+	noStaleReads(t, addr, path)
+}

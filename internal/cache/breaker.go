@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -68,6 +69,11 @@ type Breaker struct {
 	skipped  uint64              // calls skipped during this outage
 	lost     map[string]struct{} // keys deleted during this outage
 	overflow int                 // deletes past maxLostInvalidations
+	// pending are the lost keys whose replay has not deleted them from the
+	// cache yet: a read of one is a miss, never what the cache still holds
+	// from before the write that invalidated it.
+	pending    map[string]struct{}
+	anyPending atomic.Bool // len(pending) > 0: a hit needs no lock otherwise
 }
 
 // NewBreaker puts a circuit breaker in front of next.
@@ -94,7 +100,21 @@ func (b *Breaker) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	}
 	v, ok, err := b.next.Get(ctx, key)
 	b.record(ctx, err)
+	if ok && b.isPending(key) {
+		return nil, false, nil // invalidated during the outage, not deleted from the cache yet
+	}
 	return v, ok, err
+}
+
+// isPending reports whether key's invalidation is still to be replayed.
+func (b *Breaker) isPending(key string) bool {
+	if !b.anyPending.Load() {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.pending[key]
+	return ok
 }
 
 // Set passes through unless the breaker is open.
@@ -111,12 +131,17 @@ func (b *Breaker) Set(ctx context.Context, key string, value []byte, ttl time.Du
 }
 
 // Delete passes through unless the breaker is open. A skipped or failed
-// delete is remembered and sent again when the cache is back.
+// delete is remembered and sent again when the cache is back. The fallback
+// loses the key either way: a delete that goes to the cache as the probe
+// and fails must not leave the fallback serving what it invalidated.
 func (b *Breaker) Delete(ctx context.Context, key string) error {
+	if b.fallback != nil {
+		_ = b.fallback.Delete(ctx, key) // in-process: it cannot fail
+	}
 	if !b.allow() {
 		b.remember(key)
 		if b.fallback != nil {
-			return b.fallback.Delete(ctx, key)
+			return nil
 		}
 		return ErrSkipped
 	}
@@ -140,6 +165,11 @@ func (b *Breaker) remember(key string) {
 		return
 	}
 	b.lost[key] = struct{}{}
+	if b.pending == nil {
+		b.pending = make(map[string]struct{})
+	}
+	b.pending[key] = struct{}{}
+	b.anyPending.Store(true)
 }
 
 // recovered runs once the cache answers after failing: it empties the
@@ -158,7 +188,13 @@ func (b *Breaker) recovered(wasOpen bool, lost map[string]struct{}, overflow int
 	for key := range lost {
 		if err := b.next.Delete(ctx, key); err != nil {
 			failed++
+			b.remember(key) // the next recovery tries again; reads stay misses
+			continue
 		}
+		b.mu.Lock()
+		delete(b.pending, key)
+		b.anyPending.Store(len(b.pending) > 0)
+		b.mu.Unlock()
 	}
 	b.log.Info("cache back: invalidations made during the outage sent to it",
 		"cache", b.next.Kind(), "sent", len(lost)-failed, "failed", failed, "beyond_limit", overflow)

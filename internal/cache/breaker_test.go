@@ -205,3 +205,61 @@ func TestBreaker_Defaults(t *testing.T) {
 		t.Errorf("close: %v", err)
 	}
 }
+
+// TestBreaker_NoStaleReadAfterAWriteInTheOutage: a note updated while Redis
+// is failing is never read back at its old version, neither from the
+// in-process fallback (the invalidation that went to Redis as the probe and
+// failed used to leave the fallback's copy) nor from Redis once it answers
+// again (the probe's read used to return what Redis held before the replay
+// of the missed invalidations had deleted it).
+func TestBreaker_NoStaleReadAfterAWriteInTheOutage(t *testing.T) {
+	const cooldown = 100 * time.Millisecond
+	tests := []struct {
+		name string
+		// during runs with Redis frozen and the breaker open; after, once
+		// Redis answers again and the cool-down has passed.
+		during, after func(t *testing.T, b *cache.Breaker)
+	}{
+		{"the invalidation is the probe and fails", func(t *testing.T, b *cache.Breaker) {
+			ctx := t.Context()
+			_ = b.Set(ctx, "note:1", []byte("v1"), time.Minute) // a read during the outage fills the fallback
+			time.Sleep(2 * cooldown)
+			_ = b.Delete(ctx, "note:1") // the update's invalidation: let through as the probe, fails
+			if v, ok, _ := b.Get(ctx, "note:1"); ok {
+				t.Errorf("after the update, the fallback still serves %q", v)
+			}
+		}, nil},
+		{"Redis held the old version", func(t *testing.T, b *cache.Breaker) {
+			_ = b.Delete(t.Context(), "note:1") // skipped: remembered
+		}, func(t *testing.T, b *cache.Breaker) {
+			if v, ok, err := b.Get(t.Context(), "note:1"); ok || err != nil { // the probe
+				t.Errorf("the first read once Redis answers: %q %v %v, want a miss (the note was updated during the outage)", v, ok, err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := servicetest.StartRedis(t)
+			r, err := cache.NewRedis(t.Context(), srv.URL(), cache.RedisOptions{Timeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = r.Close() })
+			b := cache.NewBreaker(r, cache.BreakerOptions{Threshold: 2, Cooldown: cooldown, Fallback: cache.NewMemory(100)})
+			ctx := t.Context()
+			if err := b.Set(ctx, "note:1", []byte("v1"), time.Minute); err != nil {
+				t.Fatalf("set while Redis is up: %v", err)
+			}
+			srv.Freeze()
+			for range 2 { // the failures that open the breaker
+				_, _, _ = b.Get(ctx, "other")
+			}
+			tt.during(t, b)
+			srv.Thaw()
+			time.Sleep(2 * cooldown)
+			if tt.after != nil {
+				tt.after(t, b)
+			}
+		})
+	}
+}
