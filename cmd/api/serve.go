@@ -57,6 +57,8 @@ func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, st
 		}
 		return s.superviseWorkers(ctx)
 	}
+	defer s.watchRetire()()
+	startCtx, started := s.abortStartOnRetire(ctx)
 	for _, start := range []func(context.Context) error{
 		s.startLogging,    // first: every later step logs
 		s.startAlerts,     // before anything that can fail at run time
@@ -68,9 +70,15 @@ func serve(ctx context.Context, l *config.Loaded, getenv func(string) string, st
 		s.buildHealth,     // a check for every dependency configured above
 		s.listen,          // last: accept traffic only when everything is ready
 	} {
-		if err := start(ctx); err != nil {
+		if err := start(startCtx); err != nil {
+			if started() {
+				return nil // retired while starting: the failure is the cancel
+			}
 			return err
 		}
+	}
+	if started() {
+		return nil
 	}
 	return s.serveUntilDone(ctx)
 }
@@ -97,7 +105,8 @@ type service struct {
 	health *health.Handler
 	http   *http.Server
 	ln     net.Listener
-	drain  drain.Drainer // Connection: close on every answer once stopping
+	drain  drain.Drainer  // Connection: close on every answer once stopping
+	retire chan os.Signal // a worker's retire signal (watchRetire); nil otherwise
 
 	stops      []func()  // undone in reverse order by stop
 	shutdownBy time.Time // end of the shutdown budget, once shutdown began
@@ -341,8 +350,6 @@ func (s *service) serveUntilDone(ctx context.Context) error {
 	// net/http's own refusals (a request it cannot parse) as problems too.
 	ln := server.Refusals(s.ln, server.RefusalOptions{Logger: s.logger, MaxHeaderBytes: s.http.MaxHeaderBytes})
 	go func() { served <- s.http.Serve(ln) }()
-	retire, stopRetire := s.retireSignal()
-	defer stopRetire()
 	if s.isWorker {
 		if err := s.worker.Ready(); err != nil {
 			return err
@@ -353,7 +360,7 @@ func (s *service) serveUntilDone(ctx context.Context) error {
 	case err := <-served:
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
-	case <-retire:
+	case <-s.retire:
 		full = false
 		s.logger.Info("retiring: the new workers serve; finishing this worker's requests")
 	case <-s.masterGone():

@@ -92,16 +92,67 @@ func (s *service) admitLoad(context.Context) error {
 	return nil
 }
 
-// retireSignal is closed when the master retires this worker (a reload);
-// it never fires in a single process.
-func (s *service) retireSignal() (<-chan os.Signal, func()) {
+// watchRetire makes s.retire receive the master's retire signal (a
+// reload), from the worker's first moment: Go ignores SIGUSR1 until a
+// channel asks for it, and a worker retired while still starting (an
+// abandoned reload whose workers wait for the migration lock) used to lose
+// the signal and serve later, beside the workers that were meant to stay.
+// Nil in a single process, where it never fires.
+func (s *service) watchRetire() func() {
 	if !s.isWorker {
-		return nil, func() {}
+		return func() {}
 	}
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, workers.RetireSignal)
-	return c, func() { signal.Stop(c) }
+	s.retire = c
+	return func() { signal.Stop(c) }
 }
+
+// abortStartOnRetire returns the context of the start-up steps, cancelled
+// when this worker is retired or loses its master before it serves, and
+// started, to call once the steps are over: it reports whether that
+// happened (the worker then stops instead of serving). A step that does
+// not return within earlyExitGrace of the cancel (it ignores its context)
+// ends the process: nothing has been served, and migrations run in
+// transactions, which the database rolls back.
+func (s *service) abortStartOnRetire(ctx context.Context) (context.Context, func() (early bool)) {
+	if !s.isWorker {
+		return ctx, func() bool { return false }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done, finished := make(chan struct{}), make(chan struct{})
+	var why string
+	go func() {
+		defer close(finished)
+		select {
+		case <-s.retire:
+			why = "retired by the master before it was ready"
+		case <-s.worker.MasterGone():
+			why = "the master process is gone before this worker was ready"
+		case <-done:
+			return
+		}
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(earlyExitGrace):
+			fmt.Fprintf(s.stderr, "api: worker %s; its start did not end within %s: exiting\n", why, earlyExitGrace)
+			os.Exit(0)
+		}
+	}()
+	return ctx, func() bool {
+		close(done)
+		<-finished
+		if why != "" && s.logger != nil {
+			s.logger.Info("stopping: "+why, "pid", os.Getpid())
+		}
+		return why != ""
+	}
+}
+
+// earlyExitGrace is how long a worker retired while starting waits for its
+// start-up steps to notice before it exits anyway.
+const earlyExitGrace = 5 * time.Second
 
 // masterGone is closed when this worker's master has exited.
 func (s *service) masterGone() <-chan struct{} {
@@ -148,7 +199,8 @@ func (s *service) superviseWorkers(ctx context.Context) error {
 			cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
 			return cmd
 		},
-		Reload: s.reloadWorkers,
+		Reload:       s.reloadWorkers,
+		ReadyTimeout: hc.WorkerReadyTimeout,
 		// Long enough for a worker's whole graceful stop.
 		StopTimeout: hc.DrainDelay + hc.ShutdownTimeout + 5*time.Second,
 	}, hup)

@@ -691,3 +691,43 @@ func TestWorkers_NoStaleReadsDuringARedisOutage(t *testing.T) {
 	}
 	noStaleReads(t, addr, path)
 }
+
+// TestWorkers_AbandonedReloadLeavesNoWorkerBehind: a reload whose new
+// workers are not ready within http.worker_ready_timeout (here they wait
+// for the migration lock another process holds) is abandoned, and its
+// workers stop while still starting. They used to miss the retire signal
+// (Go ignores SIGUSR1 until asked for it) and serve once the lock was free,
+// beside the workers meant to stay.
+func TestWorkers_AbandonedReloadLeavesNoWorkerBehind(t *testing.T) {
+	dir := t.TempDir()
+	master := startProc(t, "serve --workers 2", procEnv(dir, "APP_HTTP_WORKER_READY_TIMEOUT=1s"), nil)
+	addr := master.listening(t)
+	master.waitLog(t, "worker ready", 2)
+	lock, err := os.OpenFile(filepath.Join(dir, "notes.db-migrate.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	master.waitLog(t, "reload failed; the running workers keep serving", 1)
+	master.waitLog(t, "stopping: retired by the master before it was ready", 2)
+	master.waitLog(t, "worker retired", 2)
+	_ = lock.Close() // the lock is free: a worker left behind would now serve
+	a := &app{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	for range 20 {
+		if resp, _ := a.do(t, "GET", "/livez", ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("/livez after the abandoned reload: %d", resp.StatusCode)
+		}
+	}
+	if n := len(master.readyWorkers()); n != 2 {
+		t.Errorf("%d workers became ready, want the first 2 only:\n%s", n, master.logs.String())
+	}
+	if err := master.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("master exit after SIGTERM: %v", err)
+	}
+}

@@ -83,6 +83,9 @@ type HTTP struct {
 	// processes sharing it (api serve --workers N overrides it); 0 or 1 is
 	// one process, which already serves every core.
 	Workers int `yaml:"workers" min:"0" max:"128"`
+	// WorkerReadyTimeout bounds how long the new workers of a reload (or
+	// the first ones) may take to serve; past it the reload is abandoned.
+	WorkerReadyTimeout time.Duration `yaml:"worker_ready_timeout" min:"1s" max:"10m"`
 	// ReusePort binds with SO_REUSEPORT, so a replacement process can bind
 	// while this one drains.
 	ReusePort bool `yaml:"reuse_port"`
@@ -219,16 +222,17 @@ func Default() Config {
 	return Config{
 		Environment: Production,
 		HTTP: HTTP{
-			Host:              "0.0.0.0",
-			Port:              8080,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       15 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxBodyBytes:      1 << 20,
-			ShutdownTimeout:   20 * time.Second,
-			DrainDelay:        5 * time.Second,
-			Workers:           0,
+			Host:               "0.0.0.0",
+			Port:               8080,
+			ReadHeaderTimeout:  5 * time.Second,
+			ReadTimeout:        15 * time.Second,
+			WriteTimeout:       30 * time.Second,
+			IdleTimeout:        120 * time.Second,
+			MaxBodyBytes:       1 << 20,
+			ShutdownTimeout:    20 * time.Second,
+			DrainDelay:         5 * time.Second,
+			Workers:            0,
+			WorkerReadyTimeout: 30 * time.Second,
 			// From the measurement in docs/PERFORMANCE.md ("Shedding defaults").
 			MaxInFlight:  64,
 			QueueSize:    64,

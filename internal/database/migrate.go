@@ -268,10 +268,23 @@ func lockSQLite(ctx context.Context, db *bun.DB) (unlock func() error, err error
 	if err != nil {
 		return nil, fmt.Errorf("take migration lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), f.Close())
+	// Tried, not waited for in the kernel: a blocking flock ignores ctx, and
+	// a worker retired by its master while another process migrates must
+	// be able to give up.
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f.Close, nil // closing the file releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), f.Close())
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(fmt.Errorf("take migration lock: another process holds it: %w", ctx.Err()), f.Close())
+		case <-time.After(wait):
+		}
 	}
-	return f.Close, nil // closing the file releases the lock
 }
 
 func tableExists(ctx context.Context, db *bun.DB, name string) (bool, error) {
