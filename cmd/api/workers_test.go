@@ -731,3 +731,47 @@ func TestWorkers_AbandonedReloadLeavesNoWorkerBehind(t *testing.T) {
 		t.Fatalf("master exit after SIGTERM: %v", err)
 	}
 }
+
+// TestWorkers_MasterKilledWorkersFinishTheirRequests: when the master is
+// killed (SIGKILL: nothing of it runs), each worker sees it gone and stops
+// as in a drain: a request it was reading is still answered. The worker
+// used to be sent SIGTERM by the kernel as its parent-death signal, more
+// than once, and a second SIGTERM stops the service at once, cutting it.
+func TestWorkers_MasterKilledWorkersFinishTheirRequests(t *testing.T) {
+	master := startProc(t, "serve --workers 2", procEnv(t.TempDir()), nil)
+	addr := master.listening(t)
+	master.waitLog(t, "worker ready", 2)
+	body := `{"title":"sent across the master's death","body":"b"}`
+	var conns []net.Conn
+	for range 4 { // on either worker
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /v1/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+		conns = append(conns, c)
+	}
+	time.Sleep(200 * time.Millisecond) // each worker is reading a body
+	if err := master.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	master.waitLog(t, "the master process is gone: stopping this worker, nothing supervises it", 1)
+	time.Sleep(200 * time.Millisecond)
+	for i, c := range conns {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, body[10:]); err != nil {
+			t.Errorf("request %d: the rest of the body: %v", i, err)
+			continue
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Errorf("request %d was cut when the master died: %v", i, err)
+			continue
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Errorf("request %d: %d, want 201", i, resp.StatusCode)
+		}
+	}
+}

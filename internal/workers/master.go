@@ -39,6 +39,11 @@ import (
 // a full graceful stop.
 const RetireSignal = syscall.SIGUSR1
 
+// MasterGoneSignal is the parent-death signal of a worker (Pdeathsig): the
+// kernel sends it when the master's thread that started the worker exits.
+// The worker treats it as the master's pipe closing: it stops, draining.
+const MasterGoneSignal = syscall.SIGUSR2
+
 // Options configure Run.
 type Options struct {
 	// Workers is how many worker processes serve; at least 1.
@@ -203,7 +208,7 @@ func (m *master) spawn(slot, gen int) error {
 	cmd.ExtraFiles = []*os.File{m.o.Listener, m.alive[0], readyW} // fds 3, 4, 5
 	// Own process group: Ctrl-C in a terminal reaches the master only, which
 	// stops the workers in order. Pdeathsig as a second line behind the pipe.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: MasterGoneSignal}
 	err = cmd.Start()
 	_ = readyW.Close() // the worker has its copy
 	if err != nil {

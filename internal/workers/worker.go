@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
+	"sync"
 
 	"github.com/prodready/service/internal/listener"
 )
@@ -50,13 +52,29 @@ func FromEnv(getenv func(string) string) (w *Worker, ok bool, err error) {
 		_ = ln.Close()
 		return nil, false, fmt.Errorf("worker %d: descriptors %d and %d from the master are not open", id, fdMaster, fdReady)
 	}
+	var once sync.Once
+	goneNow := func() { once.Do(func() { close(w.gone) }) }
 	go func() {
 		// The master never writes: Read returns only when its end closes,
 		// which the kernel does when the master exits, however it exits.
 		var b [1]byte
 		_, _ = master.Read(b[:])
 		_ = master.Close()
-		close(w.gone)
+		goneNow()
+	}()
+	// The parent-death signal, the second line behind the pipe: a signal of
+	// its own, not SIGTERM, which it used to be. It can come more than once
+	// (seen twice when the master was killed), and a second SIGTERM means
+	// "stop at once" to the service, which then cut the requests it was
+	// finishing instead of draining them.
+	died := make(chan os.Signal, 1)
+	signal.Notify(died, MasterGoneSignal)
+	go func() {
+		select {
+		case <-died:
+			goneNow()
+		case <-w.gone:
+		}
 	}()
 	return w, true, nil
 }
