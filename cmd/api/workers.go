@@ -194,6 +194,7 @@ func (s *service) superviseWorkers(ctx context.Context) error {
 	defer signal.Stop(hup)
 	return workers.Run(ctx, workers.Options{
 		Workers: hc.Workers, Listener: f, Logger: s.logger,
+		ReleaseListener: func() { _, _ = f.Close(), ln.Close() },
 		Command: func() *exec.Cmd {
 			cmd := exec.Command(exe, s.args...) //nolint:gosec,noctx // this binary and its own command line; the master stops workers by signal, not by a context
 			cmd.Stdout, cmd.Stderr = s.stdout, s.stderr

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -773,5 +774,60 @@ func TestWorkers_MasterKilledWorkersFinishTheirRequests(t *testing.T) {
 		if resp.StatusCode != http.StatusCreated {
 			t.Errorf("request %d: %d, want 201", i, resp.StatusCode)
 		}
+	}
+}
+
+// TestWorkers_SIGTERMLeavesNoSocketQueueingConnections: once the workers
+// stop on SIGTERM and close their copies of the socket, nothing listens
+// any more, even while a worker still finishes a request: a new client is
+// refused at once, as by a single process, and may try another instance.
+// The master used to hold its copy until it exited, so the kernel went on
+// accepting connections that no one would serve, and reset each of them
+// when the master closed it.
+func TestWorkers_SIGTERMLeavesNoSocketQueueingConnections(t *testing.T) {
+	master := startProc(t, "serve --workers 2", procEnv(t.TempDir()), nil)
+	addr := master.listening(t)
+	master.waitLog(t, "worker ready", 2)
+	body := `{"title":"in flight through the stop","body":"b"}`
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /v1/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	time.Sleep(200 * time.Millisecond) // a worker is reading the body
+	if err := master.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	master.waitLog(t, "shutting down: draining in-flight requests", 2)
+	time.Sleep(200 * time.Millisecond) // both workers have closed their listeners
+	for i := range 5 {
+		if late, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_ = late.Close()
+			t.Errorf("dial %d while the last request finishes: accepted, want refused (a socket held open queues connections no one serves)", i)
+		} else if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("dial %d: %v, want connection refused", i, err)
+		}
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the request in flight through the stop: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("the request in flight through the stop: %d, want 201", resp.StatusCode)
+	}
+	select {
+	case err := <-master.done:
+		master.done <- err // for the cleanup
+		if err != nil {
+			t.Errorf("master exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the master did not exit within 30s of SIGTERM")
 	}
 }

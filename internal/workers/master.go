@@ -50,6 +50,13 @@ type Options struct {
 	Workers int
 	// Listener is the shared listening socket (listener.File).
 	Listener *os.File
+	// ReleaseListener, when set, closes every copy of the socket the
+	// master holds (Listener and whatever it was made from). The master
+	// calls it once the workers are told to stop: the socket then closes
+	// with the last worker's copy, as a single process's does; held open
+	// until the master exits, it went on queueing connections that no one
+	// would accept, and each was reset when the master closed it.
+	ReleaseListener func()
 	// Command returns a new, unstarted worker command: path, arguments,
 	// environment (nil: the master's), standard output and error. Run adds
 	// the inherited descriptors, the worker ID and GOMAXPROCS.
@@ -392,6 +399,9 @@ func (m *master) stop(cause error) error {
 	for _, p := range m.procs {
 		p.retiring = true
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	if m.o.ReleaseListener != nil {
+		m.o.ReleaseListener() // no worker starts from here on
 	}
 	deadline := time.After(m.o.StopTimeout)
 	killed := 0
