@@ -49,14 +49,14 @@ LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.
 .PHONY: help run run-collector checklist test cover vet lint build generate check-generate migrate fuzz bench bench-instructions bench-go tools check-delivery compose-up compose-down mailpit run-mailpit gatus monitor backup restore backup-verify litestream replicate litestream-restore backup-drill clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: build ## Build and run the service on its embedded defaults (development: SQLite file, in-memory cache) on 127.0.0.1:8080 (APP_HTTP_HOST=0.0.0.0 to listen on every interface)
 	@port=$${PORT:-8080}; token=$${STATUS_TOKENS:-dev-$$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}; \
 	echo "make run: serving http://127.0.0.1:$$port (environment $${APP_ENVIRONMENT:-development}; stop with Ctrl-C or kill $$$$)"; \
 	echo "make run: status token for this run: $$token"; \
 	echo "          curl -H 'Authorization: Bearer $$token' http://127.0.0.1:$$port/status"; \
-	echo "          availability monitoring, in another terminal: STATUS_TOKEN=$$token make monitor"; \
+	echo "          availability monitoring, in another terminal: STATUS_TOKEN=$$token PORT=$$port make monitor"; \
 	APP_ENVIRONMENT=$${APP_ENVIRONMENT:-development} APP_HTTP_HOST=$${APP_HTTP_HOST:-127.0.0.1} APP_NEWRELIC_UTILIZATION_DETECTION=false STATUS_TOKENS=$$token exec $(BIN) serve
 
 # Built, then exec'd (not `go run`): stopping make by its PID must stop the

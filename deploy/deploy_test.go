@@ -573,8 +573,13 @@ func workloadContainer(t *testing.T, objs map[string]object, id, name string) ma
 	return nil
 }
 
+// logFlushTimeout is how long the service waits at its stop for the log
+// sinks (the syslog queue) to flush: closeLogs in cmd/api/serve.go.
+const logFlushTimeout = 5 * time.Second
+
 // drainTime is how long the service takes to stop after SIGTERM at most:
-// http.drain_delay plus http.shutdown_timeout from config.yaml.
+// http.drain_delay plus http.shutdown_timeout, then email.flush_timeout and
+// the log flush, from config.yaml.
 func drainTime(t *testing.T) time.Duration {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(root, "config.yaml"))
@@ -582,20 +587,26 @@ func drainTime(t *testing.T) time.Duration {
 		t.Fatal(err)
 	}
 	var c struct {
-		HTTP map[string]string `yaml:"http"`
+		HTTP  map[string]any `yaml:"http"`
+		Email map[string]any `yaml:"email"`
 	}
 	if err := yaml.Unmarshal(data, &c); err != nil {
 		t.Fatal(err)
 	}
-	var total time.Duration
-	for _, key := range []string{"drain_delay", "shutdown_timeout"} {
-		if v, ok := c.HTTP[key]; ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				t.Fatalf("config.yaml http.%s: %v", key, err)
-			}
-			total += d
+	total := logFlushTimeout
+	for _, k := range []struct {
+		section map[string]any
+		key     string
+	}{{c.HTTP, "drain_delay"}, {c.HTTP, "shutdown_timeout"}, {c.Email, "flush_timeout"}} {
+		v, ok := k.section[k.key].(string)
+		if !ok {
+			t.Fatalf("config.yaml has no duration %s", k.key)
 		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("config.yaml %s: %v", k.key, err)
+		}
+		total += d
 	}
 	return total
 }
