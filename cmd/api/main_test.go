@@ -302,10 +302,10 @@ func TestServe_PostgreSQLAndRedis(t *testing.T) {
 	notesScenario(t, a)
 	resp, body := a.do(t, "GET", "/status", "", "Authorization", "Bearer "+testToken)
 	checks, _ := body["checks"].(map[string]any)
-	if resp.StatusCode != 200 || body["status"] != "pass" || len(checks) != 6 {
+	if resp.StatusCode != 200 || body["status"] != "pass" || len(checks) != 7 {
 		t.Errorf("status with PostgreSQL and Redis up: %d %v", resp.StatusCode, body)
 	}
-	for _, name := range []string{"database:responseTime", "database:migrations", "cache:responseTime", "notes:cache", "http:shedding", "runtime:gomaxprocs"} {
+	for _, name := range []string{"database:responseTime", "database:migrations", "cache:responseTime", "notes:cache", "notes:store", "http:shedding", "runtime:gomaxprocs"} {
 		if _, ok := checks[name]; !ok {
 			t.Errorf("no %s check", name)
 		}

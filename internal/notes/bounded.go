@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prodready/service/internal/health"
 )
 
 // ErrUnavailable wraps a store error that means the database could not
@@ -23,6 +27,10 @@ type BoundedStore struct {
 	next        Store
 	timeout     time.Duration
 	unavailable func(error) bool
+	// Calls answered and calls the database failed (ErrUnavailable), for
+	// the notes:store check: what requests meet, which a probe of its own
+	// does not always see (a table lock, a read-only file, I/O errors).
+	answered, failed atomic.Uint64
 }
 
 // NewBoundedStore bounds every call to next by timeout. It panics when next
@@ -80,15 +88,48 @@ func (s *BoundedStore) Delete(ctx context.Context, id string, want int64) error 
 func (s *BoundedStore) classify(ctx context.Context, err error) error {
 	switch {
 	case err == nil, errors.Is(err, ErrNotFound), errors.Is(err, ErrVersionMismatch):
+		s.answered.Add(1)
 		return err
 	case errors.Is(context.Cause(ctx), context.Canceled):
 		return err
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		s.failed.Add(1)
 		return fmt.Errorf("%w: no answer within %s: %w", ErrUnavailable, s.timeout, err)
 	case s.unavailable(err):
+		s.failed.Add(1)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// Check is notes:store on /status: how the requests' own database calls
+// fared since the previous run. The database checks probe with a query of
+// their own, which passes while every request fails on what the probe does
+// not touch: a lock held on the notes table, a database file that cannot
+// be written, I/O errors. It warns when some calls failed since the last
+// run, and fails when all did; with no calls it passes.
+func (s *BoundedStore) Check() health.Check {
+	var mu sync.Mutex // a timed-out run may overlap the next one
+	var lastAnswered, lastFailed uint64
+	return health.Check{Name: "notes:store", ComponentType: "datastore", Timeout: time.Second,
+		Run: func(context.Context) health.Result {
+			answered, failed := s.answered.Load(), s.failed.Load()
+			mu.Lock()
+			a, f := answered-lastAnswered, failed-lastFailed
+			lastAnswered, lastFailed = answered, failed
+			mu.Unlock()
+			res := health.Result{Status: health.Pass, ObservedValue: f, ObservedUnit: "failed calls",
+				Output: fmt.Sprintf("%d requests' store calls answered since the last check, none failed", a)}
+			switch {
+			case f > 0 && a == 0:
+				res.Status = health.Fail
+				res.Output = fmt.Sprintf("all %d requests' store calls since the last check failed (503 to the client, each logged): the database does not answer requests, whatever its probe says (a lock, a file it cannot write, I/O errors)", f)
+			case f > 0:
+				res.Status = health.Warn
+				res.Output = fmt.Sprintf("%d of %d requests' store calls since the last check failed (503 to the client, each logged)", f, f+a)
+			}
+			return res
+		}}
 }
 
 var _ Store = (*BoundedStore)(nil)

@@ -49,6 +49,6 @@ func mount(d resource.Deps) resource.Mounted {
 	d.ReportGauge("Cache/Failures", func() float64 { return float64(store.Stats().Errors) })
 	return resource.Mounted{
 		Routes: Routes(store, APIOptions{DefaultPageSize: cfg.DefaultPageSize, MaxPageSize: cfg.MaxPageSize, Logger: d.Logger}),
-		Checks: []health.Check{store.Check()},
+		Checks: []health.Check{store.Check(), bounded.Check()},
 	}
 }

@@ -1,0 +1,77 @@
+package notes_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prodready/service/internal/database"
+	"github.com/prodready/service/internal/health"
+	"github.com/prodready/service/internal/notes"
+	"github.com/prodready/service/internal/servicetest"
+)
+
+// TestStoreCheck_SeesWhatRequestsMeet: a lock another session holds on the
+// notes table makes every request's store call fail (503) while the
+// database answers the status route's own probe; notes:store says so:
+// fail while every call fails, warn while some do, pass once they are
+// answered again. Real PostgreSQL, a real lock.
+func TestStoreCheck_SeesWhatRequestsMeet(t *testing.T) {
+	url := servicetest.PostgresURL(t)
+	db, err := database.Open(t.Context(), database.Options{URL: url, MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := database.Migrate(t.Context(), db, nil, notes.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	store := notes.NewBoundedStore(notes.NewBunStore(db), 300*time.Millisecond, database.Unavailable)
+	check := store.Check()
+	run := func() health.Result { return check.Run(context.Background()) }
+	create := func() error { _, err := store.Create(t.Context(), notes.Input{Title: "t", Body: "b"}); return err }
+
+	if r := run(); r.Status != health.Pass {
+		t.Fatalf("no calls yet: %+v, want pass", r)
+	}
+	if err := create(); err != nil {
+		t.Fatal(err)
+	}
+	locker, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = locker.Close() })
+	tx, err := locker.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE notes IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(); r.Status != health.Pass { // the one call before the lock
+		t.Errorf("one call answered: %+v, want pass", r)
+	}
+	for range 2 {
+		if err := create(); !errors.Is(err, notes.ErrUnavailable) {
+			t.Fatalf("a create under the lock: %v, want ErrUnavailable", err)
+		}
+	}
+	if r := run(); r.Status != health.Fail || !strings.Contains(r.Output, "all 2 requests' store calls since the last check failed") {
+		t.Errorf("every call failing: %+v, want fail saying so", r)
+	}
+	_ = create()
+	_ = tx.Rollback()
+	if err := create(); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(); r.Status != health.Warn || !strings.Contains(r.Output, "1 of 2") {
+		t.Errorf("one failed, one answered: %+v, want warn", r)
+	}
+	if r := run(); r.Status != health.Pass {
+		t.Errorf("no call since the last check: %+v, want pass", r)
+	}
+}
