@@ -482,7 +482,7 @@ func TestServe_OverloadShedsTheExcessQuickly(t *testing.T) {
 	a := startApp(t, map[string]string{
 		"APP_HTTP_MAX_IN_FLIGHT": "2", "APP_HTTP_QUEUE_SIZE": "2", "APP_HTTP_QUEUE_TIMEOUT": "20s",
 		"APP_STATUS_CACHE_TTL": "0s", "APP_DATABASE_SQLITE_PATH": file,
-		"APP_DATABASE_BUSY_TIMEOUT": "60s", "APP_DATABASE_REQUEST_TIMEOUT": "60s",
+		"APP_DATABASE_BUSY_TIMEOUT": "60s", "APP_DATABASE_REQUEST_TIMEOUT": "60s", "APP_HTTP_WRITE_TIMEOUT": "90s",
 	})
 	lock, err := sql.Open("sqlite", "file:"+file)
 	if err != nil {

@@ -106,11 +106,13 @@ func TestEveryKeyHasAWorkingVariable(t *testing.T) {
 		}
 		samples[f.Key] = v
 		// What the other keys need for the configuration to be valid whatever
-		// this key is set to (production needs PostgreSQL and a token, e-mail a recipient).
+		// this key is set to (production needs PostgreSQL and a token, e-mail a
+		// recipient, a status check's timeout a deadline as long).
 		base := map[string]string{
 			"APP_ENVIRONMENT": "development", "DATABASE_URL": "postgres://db/x",
 			"STATUS_TOKENS": "0123456789abcdef0123", "APP_EMAIL_RECIPIENTS": "ops@example.com",
 			"NEW_RELIC_LICENSE_KEY": strings.Repeat("n", config.LicenseKeyLen),
+			"APP_STATUS_DEADLINE":   "10s", // each check's timeout must fit in it
 		}
 		l, err := config.Load("", func(k string) string {
 			if k == f.Env {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"time"
 )
 
 // problems collects what validate finds: add is the one way a problem is
@@ -61,6 +62,14 @@ var rules = []rule{
 		return when(c.HTTP.MaxInFlight > 0 && c.HTTP.QueueTimeout >= c.HTTP.WriteTimeout,
 			"%s is not shorter than http.write_timeout (%s): a queued request could not be answered", c.HTTP.QueueTimeout, c.HTTP.WriteTimeout)
 	}},
+	{"database.request_timeout", []string{"database.request_timeout", "http.write_timeout"}, func(c *Config) []string {
+		return when(c.Database.RequestTimeout >= c.HTTP.WriteTimeout,
+			"%s is not shorter than http.write_timeout (%s): a request waiting on the database would be cut before its 503 is written, and its client would get no answer at all", c.Database.RequestTimeout, c.HTTP.WriteTimeout)
+	}},
+	statusTimeout("status.database_timeout", func(c *Config) time.Duration { return c.Status.DatabaseTimeout }),
+	statusTimeout("status.cache_timeout", func(c *Config) time.Duration { return c.Status.CacheTimeout }),
+	statusTimeout("status.smtp_timeout", func(c *Config) time.Duration { return c.Status.SMTPTimeout }),
+	statusTimeout("status.syslog_timeout", func(c *Config) time.Duration { return c.Status.SyslogTimeout }),
 	{"database.max_idle_conns", []string{"database.max_idle_conns", "database.max_open_conns"}, func(c *Config) []string {
 		return when(c.Database.MaxIdleConns > c.Database.MaxOpenConns, "%d is larger than database.max_open_conns (%d)", c.Database.MaxIdleConns, c.Database.MaxOpenConns)
 	}},
@@ -138,6 +147,17 @@ var productionRules = []rule{
 	{"status.tokens", []string{"status.tokens"}, func(c *Config) []string {
 		return when(len(c.Status.Tokens) == 0, "%s needs a status token for monitors: set STATUS_TOKENS (or %s_FILE)", c.Environment, EnvName("status.tokens"))
 	}},
+}
+
+// statusTimeout is the rule that one check's timeout fits in
+// status.deadline: past the deadline /status answers without the check,
+// which reads as "no answer within the status deadline", never as its own
+// timeout.
+func statusTimeout(key string, timeout func(*Config) time.Duration) rule {
+	return rule{key, []string{key, "status.deadline"}, func(c *Config) []string {
+		return when(timeout(c) > c.Status.Deadline,
+			"%s is longer than status.deadline (%s): the check would always be cut at the deadline instead of ending at its own timeout", timeout(c), c.Status.Deadline)
+	}}
 }
 
 // backupThresholds is the rule that the backup check warns before it
