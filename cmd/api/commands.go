@@ -93,6 +93,9 @@ func loadConfig(cmd string, args []string, getenv func(string) string, stderr io
 
 // migrateCmd runs `api migrate up|down|status`.
 func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return errHelp
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return usagef("migrate: want a subcommand: up, down or status")
 	}
@@ -181,8 +184,7 @@ func configFlags(cmd string, args []string, getenv func(string) string, stderr i
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			_, _ = io.WriteString(stderr, usageText)
-			return "", usagef("%s: help requested", cmd)
+			return "", errHelp
 		}
 		return "", usagef("%s: %v", cmd, err)
 	}

@@ -28,6 +28,9 @@ func healthcheckCmd(ctx context.Context, args []string, getenv func(string) stri
 	url := fs.String("url", "", "URL to check (default: the status route on this host's configured port)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
 		return fmt.Errorf("healthcheck: %w", err)
 	}
 	if fs.NArg() > 0 {

@@ -73,18 +73,33 @@ The configuration file comes from --config or APP_CONFIG; environment variables
 override it (see docs/CONFIGURATION.md).
 `
 
+// errHelp is what a command returns for -h, -help or --help: run prints the
+// usage on stdout and succeeds, as Go's flag package and GNU tools do.
+var errHelp = errors.New("help requested")
+
+// isHelp reports whether arg asks for the usage.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
 // run is the whole program. getenv is the environment; stdout receives logs
 // and command output; stderr receives only what must not mix with them.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	err := runCommand(ctx, args, getenv, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		_, err = io.WriteString(stdout, usageText)
+	}
+	return err
+}
+
+func runCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
-		workersFlag := -1 // unset: http.workers decides
+		var workersFlag optionalInt // unset: http.workers decides
 		l, err := loadConfig("serve", args, getenv, stderr, func(fs *flag.FlagSet) {
-			fs.IntVar(&workersFlag, "workers", -1, "worker processes (overrides http.workers)")
+			fs.Var(&workersFlag, "workers", "worker processes (overrides http.workers)")
 		})
 		if err != nil {
 			return err
@@ -102,6 +117,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "healthcheck":
 		return healthcheckCmd(ctx, args, getenv, stdout)
 	case "version":
+		if len(args) == 1 && isHelp(args[0]) {
+			return errHelp
+		}
 		if len(args) > 0 {
 			return usagef("version takes no arguments")
 		}

@@ -553,6 +553,8 @@ func TestMain_ExitCodes(t *testing.T) {
 		{"unknown command", "frobnicate", nil, 2, []string{`api: unknown command "frobnicate"`}},
 		{"unknown flag", "serve --verbose", nil, 2, []string{"api: serve: flag provided but not defined: -verbose"}},
 		{"--workers out of range", "serve --workers -3", []string{"APP_ENVIRONMENT=development"}, 2, []string{"api: serve: --workers -3: want 0 to 128"}},
+		{"--workers -1 is out of range too", "serve --workers -1", []string{"APP_ENVIRONMENT=development"}, 2, []string{"api: serve: --workers -1: want 0 to 128"}},
+		{"--workers not a number", "serve --workers two", []string{"APP_ENVIRONMENT=development"}, 2, []string{`api: serve: invalid value "two" for flag -workers: "two" is not a whole number`}},
 		{"unreachable database", "serve", []string{"APP_ENVIRONMENT=production", "STATUS_TOKENS=0123456789abcdef0123", "APP_NEWRELIC_ENABLED=false", "DATABASE_URL=postgres://u:topsecret@127.0.0.1:1/x?connect_timeout=2"}, 1, []string{"api: open database"}},
 	}
 	for _, tt := range tests {
@@ -622,11 +624,14 @@ func TestRun_Commands(t *testing.T) {
 			t.Errorf("run %v: err %v, want a usage error", args, err)
 		}
 	}
-	// --help: the usage on stderr, nothing on stdout, exit 2.
-	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"migrate", "status", "--help"}, getenv, &stdout, &stderr); exitCode(err) != exitUsage ||
-		!strings.Contains(err.Error(), "migrate status: help requested") || !strings.HasPrefix(stderr.String(), "usage: api") || stdout.Len() > 0 {
-		t.Errorf("migrate status --help: %v, stderr %q, stdout %q", err, stderr.String(), stdout.String())
+	// -h, -help, --help, on any command: the usage on stdout, success.
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"serve", "--help"}, {"migrate", "--help"}, {"migrate", "status", "--help"},
+		{"config", "-help"}, {"email-test", "--help"}, {"healthcheck", "--help"}, {"version", "--help"}, {"help"}} {
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), args, getenv, &stdout, &stderr); err != nil ||
+			!strings.HasPrefix(stdout.String(), "usage: api") || stderr.Len() > 0 {
+			t.Errorf("%v: %v, stdout %q, stderr %q; want the usage on stdout and success", args, err, stdout.String(), stderr.String())
+		}
 	}
 	// A database that does not answer is a run-time failure (exit 1), named.
 	env["DATABASE_URL"] = "postgres://u:hunter2@127.0.0.1:1/x?connect_timeout=2"

@@ -31,13 +31,37 @@ import (
 // the time in-flight requests have to finish.
 const connectionsQuietFor = 2 * time.Second
 
-// applyWorkersFlag makes `serve --workers N` win over http.workers; -1 means
-// the flag was not given. The source shows in the configuration logged at
-// start.
-func applyWorkersFlag(l *config.Loaded, n int) error {
-	if n == -1 {
+// optionalInt is an int flag that knows whether it was given: a default
+// standing for "not given" (it was -1) made --workers -1 mean "not given"
+// instead of an error, as -2 is.
+type optionalInt struct {
+	n   int
+	set bool
+}
+
+func (o *optionalInt) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return strconv.Itoa(o.n)
+}
+
+func (o *optionalInt) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", v)
+	}
+	o.n, o.set = n, true
+	return nil
+}
+
+// applyWorkersFlag makes `serve --workers N` win over http.workers. The
+// source shows in the configuration logged at start.
+func applyWorkersFlag(l *config.Loaded, f optionalInt) error {
+	if !f.set {
 		return nil
 	}
+	n := f.n
 	if n < 0 || n > 128 {
 		return usagef("serve: --workers %d: want 0 to 128 (0 or 1: one process)", n)
 	}
