@@ -143,7 +143,9 @@ func (s *Shedder) observe(d time.Duration, now time.Time) {
 	// request in sampleEvery to come, which is no backlog.
 	idle := uint32(0)
 	if !w.end.IsZero() {
-		idle = uint32(min(now.Sub(w.end)/s.delayWindow, 16))
+		for passed := now.Sub(w.end); passed >= s.delayWindow && idle < 16; passed -= s.delayWindow {
+			idle++
+		}
 	}
 	w.end = now.Add(s.delayWindow)
 	w.sorted = append(w.sorted[:0], w.waits...)
