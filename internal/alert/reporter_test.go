@@ -795,3 +795,68 @@ func TestAlertsSent_WarnsWhileTheRelayRefusesEveryMail(t *testing.T) {
 		t.Errorf("Mailpit has %d mails, want the 1 sent with the right password", n)
 	}
 }
+
+// TestBudget_AFailedSendLosesNothing: a mail the relay refuses gives back
+// what it carried: the list of what the budget held back, its own report
+// and its slot in the budget, so the next mail once the relay is back
+// lists all of it. The failed mail used to take the held-back list and a
+// slot with it, and the failure it reported was never mailed.
+func TestBudget_AFailedSendLosesNothing(t *testing.T) {
+	m := servicetest.Mailpit(t)
+	proxy := servicetest.NewProxy(t, net.JoinHostPort(m.SMTPHost(), fmt.Sprint(m.SMTPPort())))
+	host, port, _ := net.SplitHostPort(proxy.Addr())
+	cfg := mailpitConfig(m)
+	cfg.SMTPHost, cfg.SMTPPort = host, atoi(t, port)
+	cfg.HourlyCap, cfg.NewFingerprintReserve, cfg.DigestInterval = 5, 2, 15*time.Minute
+	clk := &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	r, _ := newTestReporter(t, cfg, clk.Now)
+
+	for range 41 { // counts 1, 2, 4, 8 mailed; 16 and 32 held back
+		r.Report(context.Background(), panicReport())
+	}
+	m.WaitForMessages(t, 4, 10*time.Second)
+	if st := r.Stats(); st.Held != 2 {
+		t.Fatalf("after the flood: %+v, want 2 held back", st)
+	}
+
+	proxy.Cut()
+	clk.Add(time.Minute)
+	r.Report(context.Background(), Report{Kind: Kind5xx, Err: errors.New("database is gone"), Method: "POST", Route: "/v1/notes", Status: 500})
+	waitFor(t, func() bool { return r.Stats().Failed == 1 })
+	if st := r.Stats(); st.Held != 3 {
+		t.Errorf("after the refused send: %+v, want its report and the 2 it carried held again", st)
+	}
+
+	proxy.Restore()
+	clk.Add(time.Minute)
+	r.Report(context.Background(), Report{Kind: Kind5xx, Err: errors.New("cache is gone"), Method: "GET", Route: "/v1/notes/:id", Status: 500})
+	msgs := m.WaitForMessages(t, 5, 10*time.Second)
+	next := msgs[4]
+	if !strings.Contains(next.Subject, "5xx: cache is gone") {
+		t.Fatalf("the 5th mail is %q, want the next failure's (the refused send's slot given back)", next.Subject)
+	}
+	for _, want := range []string{"3 mails of 2 fingerprints", "x41, 2 mails held", "database is gone"} {
+		if !strings.Contains(next.Text, want) {
+			t.Errorf("the next mail does not list %q:\n%s", want, next.Text)
+		}
+	}
+	closeNow(t, r)
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+	}
+}

@@ -72,6 +72,8 @@ type decision struct {
 	throttled       bool      // a repeat between two powers of two: not mailed
 	suppressed      bool      // over the budget: not mailed, held for the summary
 	firstSuppressed bool      // the first suppression since the last summary
+	repeat          bool      // admitted as a repeat (its slot is outside the reserve)
+	at              time.Time // when it was admitted (its slot in the budget)
 }
 
 // admit counts one occurrence of the report rep (fingerprint fp) at now.
@@ -93,7 +95,8 @@ func (t *throttle) admit(fp string, rep Report, now time.Time) decision {
 		d.throttled = true
 		return d
 	}
-	if !t.take(now, g.mailed > 0) {
+	d.repeat, d.at = g.mailed > 0, now
+	if !t.take(now, d.repeat) {
 		d.suppressed = true
 		d.firstSuppressed = len(t.held) == 0
 		t.hold(fp, rep, g.count, now)
@@ -141,6 +144,54 @@ func (t *throttle) hold(fp string, rep Report, count int, now time.Time) {
 	}
 	h.mails++
 	h.occurrences, h.last = count, now
+}
+
+// giveBack undoes a mail that was admitted but not delivered (the SMTP
+// send failed, or the queue was full): what it was to list is held again,
+// and so is its own report, with the group's count and its slot in the
+// budget handed back (mailed says the report had one: a digest is outside
+// the budget). The next mail or digest then lists all of it, instead of
+// the failed mail taking it, and a slot, with it.
+func (t *throttle) giveBack(j job, d decision, mailed bool, now time.Time) {
+	for _, h := range j.held {
+		if cur := t.held[h.fp]; cur != nil {
+			cur.mails += h.mails
+			cur.occurrences = max(cur.occurrences, h.occurrences)
+			if h.first.Before(cur.first) {
+				cur.first = h.first
+			}
+			continue
+		}
+		h := h
+		t.held[h.fp] = &h
+	}
+	if len(j.held) > 0 && (t.heldSince.IsZero() || j.heldSince.Before(t.heldSince)) {
+		t.heldSince = j.heldSince
+	}
+	if !mailed {
+		return
+	}
+	t.sent = removeTime(t.sent, d.at)
+	if d.repeat {
+		t.repeats = removeTime(t.repeats, d.at)
+	}
+	if g := t.groups[j.fp]; g != nil && g.mailed > 0 {
+		g.mailed--
+	}
+	if len(t.held) == 0 {
+		t.heldSince = now
+	}
+	t.hold(j.fp, j.report, j.count, now)
+}
+
+// removeTime drops one occurrence of at from ts.
+func removeTime(ts []time.Time, at time.Time) []time.Time {
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].Equal(at) {
+			return append(ts[:i], ts[i+1:]...)
+		}
+	}
+	return ts
 }
 
 // takeHeld returns what is held, largest first, and starts over: the
