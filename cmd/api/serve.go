@@ -278,6 +278,7 @@ func (s *service) listen(ctx context.Context) error {
 	s.http = &http.Server{
 		Handler: s.drain.Handler(server.New(server.Options{
 			Logger: s.logger, MaxBodyBytes: hc.MaxBodyBytes, Version: version,
+			SendStallTimeout: hc.WriteStallTimeout, WriteTimeout: hc.WriteTimeout,
 			StatusLogInterval: s.cfg.Status.RepeatLogInterval,
 			FailRoutes:        failRoutes(s.cfg),
 			FailRoutesGuard:   s.failRoutesGuard(),

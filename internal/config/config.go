@@ -75,6 +75,10 @@ type HTTP struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout" min:"1ms" max:"5m"`
 	ReadTimeout       time.Duration `yaml:"read_timeout" min:"1ms" max:"1h"`
 	WriteTimeout      time.Duration `yaml:"write_timeout" min:"1ms" max:"1h"`
+	// WriteStallTimeout bounds how long a handler waits for its client to
+	// take a part of a large answer, so a client that reads nothing cannot
+	// hold a shedding slot until WriteTimeout.
+	WriteStallTimeout time.Duration `yaml:"write_stall_timeout" min:"10ms" max:"1h"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout" min:"1ms" max:"1h"`
 	MaxBodyBytes      int64         `yaml:"max_body_bytes" min:"1" max:"104857600"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout" min:"1s" max:"10m"`
@@ -227,6 +231,7 @@ func Default() Config {
 			ReadHeaderTimeout:  5 * time.Second,
 			ReadTimeout:        15 * time.Second,
 			WriteTimeout:       30 * time.Second,
+			WriteStallTimeout:  5 * time.Second,
 			IdleTimeout:        120 * time.Second,
 			MaxBodyBytes:       1 << 20,
 			ShutdownTimeout:    20 * time.Second,

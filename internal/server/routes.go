@@ -30,8 +30,15 @@ func addRoutes(e *gin.Engine, o Options) {
 	if o.FailRoutes {
 		addFailRoutes(e, o.FailRoutesGuard)
 	}
+	// The resources' routes, in a group that bounds how long a handler
+	// waits for a client that takes nothing (sendStall); the probes and
+	// /status answer a few hundred bytes and need none.
+	var r gin.IRouter = e
+	if o.SendStallTimeout > 0 {
+		r = e.Group("", sendStall(o.SendStallTimeout, o.WriteTimeout))
+	}
 	for _, register := range o.Routes {
-		register(e)
+		register(r)
 	}
 }
 

@@ -38,6 +38,13 @@ type Options struct {
 	// example notes.Routes). They are mounted after the probe and status
 	// routes, in order.
 	Routes []func(gin.IRouter)
+	// SendStallTimeout bounds how long a resource's handler waits for its
+	// client to take a part of its answer (http.write_stall_timeout; zero:
+	// only WriteTimeout bounds it); see sendStall.
+	SendStallTimeout time.Duration
+	// WriteTimeout is the server's http.write_timeout, which no deadline of
+	// sendStall goes past.
+	WriteTimeout time.Duration
 	// Observe is middleware that must see every request whole, such as an
 	// APM transaction: it runs right after the request ID is set, outside
 	// the access log and panic recovery (see the order in New).

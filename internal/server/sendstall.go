@@ -1,0 +1,85 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// stallFreeBytes is what a handler can write without ever waiting for its
+// client: net/http buffers that much and sends it after the handler has
+// returned (and given back its shedding slot).
+const stallFreeBytes = 4 << 10
+
+// stallChunk is how much of a larger write goes to the socket under one
+// write deadline.
+const stallChunk = 32 << 10
+
+// sendStall bounds how long a resource's handler waits for its client to
+// take its answer. A write larger than net/http's buffer blocks the handler
+// until the kernel accepts it, which a client that reads nothing (or
+// shrinks its receive window to a byte) makes last until http.write_timeout
+// (30 s), and the handler holds its shedding slot meanwhile: a few dozen
+// such clients asking for the largest page held every slot, and every
+// other request got 503. Here such a write goes out in chunks, each with a
+// deadline of stall (never past the request's write timeout): a client
+// that takes nothing for that long has its connection cut, and the slot is
+// free. Writes that fit in the buffer, all of the probes' and most
+// answers', cost nothing.
+func sendStall(stall, writeTimeout time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		w := &stallWriter{ResponseWriter: c.Writer, stall: stall}
+		if writeTimeout > 0 {
+			w.end = time.Now().Add(writeTimeout)
+		}
+		c.Writer = w
+		c.Next()
+		c.Writer = w.ResponseWriter
+	}
+}
+
+// stallWriter is the response writer of sendStall.
+type stallWriter struct {
+	gin.ResponseWriter
+	stall time.Duration
+	end   time.Time // the request's write deadline (http.write_timeout); zero: none
+	rc    *http.ResponseController
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	if len(p) <= stallFreeBytes {
+		return w.ResponseWriter.Write(p)
+	}
+	n := 0
+	for len(p) > 0 {
+		w.deadline()
+		m, err := w.ResponseWriter.Write(p[:min(len(p), stallChunk)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[m:]
+	}
+	return n, nil
+}
+
+func (w *stallWriter) WriteString(s string) (int, error) {
+	if len(s) <= stallFreeBytes {
+		return w.ResponseWriter.WriteString(s)
+	}
+	return w.Write([]byte(s))
+}
+
+// deadline gives the next chunk stall to be taken, within the request's
+// write timeout.
+func (w *stallWriter) deadline() {
+	d := time.Now().Add(w.stall)
+	if !w.end.IsZero() && d.After(w.end) {
+		d = w.end
+	}
+	if w.rc == nil {
+		w.rc = http.NewResponseController(w.ResponseWriter)
+	}
+	_ = w.rc.SetWriteDeadline(d) // not supported (a test's recorder): the write timeout still bounds it
+}

@@ -1,0 +1,87 @@
+package server_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/prodready/service/internal/server"
+	"github.com/prodready/service/internal/shed"
+)
+
+// TestSendStall_AClientThatReadsNothingFreesItsSlot: over real sockets,
+// with one shedding slot, a client asks for a large answer and reads
+// nothing (a receive buffer of 1 KiB, as a slow-read attack sets it). Its
+// handler gives up once the client has taken nothing for
+// SendStallTimeout, so the next client is served, where it used to get
+// 503 while the first held the slot until http.write_timeout. A client
+// that reads slowly but steadily gets the whole answer.
+func TestSendStall_AClientThatReadsNothingFreesItsSlot(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 16<<20) // more than any socket buffer on loopback
+	s := shed.New(shed.Options{MaxInFlight: 1, QueueSize: 4, QueueTimeout: 2 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	e := server.New(server.Options{Logger: slog.New(slog.DiscardHandler), SendStallTimeout: 300 * time.Millisecond, WriteTimeout: 30 * time.Second,
+		Admit: []gin.HandlerFunc{s.Middleware()},
+		Routes: []func(gin.IRouter){func(r gin.IRouter) {
+			r.GET("/big", func(c *gin.Context) { c.Data(http.StatusOK, "application/octet-stream", big) })
+			r.GET("/small", func(c *gin.Context) { c.String(http.StatusOK, "small") })
+		}}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: e, WriteTimeout: 30 * time.Second, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024) })
+	}}
+	stalled, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	fmt.Fprint(stalled, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	time.Sleep(100 * time.Millisecond)                         // its handler holds the slot
+
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a request while another client reads nothing: %d %s, want 200 once the stalled answer is cut", resp.StatusCode, body)
+	}
+
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprint(slow, "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	var got bytes.Buffer
+	buf := make([]byte, 256<<10)
+	for {
+		_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := slow.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break
+		}
+		time.Sleep(time.Millisecond) // slow, steady
+	}
+	if !strings.HasPrefix(got.String(), "HTTP/1.1 200") || got.Len() < len(big) {
+		t.Errorf("a client reading steadily got %d bytes, want the whole %d-byte answer", got.Len(), len(big))
+	}
+}
