@@ -52,7 +52,7 @@ func TestSendStall_AClientThatReadsNothingFreesItsSlot(t *testing.T) {
 	}
 	defer stalled.Close()
 	fmt.Fprint(stalled, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
-	time.Sleep(100 * time.Millisecond)                         // its handler holds the slot
+	time.Sleep(100 * time.Millisecond)                          // its handler holds the slot
 
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/small")
 	if err != nil {
