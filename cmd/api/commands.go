@@ -108,7 +108,9 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	o := dbOptions(l.Config)
-	o.StatementTimeout = 0 // a migration may rightly run longer than any request
+	if sub != "status" {
+		o.StatementTimeout = 0 // a migration may rightly run longer than any request
+	} // status only reads: database.statement_timeout bounds it, a lock held on bun_migrations included
 	db, err := database.Open(ctx, o)
 	if err != nil {
 		return err

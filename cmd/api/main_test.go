@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -638,5 +639,38 @@ func TestRun_Commands(t *testing.T) {
 	if err := run(context.Background(), []string{"migrate", "up"}, getenv, io.Discard, io.Discard); exitCode(err) != exitFailure ||
 		!strings.Contains(err.Error(), "open database") || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("migrate up with the database down: %v, want exit 1 naming the database, without the password", err)
+	}
+}
+
+// TestMigrateStatus_ALockedTableEndsAtTheStatementTimeout: migrate status
+// only reads, so database.statement_timeout bounds it: with another session
+// holding a lock on bun_migrations it fails, saying why, instead of waiting
+// as long as the lock is held (migrate up and down wait on purpose: a
+// migration may rightly run longer than any request).
+func TestMigrateStatus_ALockedTableEndsAtTheStatementTimeout(t *testing.T) {
+	dbURL := servicetest.PostgresURL(t)
+	env := map[string]string{"APP_ENVIRONMENT": "development", "DATABASE_URL": dbURL, "APP_DATABASE_STATEMENT_TIMEOUT": "300ms"}
+	getenv := func(k string) string { return env[k] }
+	if err := run(t.Context(), []string{"migrate", "up"}, getenv, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	locker, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close()
+	tx, err := locker.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE bun_migrations IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	err = run(ctx, []string{"migrate", "status"}, getenv, io.Discard, io.Discard)
+	if err == nil || ctx.Err() != nil || exitCode(err) != exitFailure || !strings.Contains(err.Error(), "statement timeout") {
+		t.Errorf("migrate status with bun_migrations locked: %v (context %v), want a run-time failure naming the statement timeout", err, ctx.Err())
 	}
 }
