@@ -715,6 +715,7 @@ func TestWorkers_AbandonedReloadLeavesNoWorkerBehind(t *testing.T) {
 	if err := master.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	master.waitLog(t, "waiting for the migration lock: another process is migrating this database", 2)
 	master.waitLog(t, "reload failed; the running workers keep serving", 1)
 	master.waitLog(t, "stopping: retired by the master before it was ready", 2)
 	master.waitLog(t, "worker retired", 2)

@@ -64,7 +64,7 @@ func Migrate(ctx context.Context, db *bun.DB, log *slog.Logger, sets ...fs.FS) (
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	unlock, err := lock(ctx, db)
+	unlock, err := lock(ctx, db, log)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -98,7 +98,7 @@ func Rollback(ctx context.Context, db *bun.DB, sets ...fs.FS) (rolledBack []stri
 	if err != nil {
 		return nil, fmt.Errorf("rollback migrations: %w", err)
 	}
-	unlock, err := lock(ctx, db)
+	unlock, err := lock(ctx, db, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, fmt.Errorf("rollback migrations: %w", err)
 	}
@@ -226,9 +226,12 @@ func completed(group *migrate.MigrationGroup, err error) []string {
 // SQLite has no such lock and none is taken: it serves a single node, every
 // migration runs in its own write transaction, and a racing second migrator
 // fails loudly on CREATE TABLE, rather than being wedged by a stale lock row.
-func lock(ctx context.Context, db *bun.DB) (unlock func() error, err error) {
+//
+// A wait is logged once, when it starts: a replica (or a worker) waiting
+// for another's migrations is otherwise silent for as long as they take.
+func lock(ctx context.Context, db *bun.DB, log *slog.Logger) (unlock func() error, err error) {
 	if Dialect(db) != "postgres" {
-		return lockSQLite(ctx, db)
+		return lockSQLite(ctx, db, log)
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -244,8 +247,15 @@ func lock(ctx context.Context, db *bun.DB) (unlock func() error, err error) {
 			return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), tx.Rollback())
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", migrationLockKey); err != nil {
+	var got bool
+	if err := tx.QueryRowContext(ctx, "SELECT pg_try_advisory_xact_lock(?)", migrationLockKey).Scan(&got); err != nil {
 		return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), tx.Rollback())
+	}
+	if !got {
+		log.Info("waiting for the migration lock: another process is migrating this database", "dialect", "postgres")
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", migrationLockKey); err != nil {
+			return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), tx.Rollback())
+		}
 	}
 	// Ending the transaction releases the lock; nothing was written in it.
 	return tx.Rollback, nil
@@ -256,7 +266,7 @@ func lock(ctx context.Context, db *bun.DB) (unlock func() error, err error) {
 // beside it: SQLite has no advisory lock, and two processes creating the
 // same table would make one fail. A lock of its own, not one on the
 // database file, whose POSIX locks SQLite manages and a stray close drops.
-func lockSQLite(ctx context.Context, db *bun.DB) (unlock func() error, err error) {
+func lockSQLite(ctx context.Context, db *bun.DB, log *slog.Logger) (unlock func() error, err error) {
 	var file string
 	if err := db.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
 		return nil, fmt.Errorf("take migration lock: %w", err)
@@ -278,6 +288,9 @@ func lockSQLite(ctx context.Context, db *bun.DB) (unlock func() error, err error
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), f.Close())
+		}
+		if wait == time.Millisecond {
+			log.Info("waiting for the migration lock: another process is migrating this database", "dialect", "sqlite", "lock_file", file+"-migrate.lock")
 		}
 		select {
 		case <-ctx.Done():

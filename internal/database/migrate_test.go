@@ -307,8 +307,12 @@ func TestMigrate_WaitsPastTheStatementTimeoutForAReplicaMigrating(t *testing.T) 
 		released <- time.Now()
 	}()
 	db := mustOpen(t, Options{URL: url, StatementTimeout: timeout})
-	names, err := Migrate(t.Context(), db, nil, resourceSet)
+	logs := &servicetest.LogBuffer{}
+	names, err := Migrate(t.Context(), db, slog.New(slog.NewJSONHandler(logs, nil)), resourceSet)
 	done := time.Now()
+	if n := len(logs.Records(t, "waiting for the migration lock: another process is migrating this database")); n != 1 {
+		t.Errorf("%d lines saying the start waits for the migration lock, want 1 (the wait is otherwise silent):\n%s", n, logs)
+	}
 	if err != nil {
 		t.Fatalf("Migrate while another replica held the lock (statement timeout %s): %v; want it to wait", timeout, err)
 	}
