@@ -179,3 +179,23 @@ func TestClientIP(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessLog_BytesAreWhatWasSent: a HEAD answer has no body (net/http
+// drops what the handler writes, as for GET), so its record says 0 bytes,
+// not the size of the body a GET would have got.
+func TestAccessLog_BytesAreWhatWasSent(t *testing.T) {
+	for _, tt := range []struct {
+		method string
+		want   float64
+	}{{http.MethodGet, float64(len("body"))}, {http.MethodHead, 0}} {
+		t.Run(tt.method, func(t *testing.T) {
+			e, logs := accessLogEngine(t, "info")
+			e.HEAD("/v1/widgets/:id", func(c *gin.Context) { c.String(http.StatusOK, "body") })
+			e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(tt.method, "/v1/widgets/n1", nil))
+			recs := logs.Take(t)
+			if len(recs) != 1 || recs[0]["bytes"] != tt.want {
+				t.Errorf("%s: records %v, want one with bytes %v", tt.method, recs, tt.want)
+			}
+		})
+	}
+}

@@ -242,11 +242,21 @@ func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 			Path:       logging.RedactURI(c.Request.URL),
 			Status:     code,
 			DurationMS: float64(time.Since(start).Microseconds()) / 1000,
-			Bytes:      max(c.Writer.Size(), 0), // Size is -1 when no body was written
+			Bytes:      bodyBytes(c),
 			ClientIP:   clientIP(c),
 			Suppressed: skipped,
 		})
 	}
+}
+
+// bodyBytes is the size of the body sent: what the handler wrote (gin's
+// Size is -1 when nothing was), and none for HEAD, whose body the handler
+// writes as for GET and net/http drops.
+func bodyBytes(c *gin.Context) int {
+	if c.Request.Method == http.MethodHead {
+		return 0
+	}
+	return max(c.Writer.Size(), 0)
 }
 
 // clientIP is c.ClientIP() as New sets the engine up (no proxy trusted, so

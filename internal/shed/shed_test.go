@@ -20,7 +20,41 @@ import (
 
 // slowServer serves /work, which blocks until release is closed, and
 // /livez, which is exempt, behind the shedder.
-func slowServer(t *testing.T, o shed.Options) (*httptest.Server, *shed.Shedder, chan struct{}, *servicetest.LogBuffer) {
+// finalStatuses records the status each request ended with, as the access
+// log (outside shedding) sees it.
+type finalStatuses struct {
+	mu  sync.Mutex
+	all []int
+}
+
+func (f *finalStatuses) record(c *gin.Context) {
+	c.Next()
+	f.mu.Lock()
+	f.all = append(f.all, c.Writer.Status())
+	f.mu.Unlock()
+}
+
+// last is the status of the request that ended last, waiting up to 2 s for
+// one to end (a handler ends just after its client sees the end).
+func (f *finalStatuses) last() int {
+	for range 200 {
+		f.mu.Lock()
+		n := len(f.all)
+		f.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.all) == 0 {
+		return 0
+	}
+	return f.all[len(f.all)-1]
+}
+
+func slowServer(t *testing.T, o shed.Options, outer ...gin.HandlerFunc) (*httptest.Server, *shed.Shedder, chan struct{}, *servicetest.LogBuffer) {
 	t.Helper()
 	logs := &servicetest.LogBuffer{}
 	logger, _, err := logging.New(logs, logging.Options{Level: "info", Format: "json"})
@@ -33,6 +67,7 @@ func slowServer(t *testing.T, o shed.Options) (*httptest.Server, *shed.Shedder, 
 	release := make(chan struct{})
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
+	e.Use(outer...)
 	e.Use(s.Middleware())
 	e.GET("/work", func(c *gin.Context) {
 		select {
@@ -210,7 +245,8 @@ func TestOverload_QueuedRequestRefusedAfterQueueTimeout(t *testing.T) {
 }
 
 func TestOverload_ClientGivingUpLeavesTheQueue(t *testing.T) {
-	srv, s, _, _ := slowServer(t, shed.Options{MaxInFlight: 1, QueueSize: 5, QueueTimeout: 10 * time.Second})
+	statuses := &finalStatuses{}
+	srv, s, _, _ := slowServer(t, shed.Options{MaxInFlight: 1, QueueSize: 5, QueueTimeout: 10 * time.Second}, statuses.record)
 	go get(srv.URL + "/work")
 	waitFor(t, "the slot taken", func() bool { return s.Stats().InFlight == 1 })
 
@@ -229,6 +265,9 @@ func TestOverload_ClientGivingUpLeavesTheQueue(t *testing.T) {
 	waitFor(t, "the queue empty", func() bool { return s.Stats().Queued == 0 })
 	if st := s.Stats(); st.Shed != 0 || st.Admitted != 1 {
 		t.Errorf("stats %+v: a client that left is neither shed nor admitted", st)
+	}
+	if got := statuses.last(); got != problem.StatusClientClosedRequest {
+		t.Errorf("the request that gave up ended with status %d, want %d (the access log's client closed request)", got, problem.StatusClientClosedRequest)
 	}
 }
 
