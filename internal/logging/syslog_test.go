@@ -966,7 +966,9 @@ func TestLogging_SyslogCheck_HungDaemon(t *testing.T) {
 	cfg := syslogConfig("tcp", ln.Addr().String())
 	cfg.Syslog.WriteTimeout = 200 * time.Millisecond
 	cfg.Syslog.QueueSize = 64
-	l, err := Setup(Options{Config: cfg, Stdout: io.Discard, Stderr: io.Discard})
+	cfg.Stdout.Level = "info" // the sink's own lines; the filler below is debug, for syslog only
+	stdout := &servicetest.LogBuffer{}
+	l, err := Setup(Options{Config: cfg, Stdout: stdout, Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -990,7 +992,7 @@ func TestLogging_SyslogCheck_HungDaemon(t *testing.T) {
 	var r health.CheckResult
 	for r = check(); r.Status != health.Fail && time.Now().Before(deadline); r = check() {
 		for range 500 { // until the kernel's buffers are full
-			l.Logger.Info(line)
+			l.Logger.Debug(line)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -1004,7 +1006,7 @@ func TestLogging_SyslogCheck_HungDaemon(t *testing.T) {
 	before := l.SyslogStats().Reconnects
 	for range 80 {
 		for range 500 {
-			l.Logger.Info(line)
+			l.Logger.Debug(line)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -1012,6 +1014,11 @@ func TestLogging_SyslogCheck_HungDaemon(t *testing.T) {
 	t.Logf("%d reconnects in 4 s", n)
 	if n > 6 {
 		t.Errorf("%d reconnects in 4 s to a hung daemon with a 200 ms write timeout, want a backoff", n)
+	}
+	// One outage, one line, however many dials it took: no dial into the
+	// hung daemon is called a reconnection (a line each, before).
+	if lost, back := len(stdout.Records(t, "syslog connection lost; reconnecting")), len(stdout.Records(t, "syslog reconnected")); lost != 1 || back != 0 {
+		t.Errorf("while the daemon is hung: %d lost and %d reconnected lines, want 1 and 0", lost, back)
 	}
 	close(resume)
 	resumed := time.Now()

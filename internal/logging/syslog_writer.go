@@ -246,8 +246,18 @@ func (w *syslogWriter) run() {
 		}
 		w.sent.Add(1)
 		msg, retried = nil, false
-		if w.wait > 0 && (!w.timedOut || time.Since(w.connectedAt) >= 10*w.timeout) {
+		// The connection has proven itself: a write went through, and after
+		// a timeout it has lasted ten more. Only then is the outage over and
+		// said to be (a daemon that accepts connections and reads nothing
+		// takes the first writes into the kernel's buffer, and a line at
+		// each dial said "reconnected" while it was still hung).
+		if proven := !w.timedOut || time.Since(w.connectedAt) >= 10*w.timeout; proven {
 			w.wait, w.timedOut = 0, false
+			if !w.downSince.IsZero() {
+				w.logger.Info("syslog reconnected", "network", w.network, "address", w.address,
+					"down_for", time.Since(w.downSince).Round(time.Millisecond).String(), "dropped_total", w.dropped.Load())
+				w.downSince = time.Time{}
+			}
 		}
 	}
 }
@@ -274,9 +284,6 @@ func (w *syslogWriter) connect() bool {
 		w.setConn(conn)
 		w.connectedAt = time.Now()
 		w.reconnects.Add(1)
-		w.logger.Info("syslog reconnected", "network", w.network, "address", w.address,
-			"down_for", time.Since(w.downSince).Round(time.Millisecond).String(), "dropped_total", w.dropped.Load())
-		w.downSince = time.Time{}
 	}
 	return w.ctx.Err() == nil
 }
