@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,14 +29,20 @@ const stallChunk = 32 << 10
 // free. Writes that fit in the buffer, all of the probes' and most
 // answers', cost nothing.
 func sendStall(stall, writeTimeout time.Duration) gin.HandlerFunc {
+	// Pooled: every resource request gets one, and most never need it. Once
+	// the handlers have returned, gin allows nothing to use c.Writer.
+	pool := sync.Pool{New: func() any { return new(stallWriter) }}
 	return func(c *gin.Context) {
-		w := &stallWriter{ResponseWriter: c.Writer, stall: stall}
+		w := pool.Get().(*stallWriter)
+		*w = stallWriter{ResponseWriter: c.Writer, stall: stall}
 		if writeTimeout > 0 {
 			w.end = time.Now().Add(writeTimeout)
 		}
 		c.Writer = w
 		c.Next()
 		c.Writer = w.ResponseWriter
+		*w = stallWriter{}
+		pool.Put(w)
 	}
 }
 
