@@ -280,7 +280,11 @@ func storeFailed(c *gin.Context, logger *slog.Logger, op string, err error) {
 		// check on /status turns fail and says so once.
 		logger.WarnContext(c.Request.Context(), "notes store unavailable", "op", op, "error", err)
 		c.Header("Retry-After", strconv.Itoa(int(unavailableRetryAfter/time.Second)))
-		problem.Write(c, problem.Unavailable("the database did not answer in time; retry later"))
+		detail := "the database could not serve this request (it refused or failed it: the log has why); retry later"
+		if errors.Is(err, context.DeadlineExceeded) {
+			detail = "the database did not answer in time; retry later"
+		}
+		problem.Write(c, problem.Unavailable(detail))
 	default:
 		logger.ErrorContext(c.Request.Context(), "notes store failed", "op", op, "error", err)
 		// Recorded for the server's 5xx reporting, which mails the error

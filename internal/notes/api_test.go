@@ -7,6 +7,7 @@ package notes_test
 // test files in this package.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -713,3 +714,34 @@ func TestAPIRoundTrip(t *testing.T) {
 }
 
 func apiDiscardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestAPIUnavailableSaysWhichWay: a 503 for a database that did not answer
+// in time says so; one for a database that refused or failed the request
+// (a full disk, a read-only file, I/O errors) does not claim a timeout.
+func TestAPIUnavailableSaysWhichWay(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"timed out", fmt.Errorf("%w: no answer within 6s: %w", notes.ErrUnavailable, context.DeadlineExceeded), "the database did not answer in time"},
+		{"refused", fmt.Errorf("%w: %w", notes.ErrUnavailable, errors.New("database or disk is full")), "the database could not serve this request"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctrl := gomock.NewController(t)
+			store := NewMockStore(ctrl)
+			store.EXPECT().Create(gomock.Any(), gomock.Any()).Return(notes.Note{}, tt.err)
+			h := server.New(server.Options{Logger: apiDiscardLogger(),
+				Routes: []func(gin.IRouter){notes.Routes(store, notes.APIOptions{Logger: apiDiscardLogger()})}})
+			req := httptest.NewRequest("POST", "/v1/notes", strings.NewReader(`{"title":"t","body":"b"}`))
+			req.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			var p problem.Problem
+			_ = json.Unmarshal(w.Body.Bytes(), &p)
+			if w.Code != http.StatusServiceUnavailable || !strings.HasPrefix(p.Detail, tt.want) || w.Header().Get("Retry-After") == "" {
+				t.Errorf("%d %q (Retry-After %q), want 503 starting %q with Retry-After", w.Code, p.Detail, w.Header().Get("Retry-After"), tt.want)
+			}
+		})
+	}
+}
