@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -20,6 +21,14 @@ func Check(c Cache, timeout time.Duration, log *slog.Logger) health.Check {
 				health.LogFailure(ctx, log, "health: redis check failed", "error", err)
 				return health.Result{Status: health.Fail, Output: "redis did not answer PING; reads fall back to the database"}
 			}
-			return health.Result{Status: health.Pass, ObservedValue: health.Milliseconds(time.Since(start)), ObservedUnit: "ms"}
+			took := time.Since(start)
+			res := health.Result{Status: health.Pass, ObservedValue: health.Milliseconds(took), ObservedUnit: "ms"}
+			if timeout > 0 && took > timeout/2 {
+				// Answering, but slowly: every cached read pays this, and a
+				// miss twice, which can be worse than no cache at all.
+				res.Status = health.Warn
+				res.Output = fmt.Sprintf("redis answered PING in %s, more than half of status.cache_timeout (%s): every cached read waits about as long", took.Round(time.Millisecond), timeout)
+			}
+			return res
 		}}
 }
