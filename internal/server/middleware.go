@@ -288,7 +288,8 @@ func Summarized(c *gin.Context) { c.Set(summarizedKey, true) }
 // query string that does not parse (net/http and gin drop its bad or
 // surplus parameters silently, so a wrong value would reach the handler as
 // if absent) is 400; a compressed body, which the service does not decode,
-// is 415; a body over limit is 413.
+// is 415; a body over limit is 413; a body described twice (two
+// Content-Type or Content-Encoding headers) is 400.
 //
 // It reads the whole body (at most limit bytes) before admission control
 // and the handler, as a buffering proxy would: a client that sends its
@@ -313,6 +314,16 @@ func requestInput(limit int64, refuse func(*gin.Context, problem.Problem)) gin.H
 		if r.Body == nil || r.Body == http.NoBody {
 			c.Next()
 			return
+		}
+		// One value each for the headers that say how to read the body: with
+		// two, this service would read the first and a proxy in front may
+		// have read the other (Content-Encoding: identity, then gzip), as
+		// duplicate JSON keys would (the notes API refuses those too).
+		for _, h := range []string{"Content-Type", "Content-Encoding"} {
+			if len(r.Header[h]) > 1 {
+				refuse(c, problem.BadRequest(h+" is sent more than once: send it once"))
+				return
+			}
 		}
 		if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 			refuse(c, problem.UnsupportedMediaType("Content-Encoding "+strconv.Quote(enc)+" is not accepted: send the body uncompressed"))

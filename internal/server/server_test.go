@@ -359,6 +359,10 @@ func TestRequestInputIsCheckedBeforeTheHandler(t *testing.T) {
 		{"a gzip body", http.MethodPost, "/v1/widgets", "gzip", http.StatusUnsupportedMediaType, problem.TypeUnsupportedMediaType},
 		{"a sane query", http.MethodGet, "/v1/widgets?a=1&b=%20", "", http.StatusOK, ""},
 		{"identity encoding", http.MethodPost, "/v1/widgets", "identity", http.StatusCreated, ""},
+		// Two headers saying how to read the body: this service would read
+		// the first, a proxy in front may have read the other.
+		{"Content-Encoding twice", http.MethodPost, "/v1/widgets", "identity\ngzip", http.StatusBadRequest, problem.TypeBadRequest},
+		{"Content-Type twice", http.MethodPost, "/v1/widgets", "\ntext/plain", http.StatusBadRequest, problem.TypeBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -370,8 +374,14 @@ func TestRequestInputIsCheckedBeforeTheHandler(t *testing.T) {
 			}
 			req := httptest.NewRequest(tt.method, tt.target, body)
 			req.Header.Set("Content-Type", "application/json")
-			if tt.encoding != "" {
-				req.Header.Set("Content-Encoding", tt.encoding)
+			// encoding: Content-Encoding values, one a line; after a leading
+			// newline, another Content-Type instead.
+			if ct, ok := strings.CutPrefix(tt.encoding, "\n"); ok {
+				req.Header.Add("Content-Type", ct)
+			} else if tt.encoding != "" {
+				for _, v := range strings.Split(tt.encoding, "\n") {
+					req.Header.Add("Content-Encoding", v)
+				}
 			}
 			w := serve(e, req)
 			if tt.typ == "" {
