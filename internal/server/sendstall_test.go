@@ -27,8 +27,8 @@ import (
 // that reads slowly but steadily gets the whole answer.
 func TestSendStall_AClientThatReadsNothingFreesItsSlot(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 16<<20) // more than any socket buffer on loopback
-	s := shed.New(shed.Options{MaxInFlight: 1, QueueSize: 4, QueueTimeout: 2 * time.Second, Logger: slog.New(slog.DiscardHandler)})
-	e := server.New(server.Options{Logger: slog.New(slog.DiscardHandler), SendStallTimeout: 300 * time.Millisecond, WriteTimeout: 30 * time.Second,
+	s := shed.New(shed.Options{MaxInFlight: 1, QueueSize: 4, QueueTimeout: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	e := server.New(server.Options{Logger: slog.New(slog.DiscardHandler), SendStallTimeout: 2 * time.Second, WriteTimeout: 30 * time.Second,
 		Admit: []gin.HandlerFunc{s.Middleware()},
 		Routes: []func(gin.IRouter){func(r gin.IRouter) {
 			r.GET("/big", func(c *gin.Context) { c.Data(http.StatusOK, "application/octet-stream", big) })
