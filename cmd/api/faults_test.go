@@ -76,6 +76,16 @@ func TestServe_DatabasePartition(t *testing.T) {
 	if resp, body := a.do(t, "GET", cachedPath, ""); resp.StatusCode != http.StatusOK || body["title"] != "cached" {
 		t.Errorf("cached note during the partition: %d %v; want it served from the cache", resp.StatusCode, body)
 	}
+	// Past five failures in a row the store fails fast: the next requests
+	// that need the database get their 503 at once instead of waiting the
+	// timeout each (holding a shedding slot meanwhile).
+	for i := range 5 {
+		start := time.Now()
+		resp, _ := a.do(t, "GET", uncachedPath, "")
+		if took := time.Since(start); resp.StatusCode != http.StatusServiceUnavailable || took > requestTimeout/2 {
+			t.Errorf("uncached read %d once the store fails fast: %d in %s, want 503 well within database.request_timeout %s", i, resp.StatusCode, took, requestTimeout)
+		}
+	}
 	logs := a.logs.String()
 	if !strings.Contains(logs, `"msg":"notes store unavailable"`) {
 		t.Error("the unavailable database is not logged")

@@ -31,6 +31,78 @@ type BoundedStore struct {
 	// the notes:store check: what requests meet, which a probe of its own
 	// does not always see (a table lock, a read-only file, I/O errors).
 	answered, failed atomic.Uint64
+
+	// A breaker: after failFastAfter failures in a row, calls fail at once
+	// for failFastFor, then one call probes the database. Without it every
+	// request waits the whole timeout for a database that is gone, and
+	// holds a shedding slot meanwhile: the slots fill with them, and the
+	// requests the cache could answer are refused too.
+	mu        sync.Mutex
+	inARow    int
+	openUntil time.Time // while in the future, calls fail at once
+	probing   bool
+}
+
+// failFastAfter failures in a row open the breaker, for failFastFor.
+const (
+	failFastAfter = 5
+	failFastFor   = 2 * time.Second
+)
+
+// errFailingFast is the cause of a call not sent to the database.
+var errFailingFast = fmt.Errorf("the database failed the last %d calls in a row; calls fail at once for %s, then one probes it", failFastAfter, failFastFor)
+
+// allow says whether a call goes to the database: not while the breaker
+// is open, except one probe once its time is up.
+func (s *BoundedStore) allow() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.openUntil.IsZero() {
+		return true
+	}
+	if time.Now().Before(s.openUntil) || s.probing {
+		return false
+	}
+	s.probing = true
+	return true
+}
+
+// record counts a call's outcome for the breaker: failed says the database
+// failed it (ErrUnavailable).
+func (s *BoundedStore) record(failed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wasProbe := s.probing
+	s.probing = false
+	if !failed {
+		s.inARow, s.openUntil = 0, time.Time{}
+		return
+	}
+	s.inARow++
+	if wasProbe || s.inARow >= failFastAfter {
+		s.openUntil = time.Now().Add(failFastFor)
+	}
+}
+
+// bounded runs call under the timeout and the breaker.
+func bounded[T any](s *BoundedStore, ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	if !s.allow() {
+		s.failed.Add(1)
+		var zero T
+		return zero, fmt.Errorf("%w: %w", ErrUnavailable, errFailingFast)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	v, err := call(ctx)
+	err = s.classify(ctx, err)
+	if !errors.Is(context.Cause(ctx), context.Canceled) || err == nil {
+		s.record(errors.Is(err, ErrUnavailable))
+	} else {
+		s.mu.Lock()
+		s.probing = false // the caller left: the probe proved nothing
+		s.mu.Unlock()
+	}
+	return v, err
 }
 
 // NewBoundedStore bounds every call to next by timeout. It panics when next
@@ -45,41 +117,28 @@ func NewBoundedStore(next Store, timeout time.Duration, unavailable func(error) 
 
 // Create bounds Store.Create.
 func (s *BoundedStore) Create(ctx context.Context, in Input) (Note, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	n, err := s.next.Create(ctx, in)
-	return n, s.classify(ctx, err)
+	return bounded(s, ctx, func(ctx context.Context) (Note, error) { return s.next.Create(ctx, in) })
 }
 
 // Get bounds Store.Get.
 func (s *BoundedStore) Get(ctx context.Context, id string) (Note, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	n, err := s.next.Get(ctx, id)
-	return n, s.classify(ctx, err)
+	return bounded(s, ctx, func(ctx context.Context) (Note, error) { return s.next.Get(ctx, id) })
 }
 
 // List bounds Store.List.
 func (s *BoundedStore) List(ctx context.Context, cursor string, limit int) (Page, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	p, err := s.next.List(ctx, cursor, limit)
-	return p, s.classify(ctx, err)
+	return bounded(s, ctx, func(ctx context.Context) (Page, error) { return s.next.List(ctx, cursor, limit) })
 }
 
 // Update bounds Store.Update.
 func (s *BoundedStore) Update(ctx context.Context, id string, in Input, want int64) (Note, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	n, err := s.next.Update(ctx, id, in, want)
-	return n, s.classify(ctx, err)
+	return bounded(s, ctx, func(ctx context.Context) (Note, error) { return s.next.Update(ctx, id, in, want) })
 }
 
 // Delete bounds Store.Delete.
 func (s *BoundedStore) Delete(ctx context.Context, id string, want int64) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	return s.classify(ctx, s.next.Delete(ctx, id, want))
+	_, err := bounded(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.next.Delete(ctx, id, want) })
+	return err
 }
 
 // classify wraps err in ErrUnavailable when it is the database's failure.
