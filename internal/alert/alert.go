@@ -161,7 +161,6 @@ type job struct {
 	fp        string
 	held      []held    // what the budget held back, listed in this mail
 	heldSince time.Time // when the first of them was held
-	admitted  *decision // the budget's decision for a report's mail; nil for a digest
 }
 
 // New returns a Reporter for cfg. When cfg.Enabled is false it returns a
@@ -288,24 +287,13 @@ func (r *Reporter) admitLocked(rep Report, fp string) (decision, bool) {
 	}
 	// The request's headers must not change under the worker.
 	rep.Headers = rep.Headers.Clone()
-	j := job{report: rep, count: d.count, since: d.since, fp: fp, admitted: &d}
+	j := job{report: rep, count: d.count, since: d.since, fp: fp}
 	j.heldSince, j.held = r.throttle.takeHeld()
 	if !r.enqueueLocked(j) {
-		r.giveBackLocked(j)
+		r.throttle.giveBack(j, false, r.now()) // the report is dropped (Report counts it); its list is not
 		return d, false
 	}
 	return d, true
-}
-
-// giveBackLocked undoes j, a mail that will not be delivered: what it
-// carried is held again for the next mail or digest (throttle.giveBack);
-// r.mu must be held.
-func (r *Reporter) giveBackLocked(j job) {
-	if j.admitted != nil {
-		r.throttle.giveBack(j, *j.admitted, true, r.now())
-	} else {
-		r.throttle.giveBack(j, decision{}, false, r.now())
-	}
 }
 
 // enqueueLocked queues j without waiting; r.mu must be held. A full queue
@@ -355,8 +343,7 @@ func (r *Reporter) enqueueDigestLocked(now time.Time) {
 	}
 	j := job{report: Report{Kind: kindSummary, Time: now}, held: list, heldSince: since}
 	if !r.enqueueLocked(j) {
-		r.dropped.Add(1)
-		r.throttle.giveBack(j, decision{}, false, now)
+		r.throttle.giveBack(j, false, now) // held again for a later digest: nothing dropped
 	}
 }
 
@@ -455,7 +442,7 @@ func (r *Reporter) deliver(j job) {
 			"smtp", r.cfg.SMTPHost, "held_for_next_mail", j.report.Kind != kindTest)
 		if j.report.Kind != kindTest {
 			r.mu.Lock()
-			r.giveBackLocked(j)
+			r.throttle.giveBack(j, true, r.now())
 			r.mu.Unlock()
 		}
 		return

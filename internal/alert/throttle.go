@@ -58,6 +58,9 @@ type throttle struct {
 
 	held      map[string]*held // what the budget stopped since the last summary
 	heldSince time.Time        // when the first of them was stopped
+	// digestNotBefore: after a mail that was not delivered, no digest is
+	// tried before this (giveBack).
+	digestNotBefore time.Time
 }
 
 func newThrottle(cap, reserve int, digestEvery time.Duration) throttle {
@@ -72,8 +75,6 @@ type decision struct {
 	throttled       bool      // a repeat between two powers of two: not mailed
 	suppressed      bool      // over the budget: not mailed, held for the summary
 	firstSuppressed bool      // the first suppression since the last summary
-	repeat          bool      // admitted as a repeat (its slot is outside the reserve)
-	at              time.Time // when it was admitted (its slot in the budget)
 }
 
 // admit counts one occurrence of the report rep (fingerprint fp) at now.
@@ -95,8 +96,7 @@ func (t *throttle) admit(fp string, rep Report, now time.Time) decision {
 		d.throttled = true
 		return d
 	}
-	d.repeat, d.at = g.mailed > 0, now
-	if !t.take(now, d.repeat) {
+	if !t.take(now, g.mailed > 0) {
 		d.suppressed = true
 		d.firstSuppressed = len(t.held) == 0
 		t.hold(fp, rep, g.count, now)
@@ -146,13 +146,14 @@ func (t *throttle) hold(fp string, rep Report, count int, now time.Time) {
 	h.occurrences, h.last = count, now
 }
 
-// giveBack undoes a mail that was admitted but not delivered (the SMTP
-// send failed, or the queue was full): what it was to list is held again,
-// and so is its own report, with the group's count and its slot in the
-// budget handed back (mailed says the report had one: a digest is outside
-// the budget). The next mail or digest then lists all of it, instead of
-// the failed mail taking it, and a slot, with it.
-func (t *throttle) giveBack(j job, d decision, mailed bool, now time.Time) {
+// giveBack puts back what j, a mail that was not delivered, was to list:
+// its held-back list, and with holdReport its own report too (a send the
+// relay refused; a report the full queue refused is dropped and counted
+// instead). Its slot in the budget stays spent, so an outage of the relay
+// costs no more attempts than the budget allows; and no digest is tried
+// again before digestEvery has passed, however often the worker looks. The
+// next mail or digest that goes out lists all of it.
+func (t *throttle) giveBack(j job, holdReport bool, now time.Time) {
 	for _, h := range j.held {
 		if cur := t.held[h.fp]; cur != nil {
 			cur.mails += h.mails
@@ -168,30 +169,13 @@ func (t *throttle) giveBack(j job, d decision, mailed bool, now time.Time) {
 	if len(j.held) > 0 && (t.heldSince.IsZero() || j.heldSince.Before(t.heldSince)) {
 		t.heldSince = j.heldSince
 	}
-	if !mailed {
-		return
-	}
-	t.sent = removeTime(t.sent, d.at)
-	if d.repeat {
-		t.repeats = removeTime(t.repeats, d.at)
-	}
-	if g := t.groups[j.fp]; g != nil && g.mailed > 0 {
-		g.mailed--
-	}
-	if len(t.held) == 0 {
-		t.heldSince = now
-	}
-	t.hold(j.fp, j.report, j.count, now)
-}
-
-// removeTime drops one occurrence of at from ts.
-func removeTime(ts []time.Time, at time.Time) []time.Time {
-	for i := len(ts) - 1; i >= 0; i-- {
-		if ts[i].Equal(at) {
-			return append(ts[:i], ts[i+1:]...)
+	if holdReport && j.report.Kind != kindSummary {
+		if len(t.held) == 0 {
+			t.heldSince = now
 		}
+		t.hold(j.fp, j.report, j.count, now)
 	}
-	return ts
+	t.digestNotBefore = now.Add(t.digestEvery)
 }
 
 // takeHeld returns what is held, largest first, and starts over: the
@@ -217,7 +201,7 @@ func (t *throttle) takeHeld() (since time.Time, list []held) {
 // digestDue reports whether held reports have waited digestEvery for a
 // mail to carry them, so a digest of its own should go.
 func (t *throttle) digestDue(now time.Time) bool {
-	return len(t.held) > 0 && now.Sub(t.heldSince) >= t.digestEvery
+	return len(t.held) > 0 && now.Sub(t.heldSince) >= t.digestEvery && !now.Before(t.digestNotBefore)
 }
 
 // evict forgets expired groups and, if that is not enough, arbitrary ones.
