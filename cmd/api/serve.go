@@ -288,8 +288,12 @@ func (s *service) listen(ctx context.Context) error {
 			Observe: s.agent.Middleware("/livez", "/readyz"),
 			Admit:   []gin.HandlerFunc{s.shed.Middleware()},
 		})),
-		ConnState:         s.drain.ConnState,
-		ConnContext:       s.shed.ConnContext, // how long requests wait unread
+		ConnState: s.drain.ConnState,
+		// The connection in each request's context: for how long requests
+		// wait unread (shedding) and for sendStall's write deadlines.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return s.shed.ConnContext(server.ConnContext(ctx, c), c)
+		},
 		ReadHeaderTimeout: hc.ReadHeaderTimeout,
 		ReadTimeout:       hc.ReadTimeout,
 		WriteTimeout:      hc.WriteTimeout,

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -35,6 +37,7 @@ func sendStall(stall, writeTimeout time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		w := pool.Get().(*stallWriter)
 		*w = stallWriter{ResponseWriter: c.Writer, stall: stall}
+		w.conn, _ = c.Request.Context().Value(connKey{}).(net.Conn)
 		if writeTimeout > 0 {
 			w.end = time.Now().Add(writeTimeout)
 		}
@@ -51,6 +54,7 @@ type stallWriter struct {
 	gin.ResponseWriter
 	stall time.Duration
 	end   time.Time // the request's write deadline (http.write_timeout); zero: none
+	conn  net.Conn  // the connection, from ConnContext; nil: through rc
 	rc    *http.ResponseController
 }
 
@@ -79,14 +83,32 @@ func (w *stallWriter) WriteString(s string) (int, error) {
 }
 
 // deadline gives the next chunk stall to be taken, within the request's
-// write timeout.
+// write timeout: on the connection itself when ConnContext put it in the
+// request's context (middleware such as the New Relic agent's replaces the
+// response writer with one that cannot set deadlines), else through the
+// writer.
 func (w *stallWriter) deadline() {
 	d := time.Now().Add(w.stall)
 	if !w.end.IsZero() && d.After(w.end) {
 		d = w.end
 	}
+	if w.conn != nil {
+		_ = w.conn.SetWriteDeadline(d)
+		return
+	}
 	if w.rc == nil {
 		w.rc = http.NewResponseController(w.ResponseWriter)
 	}
 	_ = w.rc.SetWriteDeadline(d) // not supported (a test's recorder): the write timeout still bounds it
+}
+
+// connKey holds a request's connection in its context (ConnContext).
+type connKey struct{}
+
+// ConnContext is for http.Server.ConnContext: it keeps the connection in
+// the context of each of its requests, so that sendStall can set its write
+// deadline whatever wraps the response writer. One value per connection,
+// nothing per request.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
 }

@@ -26,10 +26,30 @@ import (
 // 503 while the first held the slot until http.write_timeout. A client
 // that reads slowly but steadily gets the whole answer.
 func TestSendStall_AClientThatReadsNothingFreesItsSlot(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		observe []gin.HandlerFunc
+	}{
+		{"gin's writer", nil},
+		// As the New Relic agent's middleware does: a writer of its own that
+		// cannot set deadlines (no Unwrap), so the connection's is used.
+		{"a writer wrapped by APM middleware", []gin.HandlerFunc{func(c *gin.Context) {
+			c.Writer = opaqueWriter{c.Writer}
+			c.Next()
+		}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { sendStallScenario(t, tt.observe) })
+	}
+}
+
+// opaqueWriter hides what the writer under it can do but write.
+type opaqueWriter struct{ gin.ResponseWriter }
+
+func sendStallScenario(t *testing.T, observe []gin.HandlerFunc) {
 	big := bytes.Repeat([]byte("x"), 16<<20) // more than any socket buffer on loopback
 	s := shed.New(shed.Options{MaxInFlight: 1, QueueSize: 4, QueueTimeout: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	e := server.New(server.Options{Logger: slog.New(slog.DiscardHandler), SendStallTimeout: 2 * time.Second, WriteTimeout: 30 * time.Second,
-		Admit: []gin.HandlerFunc{s.Middleware()},
+		Observe: observe, Admit: []gin.HandlerFunc{s.Middleware()},
 		Routes: []func(gin.IRouter){func(r gin.IRouter) {
 			r.GET("/big", func(c *gin.Context) { c.Data(http.StatusOK, "application/octet-stream", big) })
 			r.GET("/small", func(c *gin.Context) { c.String(http.StatusOK, "small") })
@@ -38,7 +58,7 @@ func TestSendStall_AClientThatReadsNothingFreesItsSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: e, WriteTimeout: 30 * time.Second, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: e, WriteTimeout: 30 * time.Second, ReadHeaderTimeout: 5 * time.Second, ConnContext: server.ConnContext}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	addr := ln.Addr().String()
