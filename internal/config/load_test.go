@@ -144,6 +144,7 @@ func TestLoad_Rejects(t *testing.T) {
 		{"queue wait outlasts the write timeout", "environment: development\nhttp:\n  queue_timeout: 30s", env(), "http.queue_timeout (c.yaml:3): 30s is not shorter than http.write_timeout (30s)"},
 		{"database wait outlasts the write timeout", "environment: development\nhttp:\n  write_timeout: 2s\n  queue_timeout: 1s", env(), "database.request_timeout (default): 6s is not shorter than http.write_timeout (2s)"},
 		{"a status check outlasts the status deadline", "environment: development\nstatus:\n  deadline: 100ms", env(), "status.database_timeout (default): 1s is longer than status.deadline (100ms)"},
+		{"the SMTP check's timeout counts only with e-mail on", "environment: development\nemail:\n  enabled: true\n  recipients: [ops@example.com]\nstatus:\n  deadline: 1500ms", env(), "status.smtp_timeout (default): 2s is longer than status.deadline (1.5s)"},
 		{"workers out of range", "environment: development", env("APP_HTTP_WORKERS", "500"), "http.workers (env APP_HTTP_WORKERS)"},
 		{"not YAML", "environment: [development", env(), "c.yaml: not valid YAML"},
 		{"top level is a list", "- a\n- b", env(), "the file must be a mapping"},

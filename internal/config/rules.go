@@ -68,8 +68,12 @@ var rules = []rule{
 	}},
 	statusTimeout("status.database_timeout", func(c *Config) time.Duration { return c.Status.DatabaseTimeout }),
 	statusTimeout("status.cache_timeout", func(c *Config) time.Duration { return c.Status.CacheTimeout }),
-	statusTimeout("status.smtp_timeout", func(c *Config) time.Duration { return c.Status.SMTPTimeout }),
-	statusTimeout("status.syslog_timeout", func(c *Config) time.Duration { return c.Status.SyslogTimeout }),
+	statusTimeout("status.smtp_timeout", func(c *Config) time.Duration {
+		return onlyIf(c.Email.Enabled, c.Status.SMTPTimeout) // no SMTP check without e-mail
+	}),
+	statusTimeout("status.syslog_timeout", func(c *Config) time.Duration {
+		return onlyIf(c.Log.Syslog.Enabled, c.Status.SyslogTimeout) // nor a syslog one without syslog
+	}),
 	{"database.max_idle_conns", []string{"database.max_idle_conns", "database.max_open_conns"}, func(c *Config) []string {
 		return when(c.Database.MaxIdleConns > c.Database.MaxOpenConns, "%d is larger than database.max_open_conns (%d)", c.Database.MaxIdleConns, c.Database.MaxOpenConns)
 	}},
@@ -158,6 +162,15 @@ func statusTimeout(key string, timeout func(*Config) time.Duration) rule {
 		return when(timeout(c) > c.Status.Deadline,
 			"%s is longer than status.deadline (%s): the check would always be cut at the deadline instead of ending at its own timeout", timeout(c), c.Status.Deadline)
 	}}
+}
+
+// onlyIf is d when the check it times runs (on), else 0, which fits any
+// deadline: a timeout of a check that is not registered cannot be wrong.
+func onlyIf(on bool, d time.Duration) time.Duration {
+	if on {
+		return d
+	}
+	return 0
 }
 
 // backupThresholds is the rule that the backup check warns before it
