@@ -126,11 +126,26 @@ func (s *service) watchRetire() func() {
 	if !s.isWorker {
 		return func() {}
 	}
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, workers.RetireSignal)
+	c := earlyRetire
+	if c == nil { // run in-process, as tests do: the worker ID is not in the process's environment
+		c = make(chan os.Signal, 1)
+		signal.Notify(c, workers.RetireSignal)
+	}
 	s.retire = c
 	return func() { signal.Stop(c) }
 }
+
+// earlyRetire receives the retire signal from the moment a worker process
+// starts (package initialisation), so a retire that comes while it loads
+// its configuration is not lost either; nil outside a worker.
+var earlyRetire = func() chan os.Signal {
+	if os.Getenv(workers.EnvWorkerID) == "" {
+		return nil
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, workers.RetireSignal)
+	return c
+}()
 
 // abortStartOnRetire returns the context of the start-up steps, cancelled
 // when this worker is retired or loses its master before it serves, and

@@ -87,8 +87,8 @@ type HTTP struct {
 	// processes sharing it (api serve --workers N overrides it); 0 or 1 is
 	// one process, which already serves every core.
 	Workers int `yaml:"workers" min:"0" max:"128"`
-	// WorkerReadyTimeout bounds how long the new workers of a reload (or
-	// the first ones) may take to serve; past it the reload is abandoned.
+	// WorkerReadyTimeout bounds how long the new workers of a SIGHUP
+	// reload may take to serve; past it the reload is abandoned.
 	WorkerReadyTimeout time.Duration `yaml:"worker_ready_timeout" min:"1s" max:"10m"`
 	// ReusePort binds with SO_REUSEPORT, so a replacement process can bind
 	// while this one drains.
