@@ -162,6 +162,10 @@ func (b *Breaker) remember(key string) {
 	}
 	if _, ok := b.lost[key]; !ok && len(b.lost) >= maxLostInvalidations {
 		b.overflow++
+		// Past the bound the key is not replayed, so it cannot wait for a
+		// replay either: it lives until its TTL, as the docs say.
+		delete(b.pending, key)
+		b.anyPending.Store(len(b.pending) > 0)
 		return
 	}
 	b.lost[key] = struct{}{}
@@ -192,8 +196,10 @@ func (b *Breaker) recovered(wasOpen bool, lost map[string]struct{}, overflow int
 			continue
 		}
 		b.mu.Lock()
-		delete(b.pending, key)
-		b.anyPending.Store(len(b.pending) > 0)
+		if _, again := b.lost[key]; !again { // invalidated again meanwhile: the next replay clears it
+			delete(b.pending, key)
+			b.anyPending.Store(len(b.pending) > 0)
+		}
 		b.mu.Unlock()
 	}
 	b.log.Info("cache back: invalidations made during the outage sent to it",
