@@ -73,3 +73,25 @@ func Unavailable(err error) bool {
 	}
 	return false
 }
+
+// TimedOut reports whether err, one Unavailable accepts, is the database
+// not answering in time (a deadline, PostgreSQL's statement_timeout or
+// lock_timeout, a network timeout, SQLite busy or locked past its busy
+// timeout) rather than refusing or failing the work (a full disk, an I/O
+// error, a shutdown): a client's 503 says which.
+func TimedOut(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return true
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		return true
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return pe.Code == "57014" || pe.Code == "55P03" // query_canceled (statement_timeout), lock_not_available (lock_timeout)
+	}
+	if se, ok := errors.AsType[*sqlite.Error](err); ok {
+		c := se.Code() & 0xff
+		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}

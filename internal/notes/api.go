@@ -30,6 +30,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/prodready/service/internal/database"
 	"github.com/prodready/service/internal/problem"
 )
 
@@ -281,7 +282,7 @@ func storeFailed(c *gin.Context, logger *slog.Logger, op string, err error) {
 		logger.WarnContext(c.Request.Context(), "notes store unavailable", "op", op, "error", err)
 		c.Header("Retry-After", strconv.Itoa(int(unavailableRetryAfter/time.Second)))
 		detail := "the database could not serve this request (it refused or failed it: the log has why); retry later"
-		if errors.Is(err, context.DeadlineExceeded) {
+		if database.TimedOut(err) {
 			detail = "the database did not answer in time; retry later"
 		}
 		problem.Write(c, problem.Unavailable(detail))

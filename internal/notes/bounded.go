@@ -161,12 +161,18 @@ func (s *BoundedStore) classify(ctx context.Context, err error) error {
 	return err
 }
 
+// storeFailAfter failed calls, and none answered, since the last run make
+// notes:store fail; fewer only warn: one failed call in a quiet moment is
+// not an outage worth a mail (a fail, then a recovery).
+const storeFailAfter = 3
+
 // Check is notes:store on /status: how the requests' own database calls
 // fared since the previous run. The database checks probe with a query of
 // their own, which passes while every request fails on what the probe does
 // not touch: a lock held on the notes table, a database file that cannot
 // be written, I/O errors. It warns when some calls failed since the last
-// run, and fails when all did; with no calls it passes.
+// run, and fails when all did, storeFailAfter at least; with no calls it
+// passes.
 func (s *BoundedStore) Check() health.Check {
 	var mu sync.Mutex // a timed-out run may overlap the next one
 	var lastAnswered, lastFailed uint64
@@ -180,7 +186,7 @@ func (s *BoundedStore) Check() health.Check {
 			res := health.Result{Status: health.Pass, ObservedValue: f, ObservedUnit: "failed calls",
 				Output: fmt.Sprintf("%d requests' store calls answered since the last check, none failed", a)}
 			switch {
-			case f > 0 && a == 0:
+			case f >= storeFailAfter && a == 0:
 				res.Status = health.Fail
 				res.Output = fmt.Sprintf("all %d requests' store calls since the last check failed (503 to the client, each logged): the database does not answer requests, whatever its probe says (a lock, a file it cannot write, I/O errors)", f)
 			case f > 0:

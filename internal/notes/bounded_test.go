@@ -3,11 +3,13 @@ package notes_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/mock/gomock"
 
+	"github.com/prodready/service/internal/health"
 	"github.com/prodready/service/internal/notes"
 )
 
@@ -24,6 +26,7 @@ func TestBoundedStore_FailsFastWhileTheDatabaseIsGone(t *testing.T) {
 	next := NewMockStore(ctrl)
 	s := notes.NewBoundedStore(next, time.Second, func(err error) bool { return errors.Is(err, errGone) })
 	ctx := context.Background()
+	check := s.Check()
 
 	next.EXPECT().Get(gomock.Any(), "a").Return(notes.Note{}, errGone).Times(5)
 	for i := range 5 {
@@ -37,7 +40,7 @@ func TestBoundedStore_FailsFastWhileTheDatabaseIsGone(t *testing.T) {
 			t.Fatalf("while failing fast: %v after %s, want ErrUnavailable at once", err, time.Since(start))
 		}
 	}
-	if r := s.Check().Run(ctx); r.ObservedValue != uint64(25) {
+	if r := check.Run(ctx); r.ObservedValue != uint64(25) {
 		t.Errorf("notes:store counted %v failed calls, want 25 (the fast failures too)", r.ObservedValue)
 	}
 
@@ -49,5 +52,13 @@ func TestBoundedStore_FailsFastWhileTheDatabaseIsGone(t *testing.T) {
 	next.EXPECT().Get(gomock.Any(), "b").Return(notes.Note{ID: "b"}, nil)
 	if n, err := s.Get(ctx, "b"); err != nil || n.ID != "b" {
 		t.Fatalf("after the probe: %v %v, want the breaker closed", n, err)
+	}
+	_ = check.Run(ctx) // start a new interval
+	next.EXPECT().Get(gomock.Any(), "c").Return(notes.Note{}, errGone)
+	next.EXPECT().Get(gomock.Any(), "d").Return(notes.Note{ID: "d"}, nil)
+	_, _ = s.Get(ctx, "c")
+	_, _ = s.Get(ctx, "d")
+	if r := check.Run(ctx); r.Status != health.Warn || !strings.Contains(r.Output, "1 of 2") {
+		t.Errorf("one call failed, one answered: %+v, want warn", r)
 	}
 }
