@@ -199,3 +199,14 @@ func TestAccessLog_BytesAreWhatWasSent(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestInfo_PathParametersRedacted: what a 5xx mail shows of the
+// path has a secret-looking path parameter redacted, as the access log does.
+func TestRequestInfo_PathParametersRedacted(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = httptest.NewRequest(http.MethodGet, "/v1/notes/x;token=s3cr3t-value", nil)
+	if got := requestInfo(c).Path; got != "/v1/notes/x;token=[redacted]" {
+		t.Errorf("Path = %q, want the token redacted", got)
+	}
+}

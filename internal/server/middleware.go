@@ -129,7 +129,9 @@ func requestInfo(c *gin.Context) RequestInfo {
 	return RequestInfo{
 		Method:    r.Method,
 		Route:     c.FullPath(),
-		Path:      r.URL.Path,
+		// As the access log shows it: a path parameter such as ;token=...
+		// redacted (the query is the reporter's to redact).
+		Path:      logging.RedactURI(&url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath}),
 		Query:     r.URL.RawQuery,
 		RequestID: logging.RequestID(r.Context()),
 		UserAgent: r.UserAgent(),
