@@ -127,8 +127,8 @@ type RequestInfo struct {
 func requestInfo(c *gin.Context) RequestInfo {
 	r := c.Request
 	return RequestInfo{
-		Method:    r.Method,
-		Route:     c.FullPath(),
+		Method: r.Method,
+		Route:  c.FullPath(),
 		// As the access log shows it: a path parameter such as ;token=...
 		// redacted (the query is the reporter's to redact).
 		Path:      logging.RedactURI(&url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath}),
