@@ -111,6 +111,7 @@ func (s *Shedder) sample(ctx context.Context) {
 	// else refused.
 	if unread > sent {
 		s.pipelined.Add(1)
+		s.window.busyAt(now) // traffic, though not measured: no idle credit for this window
 		return
 	}
 	s.sampled.Add(1)
@@ -127,6 +128,17 @@ type delayWindow struct {
 	waits     []time.Duration
 	sorted    []time.Duration // reused, to judge without allocating
 	saturated int             // windows in a row over the limit
+	lastBusy  time.Time       // the last sample left out (pipelined): requests came
+}
+
+// busyAt notes a sampled request that was left out of the measure: the
+// windows until now were not idle, whatever they measured.
+func (w *delayWindow) busyAt(now time.Time) {
+	w.mu.Lock()
+	if now.After(w.lastBusy) {
+		w.lastBusy = now
+	}
+	w.mu.Unlock()
 }
 
 // observe records one sampled wait and, once the window has ended, judges
@@ -143,7 +155,11 @@ func (s *Shedder) observe(d time.Duration, now time.Time) {
 	// request in sampleEvery to come, which is no backlog.
 	idle := uint32(0)
 	if !w.end.IsZero() {
-		for passed := now.Sub(w.end); passed >= s.delayWindow && idle < 16; passed -= s.delayWindow {
+		from := w.end
+		if w.lastBusy.After(from) { // requests came, left out of the measure (pipelined)
+			from = w.lastBusy
+		}
+		for passed := now.Sub(from); passed >= s.delayWindow && idle < 16; passed -= s.delayWindow {
 			idle++
 		}
 	}

@@ -22,6 +22,7 @@ func TestObserve_IdleWindowsCountAsUnderTheLimit(t *testing.T) {
 		{"three windows later, under the limit", 3 * window, time.Millisecond, admitFloor + 4*admitScale/16},
 		{"two seconds later, under the limit", 2 * time.Second, time.Millisecond, admitScale},
 		{"two seconds later, over the limit", 2 * time.Second, 80 * time.Millisecond, admitFloor},
+		{"two seconds of pipelined samples only, then under the limit", -2 * time.Second, time.Millisecond, admitFloor + admitScale/16},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -29,7 +30,12 @@ func TestObserve_IdleWindowsCountAsUnderTheLimit(t *testing.T) {
 			s.admit.Store(admitFloor)
 			end := time.Now()
 			s.window.end = end
-			s.observe(tt.wait, end.Add(tt.gap))
+			gap := tt.gap
+			if gap < 0 { // -gap of requests left out of the measure, the last just before this sample
+				gap = -gap
+				s.window.busyAt(end.Add(gap - time.Millisecond))
+			}
+			s.observe(tt.wait, end.Add(gap))
 			if got := s.admit.Load(); got != tt.want {
 				t.Errorf("admitting %.1f%%, want %.1f%%", 100*float64(got)/admitScale, 100*float64(tt.want)/admitScale)
 			}
