@@ -343,6 +343,10 @@ func (r *Reporter) enqueueDigestLocked(now time.Time) {
 	}
 	j := job{report: Report{Kind: kindSummary, Time: now}, held: list, heldSince: since}
 	if !r.enqueueLocked(j) {
+		if r.closed {
+			r.dropped.Add(1) // Close's last digest: nothing comes after it
+			return
+		}
 		r.throttle.giveBack(j, false, now) // held again for a later digest: nothing dropped
 	}
 }
@@ -387,8 +391,8 @@ func (r *Reporter) Close(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	if !r.closed {
+		r.closed = true // first: a last digest the queue cannot take is counted dropped
 		r.enqueueDigestLocked(r.now())
-		r.closed = true
 		close(r.queue)
 	}
 	r.mu.Unlock()

@@ -173,7 +173,11 @@ func (t *throttle) giveBack(j job, holdReport bool, now time.Time) {
 		if len(t.held) == 0 {
 			t.heldSince = now
 		}
-		t.hold(j.fp, j.report, j.count, now)
+		count := j.count
+		if h := t.held[j.fp]; h != nil {
+			count = max(count, h.occurrences) // later occurrences were held meanwhile
+		}
+		t.hold(j.fp, j.report, count, now)
 	}
 	t.digestNotBefore = now.Add(t.digestEvery)
 }

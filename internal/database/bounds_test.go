@@ -112,6 +112,7 @@ func TestUnavailable(t *testing.T) {
 		{"PostgreSQL's disk full (53100)", fmt.Errorf("create note: %w", &pgconn.PgError{Code: "53100"}), true},
 		{"PostgreSQL out of memory (53200)", &pgconn.PgError{Code: "53200"}, true},
 		{"a PostgreSQL I/O error (58030)", &pgconn.PgError{Code: "58030"}, true},
+		{"PostgreSQL's lock_timeout (55P03)", &pgconn.PgError{Code: "55P03"}, true},
 		{"a PostgreSQL constraint violation: the request's (23505)", &pgconn.PgError{Code: "23505"}, false},
 	}
 	for _, tt := range tests {

@@ -19,6 +19,7 @@ import (
 // and 58 system error (an I/O error on the server).
 var transientPgCodes = map[string]bool{
 	"57014": true, // query_canceled: statement_timeout fired
+	"55P03": true, // lock_not_available: lock_timeout fired (a lock held too long)
 	"57P01": true, // admin_shutdown
 	"57P02": true, // crash_shutdown
 	"57P03": true, // cannot_connect_now: starting up

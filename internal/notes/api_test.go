@@ -727,6 +727,7 @@ func TestAPIUnavailableSaysWhichWay(t *testing.T) {
 	}{
 		{"timed out", fmt.Errorf("%w: no answer within 6s: %w", notes.ErrUnavailable, context.DeadlineExceeded), "the database did not answer in time"},
 		{"PostgreSQL's statement_timeout", fmt.Errorf("%w: %w", notes.ErrUnavailable, &pgconn.PgError{Code: "57014"}), "the database did not answer in time"},
+		{"PostgreSQL's lock_timeout", fmt.Errorf("%w: %w", notes.ErrUnavailable, &pgconn.PgError{Code: "55P03"}), "the database did not answer in time"},
 		{"refused", fmt.Errorf("%w: %w", notes.ErrUnavailable, errors.New("database or disk is full")), "the database could not serve this request"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

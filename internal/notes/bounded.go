@@ -31,6 +31,7 @@ type BoundedStore struct {
 	// the notes:store check: what requests meet, which a probe of its own
 	// does not always see (a table lock, a read-only file, I/O errors).
 	answered, failed atomic.Uint64
+	streak           atomic.Uint64 // failed calls since the last answered one
 
 	// A breaker: after failFastAfter failures in a row, calls fail at once
 	// for failFastFor, then one call probes the database. Without it every
@@ -88,6 +89,7 @@ func (s *BoundedStore) record(failed bool) {
 func bounded[T any](s *BoundedStore, ctx context.Context, call func(context.Context) (T, error)) (T, error) {
 	if !s.allow() {
 		s.failed.Add(1)
+		s.streak.Add(1)
 		var zero T
 		return zero, fmt.Errorf("%w: %w", ErrUnavailable, errFailingFast)
 	}
@@ -148,22 +150,25 @@ func (s *BoundedStore) classify(ctx context.Context, err error) error {
 	switch {
 	case err == nil, errors.Is(err, ErrNotFound), errors.Is(err, ErrVersionMismatch):
 		s.answered.Add(1)
+		s.streak.Store(0)
 		return err
 	case errors.Is(context.Cause(ctx), context.Canceled):
 		return err
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		s.failed.Add(1)
+		s.streak.Add(1)
 		return fmt.Errorf("%w: no answer within %s: %w", ErrUnavailable, s.timeout, err)
 	case s.unavailable(err):
 		s.failed.Add(1)
+		s.streak.Add(1)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
 }
 
-// storeFailAfter failed calls, and none answered, since the last run make
-// notes:store fail; fewer only warn: one failed call in a quiet moment is
-// not an outage worth a mail (a fail, then a recovery).
+// storeFailAfter failed calls in a row (over one run or several, none
+// answered) make notes:store fail; fewer only warn: one failed call in a
+// quiet moment is not an outage worth a mail (a fail, then a recovery).
 const storeFailAfter = 3
 
 // Check is notes:store on /status: how the requests' own database calls
@@ -183,12 +188,14 @@ func (s *BoundedStore) Check() health.Check {
 			a, f := answered-lastAnswered, failed-lastFailed
 			lastAnswered, lastFailed = answered, failed
 			mu.Unlock()
+			row := s.streak.Load()
+			failing := a == 0 && f > 0 && row >= storeFailAfter // light traffic adds up over runs
 			res := health.Result{Status: health.Pass, ObservedValue: f, ObservedUnit: "failed calls",
 				Output: fmt.Sprintf("%d requests' store calls answered since the last check, none failed", a)}
 			switch {
-			case f >= storeFailAfter && a == 0:
+			case failing:
 				res.Status = health.Fail
-				res.Output = fmt.Sprintf("all %d requests' store calls since the last check failed (503 to the client, each logged): the database does not answer requests, whatever its probe says (a lock, a file it cannot write, I/O errors)", f)
+				res.Output = fmt.Sprintf("all %d requests' store calls since the last check failed (%d in a row; 503 to the client, each logged): the database does not answer requests, whatever its probe says (a lock, a file it cannot write, I/O errors)", f, row)
 			case f > 0:
 				res.Status = health.Warn
 				res.Output = fmt.Sprintf("%d of %d requests' store calls since the last check failed (503 to the client, each logged)", f, f+a)

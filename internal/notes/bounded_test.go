@@ -61,4 +61,14 @@ func TestBoundedStore_FailsFastWhileTheDatabaseIsGone(t *testing.T) {
 	if r := check.Run(ctx); r.Status != health.Warn || !strings.Contains(r.Output, "1 of 2") {
 		t.Errorf("one call failed, one answered: %+v, want warn", r)
 	}
+	// Light traffic: one failed call between two runs, run after run, is
+	// an outage too once three have failed in a row.
+	next.EXPECT().Get(gomock.Any(), "e").Return(notes.Note{}, errGone).Times(3)
+	want := []health.Status{health.Warn, health.Warn, health.Fail}
+	for i, w := range want {
+		_, _ = s.Get(ctx, "e")
+		if r := check.Run(ctx); r.Status != w {
+			t.Errorf("run %d with one failed call each: %+v, want %s", i+1, r, w)
+		}
+	}
 }
