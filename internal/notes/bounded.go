@@ -31,7 +31,6 @@ type BoundedStore struct {
 	// the notes:store check: what requests meet, which a probe of its own
 	// does not always see (a table lock, a read-only file, I/O errors).
 	answered, failed atomic.Uint64
-	streak           atomic.Uint64 // failed calls since the last answered one
 
 	// A breaker: after failFastAfter failures in a row, calls fail at once
 	// for failFastFor, then one call probes the database. Without it every
@@ -39,7 +38,7 @@ type BoundedStore struct {
 	// holds a shedding slot meanwhile: the slots fill with them, and the
 	// requests the cache could answer are refused too.
 	mu        sync.Mutex
-	inARow    int
+	inARow    uint64    // failed calls since the last answered one, fast failures too
 	openUntil time.Time // while in the future, calls fail at once
 	probing   bool
 }
@@ -62,6 +61,7 @@ func (s *BoundedStore) allow() bool {
 		return true
 	}
 	if time.Now().Before(s.openUntil) || s.probing {
+		s.inARow++ // failed at once: one more in a row
 		return false
 	}
 	s.probing = true
@@ -89,7 +89,6 @@ func (s *BoundedStore) record(failed bool) {
 func bounded[T any](s *BoundedStore, ctx context.Context, call func(context.Context) (T, error)) (T, error) {
 	if !s.allow() {
 		s.failed.Add(1)
-		s.streak.Add(1)
 		var zero T
 		return zero, fmt.Errorf("%w: %w", ErrUnavailable, errFailingFast)
 	}
@@ -150,17 +149,14 @@ func (s *BoundedStore) classify(ctx context.Context, err error) error {
 	switch {
 	case err == nil, errors.Is(err, ErrNotFound), errors.Is(err, ErrVersionMismatch):
 		s.answered.Add(1)
-		s.streak.Store(0)
 		return err
 	case errors.Is(context.Cause(ctx), context.Canceled):
 		return err
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		s.failed.Add(1)
-		s.streak.Add(1)
 		return fmt.Errorf("%w: no answer within %s: %w", ErrUnavailable, s.timeout, err)
 	case s.unavailable(err):
 		s.failed.Add(1)
-		s.streak.Add(1)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
@@ -188,7 +184,9 @@ func (s *BoundedStore) Check() health.Check {
 			a, f := answered-lastAnswered, failed-lastFailed
 			lastAnswered, lastFailed = answered, failed
 			mu.Unlock()
-			row := s.streak.Load()
+			s.mu.Lock()
+			row := s.inARow
+			s.mu.Unlock()
 			failing := a == 0 && f > 0 && row >= storeFailAfter // light traffic adds up over runs
 			res := health.Result{Status: health.Pass, ObservedValue: f, ObservedUnit: "failed calls",
 				Output: fmt.Sprintf("%d requests' store calls answered since the last check, none failed", a)}
