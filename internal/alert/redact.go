@@ -101,30 +101,17 @@ func redactQuery(raw string) (string, []string) {
 	}
 	var secrets []string
 	var b strings.Builder
-	for raw != "" {
-		p, rest := raw, ""
-		if i := strings.IndexAny(raw, "&;"); i >= 0 {
-			p, rest = raw[:i], raw[i:]
-		}
-		k, v, _ := strings.Cut(p, "=")
-		name, err := url.QueryUnescape(k)
-		if err != nil {
-			name = k
-		}
+	logging.WritePairs(&b, raw, "&;", func(b *strings.Builder, pair string) {
+		k, name, v, _ := logging.SplitPair(pair)
 		if secretName(name) {
-			p = k + "=" + redacted
+			pair = k + "=" + redacted
 			if val, err := url.QueryUnescape(v); err == nil {
 				secrets = append(secrets, val)
 			}
 			secrets = append(secrets, v)
 		}
-		b.WriteString(p)
-		if rest == "" {
-			break
-		}
-		b.WriteByte(rest[0])
-		raw = rest[1:]
-	}
+		b.WriteString(pair)
+	})
 	return b.String(), secrets
 }
 

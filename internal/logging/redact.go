@@ -98,24 +98,40 @@ const upperHex = "0123456789ABCDEF"
 // with the value of each pair whose name LooksSecret replaced; the
 // separators are kept as sent.
 func redactPairs(b *strings.Builder, s, seps string) {
-	for s != "" {
-		part, rest := s, ""
-		if i := strings.IndexAny(s, seps); i >= 0 {
-			part, rest = s[:i], s[i:]
-		}
-		rawName, _, hasValue := strings.Cut(part, "=")
-		name, err := url.QueryUnescape(rawName)
-		if err != nil {
-			name = rawName
-		}
+	WritePairs(b, s, seps, func(b *strings.Builder, pair string) {
+		rawName, name, _, hasValue := SplitPair(pair)
 		if hasValue && LooksSecret(name) {
-			part = rawName + "=" + Redacted
+			pair = rawName + "=" + Redacted
 		}
-		writeASCII(b, part)
+		writeASCII(b, pair)
+	})
+}
+
+// WritePairs writes s, name=value pairs separated by any byte of seps, with
+// write writing each pair (as it is, or redacted) and the separators kept
+// as sent: the one splitter of the logs' and the alert mails' redaction.
+func WritePairs(b *strings.Builder, s, seps string, write func(b *strings.Builder, pair string)) {
+	for {
+		pair, rest := s, ""
+		if i := strings.IndexAny(s, seps); i >= 0 {
+			pair, rest = s[:i], s[i:]
+		}
+		write(b, pair)
 		if rest == "" {
 			return
 		}
 		b.WriteByte(rest[0])
 		s = rest[1:]
 	}
+}
+
+// SplitPair splits name=value: the name as sent and unescaped (as sent
+// when it does not unescape), the value as sent, and whether there is one.
+func SplitPair(pair string) (rawName, name, rawValue string, hasValue bool) {
+	rawName, rawValue, hasValue = strings.Cut(pair, "=")
+	name, err := url.QueryUnescape(rawName)
+	if err != nil {
+		name = rawName
+	}
+	return rawName, name, rawValue, hasValue
 }
