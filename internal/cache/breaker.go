@@ -164,8 +164,7 @@ func (b *Breaker) remember(key string) {
 		b.overflow++
 		// Past the bound the key is not replayed, so it cannot wait for a
 		// replay either: it lives until its TTL, as the docs say.
-		delete(b.pending, key)
-		b.anyPending.Store(len(b.pending) > 0)
+		b.dropPending(key)
 		return
 	}
 	b.lost[key] = struct{}{}
@@ -174,6 +173,12 @@ func (b *Breaker) remember(key string) {
 	}
 	b.pending[key] = struct{}{}
 	b.anyPending.Store(true)
+}
+
+// dropPending lets key be read from the cache again; b.mu must be held.
+func (b *Breaker) dropPending(key string) {
+	delete(b.pending, key)
+	b.anyPending.Store(len(b.pending) > 0)
 }
 
 // recovered runs once the cache answers after failing: it empties the
@@ -197,8 +202,7 @@ func (b *Breaker) recovered(wasOpen bool, lost map[string]struct{}, overflow int
 		}
 		b.mu.Lock()
 		if _, again := b.lost[key]; !again { // invalidated again meanwhile: the next replay clears it
-			delete(b.pending, key)
-			b.anyPending.Store(len(b.pending) > 0)
+			b.dropPending(key)
 		}
 		b.mu.Unlock()
 	}

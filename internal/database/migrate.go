@@ -252,7 +252,7 @@ func lock(ctx context.Context, db *bun.DB, log *slog.Logger) (unlock func() erro
 		return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), tx.Rollback())
 	}
 	if !got {
-		log.Info("waiting for the migration lock: another process is migrating this database", "dialect", "postgres")
+		log.Info(waitingForLock, "dialect", "postgres")
 		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", migrationLockKey); err != nil {
 			return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), tx.Rollback())
 		}
@@ -260,6 +260,9 @@ func lock(ctx context.Context, db *bun.DB, log *slog.Logger) (unlock func() erro
 	// Ending the transaction releases the lock; nothing was written in it.
 	return tx.Rollback, nil
 }
+
+// waitingForLock is the line a start that waits for the migration lock logs once.
+const waitingForLock = "waiting for the migration lock: another process is migrating this database"
 
 // lockSQLite serialises migrations between processes sharing one SQLite
 // file (the workers of a master start together) with an flock(2) on a file
@@ -290,7 +293,7 @@ func lockSQLite(ctx context.Context, db *bun.DB, log *slog.Logger) (unlock func(
 			return nil, errors.Join(fmt.Errorf("take migration lock: %w", err), f.Close())
 		}
 		if wait == time.Millisecond {
-			log.Info("waiting for the migration lock: another process is migrating this database", "dialect", "sqlite", "lock_file", file+"-migrate.lock")
+			log.Info(waitingForLock, "dialect", "sqlite", "lock_file", file+"-migrate.lock")
 		}
 		select {
 		case <-ctx.Done():
