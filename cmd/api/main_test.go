@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -654,22 +653,10 @@ func TestMigrateStatus_ALockedTableEndsAtTheStatementTimeout(t *testing.T) {
 	if err := run(t.Context(), []string{"migrate", "up"}, getenv, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	locker, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close()
-	tx, err := locker.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE bun_migrations IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	servicetest.HoldInSession(t, dbURL, "LOCK TABLE bun_migrations IN ACCESS EXCLUSIVE MODE")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	err = run(ctx, []string{"migrate", "status"}, getenv, io.Discard, io.Discard)
+	err := run(ctx, []string{"migrate", "status"}, getenv, io.Discard, io.Discard)
 	if err == nil || ctx.Err() != nil || exitCode(err) != exitFailure || !strings.Contains(err.Error(), "statement timeout") {
 		t.Errorf("migrate status with bun_migrations locked: %v (context %v), want a run-time failure naming the statement timeout", err, ctx.Err())
 	}

@@ -8,7 +8,6 @@ package notes_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -173,19 +172,7 @@ func TestClientHangUp_PostgreSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another session holds the row, so the update has to wait for it.
-	locker, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close()
-	tx, err := locker.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(t.Context(), "SELECT id FROM notes WHERE id = $1 FOR UPDATE", n.ID); err != nil {
-		t.Fatal(err)
-	}
+	locker, unlock := servicetest.HoldInSession(t, dbURL, "SELECT id FROM notes WHERE id = $1 FOR UPDATE", n.ID)
 
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
@@ -240,7 +227,7 @@ func TestClientHangUp_PostgreSQL(t *testing.T) {
 	// once the lock went is PostgreSQL's business: the driver dropped the
 	// connection, which a backend waiting on a lock does not notice. The
 	// client never got an answer, so it must GET before retrying anyway.)
-	_ = tx.Rollback()
+	unlock()
 	if _, err := store.Get(t.Context(), n.ID); err != nil {
 		t.Errorf("after the hang-up the store fails: %v", err)
 	}

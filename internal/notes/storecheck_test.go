@@ -2,7 +2,6 @@ package notes_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -40,18 +39,7 @@ func TestStoreCheck_SeesWhatRequestsMeet(t *testing.T) {
 	if err := create(); err != nil {
 		t.Fatal(err)
 	}
-	locker, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = locker.Close() })
-	tx, err := locker.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.ExecContext(t.Context(), "LOCK TABLE notes IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	_, unlock := servicetest.HoldInSession(t, url, "LOCK TABLE notes IN ACCESS EXCLUSIVE MODE")
 	if r := run(); r.Status != health.Pass { // the one call before the lock
 		t.Errorf("one call answered: %+v, want pass", r)
 	}
@@ -69,7 +57,7 @@ func TestStoreCheck_SeesWhatRequestsMeet(t *testing.T) {
 	if r := run(); r.Status != health.Fail || !strings.Contains(r.Output, "all 3 requests' store calls since the last check failed") {
 		t.Errorf("every call failing: %+v, want fail saying so", r)
 	}
-	_ = tx.Rollback()
+	unlock()
 	if err := create(); err != nil {
 		t.Fatal(err)
 	}

@@ -62,3 +62,27 @@ func PostgresURL(t testing.TB) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// HoldInSession runs stmt in a transaction of a session of its own on the
+// PostgreSQL at dbURL, as another client holding a lock would (LOCK TABLE,
+// SELECT ... FOR UPDATE, an advisory lock), and returns that session, to
+// look at from the side, and release, which ends the transaction. The test
+// releases it at its end if it has not.
+func HoldInSession(t testing.TB, dbURL, stmt string, args ...any) (session *sql.DB, release func()) {
+	t.Helper()
+	session, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := session.BeginTx(context.Background(), nil)
+	if err != nil {
+		_ = session.Close()
+		t.Fatal(err)
+	}
+	release = func() { _ = tx.Rollback() }
+	t.Cleanup(func() { release(); _ = session.Close() })
+	if _, err := tx.ExecContext(context.Background(), stmt, args...); err != nil {
+		t.Fatalf("hold %q: %v", stmt, err)
+	}
+	return session, release
+}
