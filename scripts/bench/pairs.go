@@ -27,12 +27,23 @@ type side struct {
 	label   string
 	addr    string
 	request func(client, i int) *http.Request
+	pid     int // the server process, for its CPU time (cpuTime); 0 when it is several (the workers pairs)
 }
+
+// side is the server s measured on request.
+func (s *server) side(label string, request func(client, i int) *http.Request) side {
+	return side{label: label, addr: s.addr, request: request, pid: s.cmd.Process.Pid}
+}
+
+// ptr is a pointer to a copy of s, for measure's optional side B.
+func ptr(s side) *side { return &s }
 
 // row is one side's figures over the rounds.
 type row struct {
 	pair, label string
 	perSecond   []float64 // per round
+	cpu         []float64 // the server's CPU time a request answered, in ns, per round; empty when it cannot be read
+	cpuRatio    []float64 // the first side's CPU a request over this one's, per round (read as perSecond's ratio: under 1 costs more); only on B rows
 	p50, p99    []time.Duration
 	ratio       []float64 // B/A per round; only on B rows
 	goal        float64   // the goal for the median ratio; 0 for none
@@ -71,7 +82,7 @@ func livezPair(ctx context.Context, o options) ([]row, error) {
 		return nil, err
 	}
 	defer bare.stop()
-	sides := []side{{"bare gin", bare.addr, get}}
+	sides := []side{bare.side("bare gin", get)}
 	if why := noLinked(o); why != "" {
 		fmt.Fprintf(o.log, "bench: livez: only bare gin and the full stack: %s\n", why)
 	} else {
@@ -90,15 +101,15 @@ func livezPair(ctx context.Context, o options) ([]row, error) {
 		}
 		defer withTimeouts.stop()
 		sides = append(sides,
-			side{"bare gin, the service's dependencies linked", linked.addr, get},
-			side{"the same, the service's server timeouts (" + timeouts + ")", withTimeouts.addr, get})
+			linked.side("bare gin, the service's dependencies linked", get),
+			withTimeouts.side("the same, the service's server timeouts ("+timeouts+")", get))
 	}
 	full, err := startService(ctx, o, "livez", nil)
 	if err != nil {
 		return nil, err
 	}
 	defer full.stop()
-	sides = append(sides, side{"full stack", full.addr, get})
+	sides = append(sides, full.side("full stack", get))
 	rows, err := measureSides(ctx, goalRounds(o), "livez", sides)
 	if err != nil {
 		return nil, err
@@ -166,7 +177,7 @@ func accessLogPair(ctx context.Context, o options) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	return measure(ctx, o, "access-log", side{"full stack, no access log", quiet.addr, getQuiet}, &side{"full stack", full.addr, getFull})
+	return measure(ctx, o, "access-log", quiet.side("full stack, no access log", getQuiet), ptr(full.side("full stack", getFull)))
 }
 
 // cachedReads creates 200 notes on the service at addr, reads each once so
@@ -219,7 +230,7 @@ func getPair(ctx context.Context, o options, name, redisURL string, env []string
 			return nil, err
 		}
 	}
-	return measure(ctx, o, name, side{labelA, bare.addr, get}, &side{labelB, full.addr, get})
+	return measure(ctx, o, name, bare.side(labelA, get), ptr(full.side(labelB, get)))
 }
 
 // dbPair measures one request on SQLite and, when configured, on
@@ -233,7 +244,7 @@ func dbPair(ctx context.Context, o options, name string, seed int, request func(
 	if _, err := seedNotes(ctx, a.addr, seed); err != nil {
 		return nil, err
 	}
-	sideA := side{"full stack, SQLite", a.addr, request}
+	sideA := a.side("full stack, SQLite", request)
 	if o.pgURL == "" || o.redisURL == "" {
 		return measure(ctx, o, name, sideA, nil)
 	}
@@ -245,7 +256,7 @@ func dbPair(ctx context.Context, o options, name string, seed int, request func(
 	if _, err := seedNotes(ctx, b.addr, seed); err != nil {
 		return nil, err
 	}
-	return measure(ctx, o, name, sideA, &side{"full stack, PostgreSQL + Redis", b.addr, request})
+	return measure(ctx, o, name, sideA, ptr(b.side("full stack, PostgreSQL + Redis", request)))
 }
 
 func listPair(ctx context.Context, o options) ([]row, error) {
@@ -327,15 +338,22 @@ func measureSides(ctx context.Context, o options, name string, sides []side) ([]
 		// but allocation-hungry first requests.
 		loadFor(ctx, o, s, o.duration/3)
 	}
-	prev := make([][]float64, len(sides)) // ratio to the side before, per round
+	prev := make([][]float64, len(sides))    // ratio to the side before, per round
+	prevCPU := make([][]float64, len(sides)) // the side before's CPU a request over this one's, per round
 	for round := range o.rounds {
 		res := make([]loadgen.Result, len(sides))
+		cpu := make([]float64, len(sides)) // ns a request answered; 0 when not read
 		for k := range sides {
 			i := k
 			if round%2 == 1 {
 				i = len(sides) - 1 - k
 			}
+			before, okBefore := cpuTime(sides[i].pid)
 			res[i] = loadFor(ctx, o, sides[i], o.duration)
+			after, okAfter := cpuTime(sides[i].pid)
+			if okBefore && okAfter && res[i].Answered > 0 {
+				cpu[i] = (after - before) / float64(res[i].Answered)
+			}
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -344,11 +362,21 @@ func measureSides(ctx context.Context, o options, name string, sides []side) ([]
 		for i := range sides {
 			rows[i].add(res[i])
 			fmt.Fprintf(o.log, " %s %.0f req/s", sides[i].label, res[i].PerSecond())
+			if cpu[i] > 0 {
+				rows[i].cpu = append(rows[i].cpu, cpu[i])
+				fmt.Fprintf(o.log, " %.1f µs CPU a request", cpu[i]/1000)
+			}
 			if i > 0 {
 				r := res[i].PerSecond() / res[0].PerSecond()
 				rows[i].ratio = append(rows[i].ratio, r)
 				prev[i] = append(prev[i], res[i].PerSecond()/res[i-1].PerSecond())
-				fmt.Fprintf(o.log, " (B/A %.2f)", r)
+				fmt.Fprintf(o.log, " (B/A %.2f", r)
+				if cpu[0] > 0 && cpu[i] > 0 {
+					rows[i].cpuRatio = append(rows[i].cpuRatio, cpu[0]/cpu[i])
+					prevCPU[i] = append(prevCPU[i], cpu[i-1]/cpu[i])
+					fmt.Fprintf(o.log, ", CPU %.2f", cpu[0]/cpu[i])
+				}
+				fmt.Fprint(o.log, ")")
 			}
 			if i < len(sides)-1 {
 				fmt.Fprint(o.log, ",")
@@ -359,6 +387,9 @@ func measureSides(ctx context.Context, o options, name string, sides []side) ([]
 	if len(sides) > 2 {
 		for i := 1; i < len(sides); i++ {
 			note := fmt.Sprintf("%.2f of the row above (median of rounds)", median(prev[i]))
+			if len(prevCPU[i]) > 0 {
+				note += fmt.Sprintf(", %.2f in CPU a request", median(prevCPU[i]))
+			}
 			if rows[i].extra != "" {
 				note += "; " + rows[i].extra
 			}
