@@ -118,6 +118,10 @@ type Log struct {
 	Syslog LogSyslog `yaml:"syslog"`
 	// How often counts of dropped syslog records are logged (when any were dropped).
 	DroppedReportInterval time.Duration `yaml:"dropped_report_interval" min:"1s" max:"24h"`
+	// How long a JSON stream sink may hold info and debug access lines to
+	// write them together (0: each as it comes); every other line is written
+	// at once, after them.
+	AccessFlushInterval time.Duration `yaml:"access_flush_interval" min:"0s" max:"10s"`
 }
 
 // LogSink is a stream sink.
@@ -254,6 +258,7 @@ func Default() Config {
 				AppName: "notes-api", QueueSize: 10000, WriteTimeout: time.Second,
 			},
 			DroppedReportInterval: time.Minute,
+			AccessFlushInterval:   100 * time.Millisecond,
 		},
 		Email: Email{
 			From: "notes-api@localhost", SubjectPrefix: "[notes-api]", SMTPHost: "localhost", SMTPPort: 587,

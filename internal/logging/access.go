@@ -30,7 +30,8 @@ type Access struct {
 	DurationMS float64
 	Bytes      int
 	ClientIP   string
-	Suppressed int // 0 leaves the attribute out
+	Suppressed int       // 0 leaves the attribute out
+	Time       time.Time // the record's time; zero: when it is logged
 }
 
 // AccessMessage is the access record's msg.
@@ -87,7 +88,10 @@ func (f *fanout) HandleAccess(ctx context.Context, a Access) error {
 	if a.Level < f.global.Level() {
 		return nil
 	}
-	now := time.Now()
+	now := a.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
 	id := RequestID(ctx)
 	var rec slog.Record
 	built := false
@@ -117,15 +121,90 @@ func (f *fanout) HandleAccess(ctx context.Context, a Access) error {
 
 // lockedWriter serialises the writes of a JSON sink's slog handler and of
 // its access encoder, which share the writer.
+//
+// With a delay (log.access_flush_interval), the access encoder's info and
+// debug lines are held, for at most delay and at most heldLimit bytes, and
+// written together: one write system call for many requests instead of one
+// each, which was most of the access log's cost (docs/PERFORMANCE.md).
+// Every other line (the slog handler's, and an access line at warn: a 5xx)
+// is written at once, after what is held, so lines keep their order and a
+// warning or an error never waits in memory. Logging.Close writes what is
+// held; a process killed outright loses at most delay of access lines.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu    sync.Mutex
+	w     io.Writer
+	delay time.Duration
+	held  []byte
+	timer *time.Timer // writes what is held, delay after it began to be
 }
+
+// heldLimit is how much lockedWriter holds before it writes: under a
+// hundred access lines, one write of a size pipes and files take whole.
+const heldLimit = 16 << 10
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	if len(l.held) == 0 {
+		return l.w.Write(p)
+	}
+	l.held = append(l.held, p...)
+	if err := l.flushLocked(); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeLater writes p, or holds it to write with the next ones (see
+// lockedWriter). It copies p.
+func (l *lockedWriter) writeLater(p []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.delay <= 0 {
+		_, err := l.w.Write(p)
+		return err
+	}
+	wasEmpty := len(l.held) == 0
+	l.held = append(l.held, p...)
+	if len(l.held) >= heldLimit {
+		return l.flushLocked()
+	}
+	if wasEmpty {
+		if l.timer == nil {
+			l.timer = time.AfterFunc(l.delay, func() { _ = l.flush() })
+		} else {
+			l.timer.Reset(l.delay)
+		}
+	}
+	return nil
+}
+
+// stopHolding writes what is held, and every later line at once.
+func (l *lockedWriter) stopHolding() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.delay = 0
+	return l.flushLocked()
+}
+
+// flush writes what is held.
+func (l *lockedWriter) flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.flushLocked()
+}
+
+func (l *lockedWriter) flushLocked() error {
+	if len(l.held) == 0 {
+		return nil
+	}
+	_, err := l.w.Write(l.held)
+	if cap(l.held) > 4*heldLimit { // one huge line's buffer is not kept
+		l.held = nil
+	} else {
+		l.held = l.held[:0]
+	}
+	return err
 }
 
 // accessJSON writes access records to a JSON sink. Its prefix is what the
@@ -199,7 +278,12 @@ func (j *accessJSON) write(t time.Time, a *Access, requestID string) error {
 		b = jsonstr.AppendSlogField(b, "request_id", requestID)
 	}
 	b = append(b, "}\n"...)
-	_, err := j.w.Write(b)
+	var err error
+	if a.Level < slog.LevelWarn {
+		err = j.w.writeLater(b)
+	} else {
+		_, err = j.w.Write(b)
+	}
 	if cap(b) <= 4<<10 { // a huge record's buffer is not kept
 		*bp = b
 		bufPool.Put(bp)

@@ -3,6 +3,7 @@ package logging
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 type requestIDKey struct{}
@@ -14,7 +15,8 @@ type requestIDKey struct{}
 // reading the ID allocates nothing either.
 type requestIDContext struct {
 	context.Context
-	id string
+	id    string
+	start time.Time // zero: not given (WithRequestID)
 }
 
 func (c *requestIDContext) Value(key any) any {
@@ -32,6 +34,25 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 		panic("cannot create context from nil parent")
 	}
 	return &requestIDContext{Context: ctx, id: id}
+}
+
+// WithRequestStart is WithRequestID that also keeps the time the request
+// began, for the middleware after it to read (RequestStart) instead of
+// each reading the clock again: a read costs about 100 ns on these
+// virtual machines' clock (kvm-clock), several a request.
+func WithRequestStart(ctx context.Context, id string, start time.Time) context.Context {
+	if ctx == nil { // as context.WithValue
+		panic("cannot create context from nil parent")
+	}
+	return &requestIDContext{Context: ctx, id: id, start: start}
+}
+
+// RequestStart returns the start stored by WithRequestStart, or false.
+func RequestStart(ctx context.Context) (time.Time, bool) {
+	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok && !c.start.IsZero() {
+		return c.start, true
+	}
+	return time.Time{}, false
 }
 
 // String names the context as the standard library's do, for debugging.

@@ -58,6 +58,9 @@ type Logging struct {
 	lastDropped uint64 // dropped count at the last report; owned by the reporter
 	closeOnce   sync.Once
 	closeErr    error
+	// held are the stream sinks' writers that may hold access lines
+	// (log.access_flush_interval): Close writes what they hold.
+	held []*lockedWriter
 }
 
 // Setup builds logging from o. It fails only on a configuration error (an
@@ -89,15 +92,18 @@ func Setup(o Options) (*Logging, error) {
 		if !s.cfg.Enabled {
 			continue
 		}
-		sk, err := newSink(s.name, s.cfg.Level, or(s.cfg.Format, format), s.w)
+		sk, err := newSink(s.name, s.cfg.Level, or(s.cfg.Format, format), s.w, c.AccessFlushInterval)
 		if err != nil {
 			return nil, err
+		}
+		if sk.fast != nil {
+			l.held = append(l.held, sk.fast.w)
 		}
 		sinks = append(sinks, sk)
 	}
 	streams := sinks
 	if c.Syslog.Enabled {
-		sk, err := newSink("syslog", c.Syslog.Level, "", nil)
+		sk, err := newSink("syslog", c.Syslog.Level, "", nil, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -135,8 +141,9 @@ func Setup(o Options) (*Logging, error) {
 }
 
 // newSink makes a stream sink writing to w, or, with w nil, a sink whose
-// handler the caller sets.
-func newSink(name, level, format string, w io.Writer) (sink, error) {
+// handler the caller sets. A JSON sink holds its info access lines for at
+// most delay (lockedWriter).
+func newSink(name, level, format string, w io.Writer, delay time.Duration) (sink, error) {
 	s := sink{name: name, follow: level == ""}
 	if !s.follow {
 		var err error
@@ -146,7 +153,7 @@ func newSink(name, level, format string, w io.Writer) (sink, error) {
 	}
 	if w != nil {
 		// The slog handler and the access encoder share the writer.
-		lw := &lockedWriter{w: w}
+		lw := &lockedWriter{w: w, delay: delay}
 		var err error
 		if s.h, err = formatHandler(lw, format); err != nil {
 			return sink{}, fmt.Errorf("log.%s.format: %w", name, err)
@@ -201,12 +208,16 @@ func (l *Logging) SetLevel(level string) error {
 // Level returns the global minimum level: debug, info, warn or error.
 func (l *Logging) Level() string { return levelName(l.level.Level()) }
 
-// Close stops the background work and sends what the syslog queue holds,
+// Close writes the access lines the stream sinks hold, and from then on
+// they hold none; it stops the background work and sends what the syslog queue holds,
 // within ctx's deadline. Records it could not send are counted as dropped and
 // reported in the error. Logging after Close still goes to stdout and stderr;
 // syslog records are discarded, uncounted: the sink is gone.
 func (l *Logging) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
+		for _, w := range l.held {
+			_ = w.stopHolding()
+		}
 		if l.syslog == nil {
 			return
 		}

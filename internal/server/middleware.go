@@ -51,21 +51,25 @@ func saneRequestID(id string) bool {
 
 // requestID keeps a sane incoming X-Request-ID or makes a new one, echoes
 // it in the response header and stores it in the request context, where the
-// logger (logging.New) and problem.Write pick it up.
+// logger (logging.New) and problem.Write pick it up, with the time the
+// request began.
 //
 // It runs on every request, so it indexes the header maps with the
 // canonical key directly: Get and Set would canonicalize "X-Request-ID"
 // (not canonical: "Id") into a new string twice per request.
 func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
+		// One clock read for the ID, the access log's duration and
+		// sendStall's deadline (logging.WithRequestStart says why).
+		start := time.Now()
 		var id string
 		if v := c.Request.Header[requestIDKey]; len(v) > 0 && saneRequestID(v[0]) {
 			id = v[0]
 		} else {
-			id = newRequestID()
+			id = newRequestID(start)
 		}
 		c.Writer.Header()[requestIDKey] = []string{id}
-		c.Request = c.Request.WithContext(logging.WithRequestID(c.Request.Context(), id))
+		c.Request = c.Request.WithContext(logging.WithRequestStart(c.Request.Context(), id, start))
 		c.Next()
 	}
 }
@@ -73,7 +77,7 @@ func requestID() gin.HandlerFunc {
 // requestIDKey is RequestIDHeader as net/http stores it in a Header map.
 var requestIDKey = textproto.CanonicalMIMEHeaderKey(RequestIDHeader)
 
-// newRequestID returns a UUIDv7 (RFC 9562): unique, and sortable by time
+// newRequestID returns a UUIDv7 (RFC 9562) of the time now: unique, and sortable by time
 // to the millisecond, which makes IDs from one incident easy to find
 // together. It runs on every request, so it is made here rather than with
 // github.com/google/uuid, whose NewV7 takes two locks (its clock sequence
@@ -83,8 +87,8 @@ var requestIDKey = textproto.CanonicalMIMEHeaderKey(RequestIDHeader)
 // from math/rand/v2, the runtime's per-thread ChaCha8 generator seeded by
 // the system: request IDs must be unique, not secret (anyone who sees one
 // already sees the request).
-func newRequestID() string {
-	ms := uint64(time.Now().UnixMilli()) //nolint:gosec // after 1970: positive
+func newRequestID(now time.Time) string {
+	ms := uint64(now.UnixMilli()) //nolint:gosec // after 1970: positive
 	// Version 7 and 12 random bits; then the variant (10) and 62 random bits.
 	hi := ms<<16 | 0x7000 | rand.Uint64()&0x0fff                //nolint:gosec // unique, not secret (above)
 	lo := rand.Uint64()&0x3fffffffffffffff | 0x8000000000000000 //nolint:gosec // unique, not secret (above)
@@ -209,7 +213,10 @@ func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 			return
 		}
 		ctx := c.Request.Context()
-		start := time.Now()
+		start, ok := logging.RequestStart(ctx) // requestID's clock read
+		if !ok {
+			start = time.Now()
+		}
 		// At debug level, a line when the request begins too: a request that
 		// hangs shows up in the logs before it finishes, or without finishing.
 		// (Enabled first: the arguments would be boxed on every request.)
@@ -235,6 +242,7 @@ func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 		if !logger.Enabled(ctx, level) {
 			return
 		}
+		end := time.Now()
 		// logging.LogAccess: a JSON sink writes the record with an encoder
 		// made for it, not slog's generic one (docs/PERFORMANCE.md).
 		logging.LogAccess(ctx, logger, logging.Access{
@@ -243,10 +251,11 @@ func accessLog(logger *slog.Logger, status *statusLogGate) gin.HandlerFunc {
 			Route:      route,
 			Path:       logging.RedactURI(c.Request.URL),
 			Status:     code,
-			DurationMS: float64(time.Since(start).Microseconds()) / 1000,
+			DurationMS: float64(end.Sub(start).Microseconds()) / 1000,
 			Bytes:      bodyBytes(c),
 			ClientIP:   clientIP(c),
 			Suppressed: skipped,
+			Time:       end,
 		})
 	}
 }

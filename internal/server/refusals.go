@@ -198,7 +198,8 @@ type refusalLog struct {
 // answer returns the whole response for r, and logs it.
 func (l *refusalLog) answer(r refusal, remote net.Addr) []byte {
 	p := r.problem(l.o.MaxHeaderBytes)
-	p.RequestID = newRequestID()
+	now := time.Now()
+	p.RequestID = newRequestID(now)
 	// The target was not read (or not trusted): the occurrence is the
 	// request ID, which the log line has too.
 	p.Instance = "urn:uuid:" + p.RequestID
@@ -207,7 +208,7 @@ func (l *refusalLog) answer(r refusal, remote net.Addr) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s: %s\r\nDate: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
 		p.Status, http.StatusText(p.Status), problem.ContentType, requestIDKey, p.RequestID,
-		time.Now().UTC().Format(http.TimeFormat), len(body))
+		now.UTC().Format(http.TimeFormat), len(body))
 	b.Write(body)
 	return b.Bytes()
 }

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSaneRequestIDIsTheDocumentedRule checks the loop against the rule it
@@ -33,6 +34,6 @@ func TestSaneRequestIDIsTheDocumentedRule(t *testing.T) {
 func BenchmarkNewRequestID(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = newRequestID()
+		_ = newRequestID(time.Now())
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/prodready/service/internal/logging"
 )
 
 // stallFreeBytes is what a handler can write without ever waiting for its
@@ -36,11 +38,9 @@ func sendStall(stall, writeTimeout time.Duration) gin.HandlerFunc {
 	pool := sync.Pool{New: func() any { return new(stallWriter) }}
 	return func(c *gin.Context) {
 		w := pool.Get().(*stallWriter)
-		*w = stallWriter{ResponseWriter: c.Writer, stall: stall}
-		w.conn, _ = c.Request.Context().Value(connKey{}).(net.Conn)
-		if writeTimeout > 0 {
-			w.end = time.Now().Add(writeTimeout)
-		}
+		// The connection and the deadline are looked up by the first large
+		// write (deadline), which most requests never make.
+		*w = stallWriter{ResponseWriter: c.Writer, stall: stall, writeTimeout: writeTimeout, ctx: c.Request.Context()}
 		c.Writer = w
 		c.Next()
 		c.Writer = w.ResponseWriter
@@ -52,10 +52,13 @@ func sendStall(stall, writeTimeout time.Duration) gin.HandlerFunc {
 // stallWriter is the response writer of sendStall.
 type stallWriter struct {
 	gin.ResponseWriter
-	stall time.Duration
-	end   time.Time // the request's write deadline (http.write_timeout); zero: none
-	conn  net.Conn  // the connection, from ConnContext; nil: through rc
-	rc    *http.ResponseController
+	stall        time.Duration
+	writeTimeout time.Duration   // http.write_timeout; zero: none
+	ctx          context.Context // the request's, for the two below
+	looked       bool            // end and conn are set
+	end          time.Time       // the request's write deadline (http.write_timeout); zero: none
+	conn         net.Conn        // the connection, from ConnContext; nil: through rc
+	rc           *http.ResponseController
 }
 
 func (w *stallWriter) Write(p []byte) (int, error) {
@@ -88,7 +91,21 @@ func (w *stallWriter) WriteString(s string) (int, error) {
 // response writer with one that cannot set deadlines), else through the
 // writer.
 func (w *stallWriter) deadline() {
-	d := time.Now().Add(w.stall)
+	now := time.Now()
+	if !w.looked {
+		w.looked = true
+		w.conn, _ = w.ctx.Value(connKey{}).(net.Conn)
+		if w.writeTimeout > 0 {
+			// From when the request began (requestID's clock read), as
+			// net/http's own write deadline runs from when it was read.
+			start, ok := logging.RequestStart(w.ctx)
+			if !ok {
+				start = now
+			}
+			w.end = start.Add(w.writeTimeout)
+		}
+	}
+	d := now.Add(w.stall)
 	if !w.end.IsZero() && d.After(w.end) {
 		d = w.end
 	}
